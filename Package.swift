@@ -1,0 +1,39 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Code in Switcher runs on guest threads: no stack protector (it would read the
+/// guest's %fs:0x28), no libc calls, no builtins turned into libc calls.
+let guestSafeC: [CSetting] = [
+    .unsafeFlags(["-fno-stack-protector", "-fno-builtin", "-fno-exceptions",
+                  "-fcf-protection=none", "-O2", "-fno-omit-frame-pointer"]),
+]
+
+let package = Package(
+    name: "colo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "colo", targets: ["colo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CElf", path: "Sources/CElf", pkgConfig: "libelf",
+                       providers: [.apt(["libelf-dev"])]),
+        .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        /// The guest ABI: system-call numbers, auxv types, address-space layout.
+        .target(name: "GuestAPI", path: "Sources/GuestAPI"),
+        /// Code that runs inside guest processes: trampoline, SIGSYS handler, BPF filter.
+        .target(name: "Switcher", dependencies: ["GuestAPI"], path: "Sources/Switcher",
+                cSettings: guestSafeC),
+        .target(name: "Loader", dependencies: ["CElf", "GuestAPI"], path: "Sources/Loader"),
+        .target(name: "Runtime", dependencies: ["Loader", "Switcher", "GuestAPI", "CSeccomp"],
+                path: "Sources/Runtime"),
+        .executableTarget(name: "colo",
+                          dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/Userland/colo"),
+        .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], path: "Tests/RuntimeTests"),
+    ]
+)

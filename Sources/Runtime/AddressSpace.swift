@@ -1,0 +1,308 @@
+import Glibc
+import GuestAPI
+import Loader
+import Switcher
+
+/// What to run in the address space, and with which process context.
+public struct SpawnRequest {
+    public var path: String
+    public var argv: [String]
+    public var envp: [String]
+    /// Descriptors to install as 0, 1, 2 (nil: inherit the runtime's).
+    public var stdio: [Int32]? = nil
+    /// Working directory (nil: the runtime's).
+    public var cwd: String? = nil
+    /// Credentials to switch to (nil: the runtime's).
+    public var credentials: (uid: uid_t, gid: gid_t)? = nil
+
+    public init(path: String, argv: [String], envp: [String]) {
+        self.path = path; self.argv = argv; self.envp = envp
+    }
+}
+
+/// A process the runtime started: colocated in a slot, or (not colocatable) run natively.
+public struct Member {
+    public let pid: pid_t
+    /// The slot, or nil for a program that ran with a real execve.
+    public let slot: Int?
+}
+
+/// The colocation kernel of one address space.  The process that creates it is
+/// the address space's first process; it never runs guest code.  Every
+/// colocated process is its CLONE_VM child, living in a slot of its own.
+public final class AddressSpace {
+    public let table: SpaceTable
+    let runtimePID: pid_t
+    var slotsInUse = [Bool](repeating: false, count: Layout.maxSlots)
+    var members = [pid_t: Member]()
+    /// Join clients waiting for the exit status of the process they started.
+    var joinClients = [pid_t: Int32]()
+    let initialIgnored: UInt64
+    let initialBlocked: UInt64
+    var controlSocket: Int32 = -1
+    let socketPath: String
+
+    /// Create a new address space whose first process is the caller.
+    public init() throws(ColoError) {
+        var ign: UInt64 = 0, blk: UInt64 = 0
+        colo_capture_initial_signals(&ign, &blk)
+        initialIgnored = ign
+        initialBlocked = blk
+        runtimePID = getpid()
+        try SpaceDirectory.ensure()
+        table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
+        socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
+        try openControlSocket()
+    }
+
+    deinit {
+        unlink(table.path)
+        if controlSocket >= 0 { close(controlSocket); unlink(socketPath) }
+    }
+
+    static var stackSize: Int {
+        var rl = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_STACK.rawValue), &rl)
+        if rl.rlim_cur == rlim_t.max { return 8 << 20 }   // RLIM_INFINITY
+        return min(max(Int(rl.rlim_cur), 128 << 10), 1 << 30)
+    }
+
+    /// Start a program: colocated in a fresh slot if it can be, otherwise natively.
+    public func spawn(_ r: SpawnRequest) throws(ColoError) -> Member {
+        let plan: ExecPlan
+        do { plan = try Loader.plan(path: r.path, argv: r.argv, envp: r.envp) }
+        catch { throw ColoError(error.errno, "\(r.path): \(error.message)") }
+        switch plan {
+        case .nativeExec(let path, let argv):
+            return try spawnNative(r, path: path, argv: argv)
+        case .colocate(let image):
+            return try spawnColocated(r, image: image)
+        }
+    }
+
+    private func allocateSlot() throws(ColoError) -> Int {
+        guard let i = slotsInUse.firstIndex(of: false) else { throw ColoError(EAGAIN, "address space is full") }
+        slotsInUse[i] = true
+        return i
+    }
+
+    private func releaseSlot(_ i: Int) {
+        munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(Layout.slotSize))
+        table.clear(slot: i)
+        slotsInUse[i] = false
+    }
+
+    private func spawnColocated(_ r: SpawnRequest, image: ProgramImage) throws(ColoError) -> Member {
+        let index = try allocateSlot()
+        let base = Layout.slotBase(index)
+        var started = false
+        defer { if !started { releaseSlot(index) } }
+        guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(base)), Int(COLO_SLOT_HEADER_SIZE),
+                            PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+              hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
+        let loaded: LoadedProgram
+        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: r.envp, capv: [], stackSize: Self.stackSize) }
+        catch { throw ColoError(error.errno, "\(r.path): \(error.message)") }
+
+        let slot = hp.assumingMemoryBound(to: colo_slot.self)
+        slot.pointee.magic = UInt64(COLO_SLOT_MAGIC)
+        slot.pointee.index = UInt32(index)
+        slot.pointee.runtime_pid = runtimePID
+        slot.pointee.brk_start = loaded.brkStart
+        slot.pointee.brk_cur = loaded.brkStart
+        slot.pointee.brk_mapped_end = loaded.brkStart
+        slot.pointee.brk_limit = UInt64(COLO_BRK_LIMIT)
+        slot.pointee.mmap_lo = base + UInt64(COLO_MMAP_LO_OFFSET)
+        slot.pointee.mmap_hi = base + UInt64(COLO_MMAP_HI_OFFSET)
+        slot.pointee.mmap_cursor = loaded.mmapCursor
+        slot.pointee.entry = loaded.entry
+        slot.pointee.initial_sp = loaded.stackPointer
+        slot.pointee.ignored_signals = initialIgnored
+        slot.pointee.signal_mask = initialBlocked
+        storeCString(loaded.comm, into: &slot.pointee.comm)
+        let stdio = r.stdio ?? [-1, -1, -1]
+        slot.pointee.stdio = (stdio[0], stdio[1], stdio[2])
+        if let c = r.credentials {
+            slot.pointee.set_creds = 1; slot.pointee.uid = c.uid; slot.pointee.gid = c.gid
+        }
+        storeCString(r.cwd ?? "", into: &slot.pointee.cwd)
+        guard colo_build_filter(slot) == 0 else { throw ColoError(E2BIG, "seccomp filter too long") }
+
+        var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
+                                          start: loaded.program.start, end: loaded.program.end)]
+        if let i = loaded.interpreter {
+            images.append(.init(path: i.path, base: i.loadBias, start: i.start, end: i.end))
+        }
+        let pid = colo_spawn(slot)
+        guard pid > 0 else { throw ColoError(-pid, "clone: \(String(cString: strerror(-pid)))") }
+        started = true
+        table.record(slot: index, pid: pid, ppid: runtimePID, argv: loaded.argv, images: images,
+                     brkStart: loaded.brkStart)
+        let m = Member(pid: pid, slot: index)
+        members[pid] = m
+        return m
+    }
+
+    /// A program that cannot be colocated (non-PIE) runs with a real execve, as
+    /// CheriBSD falls back to an ordinary exec.
+    private func spawnNative(_ r: SpawnRequest, path: String, argv: [String]) throws(ColoError) -> Member {
+        if let c = r.credentials, c.uid != geteuid() || c.gid != getegid() {
+            throw ColoError(EPERM, "\(path): cannot run a non-colocatable program as another user")
+        }
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        if let s = r.stdio { for i in 0..<3 where s[i] >= 0 { posix_spawn_file_actions_adddup2(&fa, s[i], Int32(i)) } }
+        if let cwd = r.cwd, let addchdir = Linux.spawnAddChdir { _ = addchdir(&fa, cwd) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var dfl = sigset_t(), mask = sigset_t()
+        sigemptyset(&dfl); sigemptyset(&mask)
+        for sig in 1...64 where sig != SIGKILL && sig != SIGSTOP {
+            if (initialIgnored >> UInt64(sig - 1)) & 1 == 0 { sigaddset(&dfl, Int32(sig)) }
+            if (initialBlocked >> UInt64(sig - 1)) & 1 == 1 { sigaddset(&mask, Int32(sig)) }
+        }
+        posix_spawnattr_setsigdefault(&attr, &dfl)
+        posix_spawnattr_setsigmask(&attr, &mask)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var pid: pid_t = 0
+        let rc = withCStrings(argv) { av in withCStrings(r.envp) { ev in posix_spawn(&pid, path, &fa, &attr, av, ev) } }
+        guard rc == 0 else { throw ColoError(rc, "\(path): \(String(cString: strerror(rc)))") }
+        let m = Member(pid: pid, slot: nil)
+        members[pid] = m
+        return m
+    }
+
+    /// Wait until `main` exits, serving join requests and reaping other members
+    /// meanwhile.  Returns the status a shell would report (128+signal if killed).
+    /// Remaining members are killed: an address space lives as long as its first command.
+    public func run(main: pid_t) -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGCHLD, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+        sigprocmask(SIG_BLOCK, &set, nil)
+        signal(SIGINT, SIG_IGN)     // the terminal sends these to the command too
+        signal(SIGQUIT, SIG_IGN)
+        let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Linux.signalfd4, -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
+        var mainStatus: Int32? = nil
+        while mainStatus == nil {
+            for (pid, status) in reapExited() where pid == main { mainStatus = status }
+            if mainStatus != nil { break }
+            var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
+            if fds[0].revents != 0 {
+                var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
+                while read(sfd, &si, 128) > 0 {
+                    if si[0] != UInt32(SIGCHLD) { kill(main, Int32(si[0])) }
+                }
+            }
+            if fds[1].revents != 0 { acceptJoin() }
+        }
+        close(sfd)
+        for pid in members.keys { kill(pid, SIGKILL) }
+        while !members.isEmpty {
+            if reapExited(block: true).isEmpty { break }
+        }
+        return mainStatus ?? 127
+    }
+
+    /// Reap every exited child; release its slot and tell its join client.
+    @discardableResult
+    func reapExited(block: Bool = false) -> [(pid_t, Int32)] {
+        var out = [(pid_t, Int32)]()
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, (block && out.isEmpty ? 0 : WNOHANG) | __WALL)
+            if pid <= 0 { break }
+            let code = shellStatus(status)
+            if let m = members.removeValue(forKey: pid), let s = m.slot {
+                reportStartFailure(slot: s)
+                releaseSlot(s)
+            }
+            if let c = joinClients.removeValue(forKey: pid) {
+                JoinWire.send(c, "exit \(code)")
+                close(c)
+            }
+            out.append((pid, code))
+        }
+        return out
+    }
+
+    private func reportStartFailure(slot: Int) {
+        let p = UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(slot)))!
+        if p.pointee.start_error != 0 {
+            let e = p.pointee.start_error
+            printError("colo: start-up of a colocated process failed at step \(p.pointee.start_step): \(String(cString: strerror(e)))")
+        }
+    }
+
+    // MARK: joining from outside
+
+    private func openControlSocket() throws(ColoError) {
+        unlink(socketPath)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        var addr = unixAddress(socketPath)
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard ok == 0, listen(fd, 16) == 0 else { close(fd); throw .last("cannot listen on \(socketPath)") }
+        chmod(socketPath, 0o666)    // who may join is decided by SO_PEERCRED
+        controlSocket = fd
+    }
+
+    private func acceptJoin() {
+        while true {
+            let c = Int32(rawSyscall(Linux.accept4, Int(controlSocket), 0, 0, Int(O_CLOEXEC)))
+            if c < 0 { return }
+            var cred = PeerCredentials()
+            var len = socklen_t(MemoryLayout<PeerCredentials>.size)
+            getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len)
+            var tv = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            guard cred.uid == geteuid() || cred.uid == 0 || geteuid() == 0 else {
+                JoinWire.send(c, "error \(EPERM) permission denied: not the address space's user")
+                close(c); continue
+            }
+            guard let req = JoinWire.receiveRequest(c) else {
+                JoinWire.send(c, "error \(EPROTO) malformed join request"); close(c); continue
+            }
+            var sr = SpawnRequest(path: req.path, argv: req.argv, envp: req.envp)
+            sr.stdio = req.fds.count == 3 ? req.fds : nil
+            sr.cwd = req.cwd
+            if cred.uid != geteuid() || cred.gid != getegid() { sr.credentials = (cred.uid, cred.gid) }
+            do throws(ColoError) {
+                let m = try spawn(sr)
+                joinClients[m.pid] = c
+                JoinWire.send(c, "started \(m.pid)")
+            } catch {
+                JoinWire.send(c, "error \(error.errno) \(error.message)")
+                close(c)
+            }
+            for fd in req.fds { close(fd) }
+        }
+    }
+}
+
+/// The status a shell reports for a wait status: the exit code, or 128+signal.
+func shellStatus(_ status: Int32) -> Int32 {
+    let sig = status & 0x7f
+    return sig == 0 ? (status >> 8) & 0xff : 128 + sig
+}
+
+func unixAddress(_ path: String) -> sockaddr_un {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    storeCString(path, into: &addr.sun_path)
+    return addr
+}
+
+/// Call `body` with a NULL-terminated C array of the strings.
+func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    ptrs.append(nil)
+    defer { for p in ptrs { free(p) } }
+    return body(ptrs)
+}

@@ -1,0 +1,174 @@
+import Glibc
+
+/// A request to start a program in an existing address space, sent by
+/// `colo --join` over the runtime's control socket with the client's stdio.
+struct JoinRequest {
+    var path: String
+    var cwd: String
+    var argv: [String]
+    var envp: [String]
+    var fds: [Int32]
+}
+
+/// The control socket's framing: each message is a 4-byte length and a
+/// payload; a request's payload is NUL-separated strings and carries the
+/// client's descriptors 0, 1, 2 (SCM_RIGHTS) with its first byte.
+/// Replies are text: "started PID", "error ERRNO MESSAGE", "exit STATUS".
+enum JoinWire {
+    static func send(_ fd: Int32, _ text: String) {
+        _ = sendFrame(fd, Array(text.utf8), fds: [])
+    }
+
+    static func receive(_ fd: Int32) -> String? {
+        guard let (bytes, _) = receiveFrame(fd) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func sendRequest(_ fd: Int32, _ r: JoinRequest) -> Bool {
+        var payload = [UInt8]()
+        for s in [r.path, r.cwd, String(r.argv.count)] + r.argv + [String(r.envp.count)] + r.envp {
+            payload += Array(s.utf8); payload.append(0)
+        }
+        return sendFrame(fd, payload, fds: r.fds)
+    }
+
+    static func receiveRequest(_ fd: Int32) -> JoinRequest? {
+        guard let (bytes, fds) = receiveFrame(fd) else { return nil }
+        var fields = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard fields.last == "" else { fds.forEach { close($0) }; return nil }
+        fields.removeLast()
+        func take(_ n: Int) -> [String]? {
+            guard fields.count >= n else { return nil }
+            defer { fields.removeFirst(n) }
+            return Array(fields.prefix(n))
+        }
+        guard let head = take(3), let argc = Int(head[2]), argc >= 1, let argv = take(argc),
+              let ec = take(1), let envc = Int(ec[0]), let envp = take(envc), fields.isEmpty else {
+            fds.forEach { close($0) }; return nil
+        }
+        return JoinRequest(path: head[0], cwd: head[1], argv: argv, envp: envp, fds: fds)
+    }
+
+    private static func sendFrame(_ fd: Int32, _ payload: [UInt8], fds: [Int32]) -> Bool {
+        var frame = withUnsafeBytes(of: UInt32(payload.count).littleEndian) { Array($0) } + payload
+        let space = fds.isEmpty ? 0 : cmsgSpace(fds.count)
+        var control = [UInt8](repeating: 0, count: space)
+        var sent = 0
+        while sent < frame.count {
+            let n: Int = frame.withUnsafeMutableBytes { buf in
+                var iov = iovec(iov_base: buf.baseAddress! + sent, iov_len: buf.count - sent)
+                return control.withUnsafeMutableBytes { cbuf in
+                    var msg = msghdr()
+                    return withUnsafeMutablePointer(to: &iov) { iovp in
+                        msg.msg_iov = iovp
+                        msg.msg_iovlen = 1
+                        if sent == 0 && !fds.isEmpty {
+                            let h = cbuf.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
+                            h.pointee.cmsg_len = cmsgLen(fds.count)
+                            h.pointee.cmsg_level = SOL_SOCKET
+                            h.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                            let data = cbuf.baseAddress! + MemoryLayout<cmsghdr>.size
+                            for (i, f) in fds.enumerated() { data.storeBytes(of: f, toByteOffset: i * 4, as: Int32.self) }
+                            msg.msg_control = cbuf.baseAddress
+                            msg.msg_controllen = space
+                        }
+                        return sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
+                    }
+                }
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
+    }
+
+    private static func receiveFrame(_ fd: Int32) -> ([UInt8], [Int32])? {
+        var fds = [Int32]()
+        var header = [UInt8](repeating: 0, count: 4)
+        var control = [UInt8](repeating: 0, count: cmsgSpace(3))
+        let n: Int = header.withUnsafeMutableBytes { hb in
+            var iov = iovec(iov_base: hb.baseAddress, iov_len: 4)
+            return control.withUnsafeMutableBytes { cb in
+                withUnsafeMutablePointer(to: &iov) { iovp in
+                    var msg = msghdr()
+                    msg.msg_iov = iovp; msg.msg_iovlen = 1
+                    msg.msg_control = cb.baseAddress; msg.msg_controllen = cb.count
+                    let r = recvmsg(fd, &msg, Int32(MSG_WAITALL) | Int32(MSG_CMSG_CLOEXEC))
+                    if r > 0, msg.msg_controllen >= MemoryLayout<cmsghdr>.size {
+                        let h = cb.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
+                        if h.pointee.cmsg_level == SOL_SOCKET && h.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                            let count = (Int(h.pointee.cmsg_len) - MemoryLayout<cmsghdr>.size) / 4
+                            let data = cb.baseAddress! + MemoryLayout<cmsghdr>.size
+                            for i in 0..<count { fds.append(data.load(fromByteOffset: i * 4, as: Int32.self)) }
+                        }
+                    }
+                    return r
+                }
+            }
+        }
+        guard n == 4 else { fds.forEach { close($0) }; return nil }
+        let len = Int(UInt32(littleEndian: header.withUnsafeBytes { $0.load(as: UInt32.self) }))
+        guard len <= 4 << 20 else { fds.forEach { close($0) }; return nil }
+        var payload = [UInt8](repeating: 0, count: len)
+        var got = 0
+        while got < len {
+            let r = payload.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, len - got, 0) }
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { fds.forEach { close($0) }; return nil }
+            got += r
+        }
+        return (payload, fds)
+    }
+
+    private static func cmsgLen(_ n: Int) -> Int { MemoryLayout<cmsghdr>.size + 4 * n }
+    private static func cmsgSpace(_ n: Int) -> Int { MemoryLayout<cmsghdr>.size + ((4 * n + 7) & ~7) }
+}
+
+/// The process a join client is waiting for, so its signal handler can forward signals.
+nonisolated(unsafe) private var joinedPID: pid_t = 0
+
+/// The client side of `colo --join`.
+public enum Join {
+    /// Start `argv` in the address space of `pid` with this process's stdio, cwd
+    /// and environment, forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to it, wait for
+    /// it and return its status as a shell reports it.
+    public static func run(into pid: pid_t, path: String, argv: [String], envp: [String]) throws(ColoError) -> Int32 {
+        guard let space = SpaceDirectory.space(containing: pid) else {
+            throw ColoError(ESRCH, "no colocated process \(pid)")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        defer { close(fd) }
+        var addr = unixAddress(SpaceDirectory.socketPath(runtimePID: space.table.runtimePID))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw .last("cannot reach the runtime of process \(pid)") }
+        var cwdBuf = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let cwd = getcwd(&cwdBuf, cwdBuf.count) != nil ? String(cString: cwdBuf) : "/"
+        guard JoinWire.sendRequest(fd, JoinRequest(path: path, cwd: cwd, argv: argv, envp: envp, fds: [0, 1, 2])) else {
+            throw .last("cannot send the join request")
+        }
+        guard let first = JoinWire.receive(fd) else { throw ColoError(EPIPE, "the runtime closed the connection") }
+        let words = first.split(separator: " ", maxSplits: 2).map(String.init)
+        if words.first == "error", words.count >= 2 {
+            throw ColoError(Int32(words[1]) ?? EIO, words.count > 2 ? words[2] : "join failed")
+        }
+        guard words.first == "started", words.count == 2, let child = pid_t(words[1]) else {
+            throw ColoError(EPROTO, "unexpected reply: \(first)")
+        }
+        joinedPID = child
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal(s) { sig in if joinedPID > 0 { kill(joinedPID, sig) } }
+        }
+        while true {
+            guard let msg = JoinWire.receive(fd) else {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw ColoError(EPIPE, "the runtime went away before process \(child) exited")
+            }
+            let w = msg.split(separator: " ").map(String.init)
+            if w.count == 2, w[0] == "exit", let st = Int32(w[1]) { return st }
+        }
+    }
+}

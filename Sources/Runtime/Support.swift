@@ -1,0 +1,109 @@
+import Glibc
+import GuestAPI
+
+/// An error with the errno a system call would report, and a message for humans.
+public struct ColoError: Error, CustomStringConvertible, Equatable {
+    public let errno: Int32
+    public let message: String
+    public init(_ errno: Int32, _ message: String) { self.errno = errno; self.message = message }
+    /// The current `errno`, for a failed libc call described by `what`.
+    public static func last(_ what: String) -> ColoError {
+        let e = Glibc.errno
+        return ColoError(e, "\(what): \(String(cString: strerror(e)))")
+    }
+    public var description: String { message }
+}
+
+/// Copy a Swift string into a fixed-size C char array (a tuple), NUL-terminated and truncated.
+func storeCString<T>(_ s: String, into field: inout T) {
+    withUnsafeMutableBytes(of: &field) { raw in
+        let bytes = Array(s.utf8.prefix(raw.count - 1))
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+}
+
+/// Read a NUL-terminated string out of a fixed-size C char array.
+func loadCString<T>(_ field: T) -> String {
+    withUnsafeBytes(of: field) { raw in
+        let end = raw.firstIndex(of: 0) ?? raw.count
+        return String(decoding: raw[..<end], as: UTF8.self)
+    }
+}
+
+/// Address-space layout constants, as Swift values.
+public enum Layout {
+    public static let regionBase = UInt64(COLO_SLOT_REGION_BASE)
+    public static let slotShift = UInt64(COLO_SLOT_SHIFT)
+    public static let slotSize = UInt64(1) << UInt64(COLO_SLOT_SHIFT)
+    public static let maxSlots = Int(COLO_MAX_SLOTS)
+    public static let regionEnd = regionBase + UInt64(maxSlots) << slotShift
+    public static let tableAddress = UInt64(COLO_TABLE_ADDR)
+
+    /// First address of slot `index`.
+    public static func slotBase(_ index: Int) -> UInt64 { regionBase + UInt64(index) << slotShift }
+    /// The slot that contains `address`, if it lies in the slot region.
+    public static func slot(containing address: UInt64) -> Int? {
+        guard address >= regionBase, address < regionEnd else { return nil }
+        return Int((address - regionBase) >> slotShift)
+    }
+}
+
+/// Read a whole small file (as in /proc), or nil.
+public func readFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &buf, buf.count)
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Do processes `a` and `b` share one mm?  (kcmp(2) KCMP_VM)
+public func shareAddressSpace(_ a: pid_t, _ b: pid_t) -> Bool {
+    rawSyscall(Linux.kcmp, Int(a), Int(b), 1 /* KCMP_VM */) == 0
+}
+
+/// Nanoseconds of CLOCK_REALTIME.
+func realtimeNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Linux interfaces that Swift's Glibc module does not declare: x86-64 system
+/// call numbers (a stable ABI) and GNU functions looked up at run time.
+enum Linux {
+    static let accept4 = 288
+    static let signalfd4 = 289
+    static let kcmp = 312
+    static let getrandom = 318
+
+    typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    /// posix_spawn_file_actions_addchdir_np (glibc 2.29).
+    static let spawnAddChdir: AddChdir? = {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: -2) /* RTLD_DEFAULT */, "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(sym, to: AddChdir.self)
+    }()
+}
+
+/// struct ucred, as SO_PEERCRED fills it.
+struct PeerCredentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
+
+/// A raw system call with pointer or integer arguments: result or -errno.
+@discardableResult
+func rawSyscall(_ n: Int, _ args: Int...) -> Int {
+    var a = args + [Int](repeating: 0, count: 6 - args.count)
+    return colo_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5])
+}
+
+/// Write a line to standard error.
+func printError(_ s: String) {
+    var line = s + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,314 @@
+/* sigsys.c - the in-process SIGSYS handler: serves the system calls the
+ * colocation filter traps (emulated brk, mmap placement inside the caller's
+ * slot, refusal of memory calls on other processes' mappings, keeping SIGSYS
+ * out of every signal mask) and forwards SIGSYS signals that are not ours.
+ *
+ * It runs on the guest's thread and stack, with the guest's %fs: raw system
+ * calls only.  Its own system calls come from outside the slot region, so the
+ * filter lets them through. */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <linux/mman.h>
+#include "switcher.h"
+#include "sys.h"
+
+#define PAGE 4096ULL
+#define HUGE 0x200000ULL
+#define ERR(e) (-(long)(e))
+#define E_ACCES 13
+#define E_FAULT 14
+#define E_EXIST 17
+#define E_INVAL 22
+#define E_NOMEM 12
+#define E_NOSYS 38
+#define SIGBIT(s) (1ULL << ((s) - 1))
+
+static inline uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
+static inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+static inline uint64_t slot_base(const struct colo_slot *s)
+{
+    return COLO_SLOT_REGION_BASE + ((uint64_t)s->index << COLO_SLOT_SHIFT);
+}
+
+/* Is [addr, addr+len) inside the caller's own slot? */
+static int in_slot(const struct colo_slot *s, uint64_t addr, uint64_t len)
+{
+    uint64_t lo = slot_base(s), hi = lo + COLO_SLOT_SIZE;
+    return addr >= lo && addr < hi && len <= hi - addr;
+}
+
+/* Fault-safe copies between the handler and guest memory. */
+static long guest_read(void *dst, uint64_t src, size_t n)
+{
+    struct iovec l = { dst, n }, r = { (void *)src, n };
+    long got = sys6(SYS_process_vm_readv, sys0(SYS_getpid), (long)&l, 1, (long)&r, 1, 0);
+    return got == (long)n ? 0 : ERR(E_FAULT);
+}
+static long guest_write(uint64_t dst, const void *src, size_t n)
+{
+    struct iovec l = { (void *)src, n }, r = { (void *)dst, n };
+    long got = sys6(SYS_process_vm_writev, sys0(SYS_getpid), (long)&l, 1, (long)&r, 1, 0);
+    return got == (long)n ? 0 : ERR(E_FAULT);
+}
+
+/* ---- finding free space in the slot's mmap area --------------------------- */
+
+/* Lowest address >= from, aligned, with [a, a+len) free of mappings and below
+ * limit, read from /proc/self/maps (the shared mm).  0 if there is none. */
+static uint64_t next_gap(uint64_t from, uint64_t len, uint64_t align, uint64_t limit)
+{
+    int fd = (int)sys4(SYS_openat, -100, "/proc/self/maps", 0 /* O_RDONLY */, 0);
+    if (fd < 0) return 0;
+    uint64_t a = align_up(from, align);
+    uint64_t start = 0, end = 0;
+    int field = 0;               /* 0: start, 1: end, 2: rest of line */
+    char buf[4096];
+    long n;
+    while ((n = sys3(SYS_read, fd, buf, sizeof buf)) > 0) {
+        for (long i = 0; i < n; i++) {
+            char c = buf[i];
+            if (field < 2) {
+                int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (v >= 0) {
+                    if (field == 0) start = start << 4 | (uint64_t)v; else end = end << 4 | (uint64_t)v;
+                    continue;
+                }
+                field++;
+                if (field == 2 && end > a && start < a + len)
+                    a = align_up(end, align);       /* overlaps the candidate: move past it */
+            }
+            if (c == '\n') { field = 0; start = end = 0; }
+        }
+        if (a + len > limit) break;
+    }
+    sys1(SYS_close, fd);
+    return a + len <= limit ? a : 0;
+}
+
+/* mmap somewhere free inside the slot's mmap area (next fit, wrapping once). */
+static long place_mapping(struct colo_slot *s, uint64_t len, long prot, long flags, long fd, long off)
+{
+    uint64_t align = (len >= HUGE || (flags & MAP_HUGETLB)) ? HUGE : PAGE;
+    flags = (flags & ~(long)(MAP_FIXED | MAP_FIXED_NOREPLACE)) | MAP_FIXED_NOREPLACE;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t a = align_up(pass ? s->mmap_lo : s->mmap_cursor, align);
+        while (a && a + len <= s->mmap_hi && a + len > a) {
+            long r = sys6(SYS_mmap, (long)a, (long)len, prot, flags, fd, off);
+            if (r == (long)a) {
+                s->mmap_cursor = a + len;
+                return r;
+            }
+            if (r != ERR(E_EXIST)) {
+                if (r >= 0) sys2(SYS_munmap, r, len);    /* kernel ignored the hint */
+                return r >= 0 ? ERR(E_NOMEM) : r;
+            }
+            a = next_gap(a, len, align, s->mmap_hi);
+        }
+    }
+    return ERR(E_NOMEM);
+}
+
+/* ---- the emulated calls ---------------------------------------------------- */
+
+static long do_brk(struct colo_slot *s, uint64_t req)
+{
+    if (req < s->brk_start || req > s->brk_start + s->brk_limit)
+        return (long)s->brk_cur;
+    uint64_t newend = page_up(req);
+    if (newend > s->brk_mapped_end) {
+        long r = sys6(SYS_mmap, (long)s->brk_mapped_end, (long)(newend - s->brk_mapped_end),
+                      PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (r != (long)s->brk_mapped_end) {
+            if (r >= 0) sys2(SYS_munmap, r, newend - s->brk_mapped_end);
+            return (long)s->brk_cur;
+        }
+    } else if (newend < s->brk_mapped_end) {
+        sys2(SYS_munmap, (long)newend, (long)(s->brk_mapped_end - newend));
+    }
+    s->brk_mapped_end = newend;
+    s->brk_cur = req;
+    return (long)req;
+}
+
+static long do_mmap(struct colo_slot *s, const greg_t *g)
+{
+    uint64_t addr = (uint64_t)g[REG_RDI], len = (uint64_t)g[REG_RSI];
+    long prot = g[REG_RDX], flags = g[REG_R10], fd = g[REG_R8], off = g[REG_R9];
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+        if (!in_slot(s, addr, page_up(len))) return ERR(E_ACCES);
+        return sys6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, off);
+    }
+    if (flags & MAP_32BIT) return ERR(E_NOMEM);     /* no slot lies below 2 GiB */
+    if (len == 0 || page_up(len) < len) return ERR(E_INVAL);
+    len = page_up(len);
+    if (addr && in_slot(s, addr & ~(PAGE - 1), len)) {   /* a hint inside the slot: try it */
+        long r = sys6(SYS_mmap, (long)(addr & ~(PAGE - 1)), (long)len, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
+        if (r >= 0 || r != ERR(E_EXIST)) return r;
+    }
+    return place_mapping(s, len, prot, flags, fd, off);
+}
+
+static long do_mremap(struct colo_slot *s, const greg_t *g)
+{
+    uint64_t old = (uint64_t)g[REG_RDI], oldsz = (uint64_t)g[REG_RSI], newsz = (uint64_t)g[REG_RDX];
+    long flags = g[REG_R10];
+    uint64_t newaddr = (uint64_t)g[REG_R8];
+    if (!in_slot(s, old, page_up(oldsz))) return ERR(E_ACCES);
+    if (flags & MREMAP_FIXED) {
+        if (!in_slot(s, newaddr, page_up(newsz))) return ERR(E_ACCES);
+        return sys5(SYS_mremap, (long)old, (long)oldsz, (long)newsz, flags, (long)newaddr);
+    }
+    if (in_slot(s, old, page_up(newsz))) {
+        long r = sys5(SYS_mremap, (long)old, (long)oldsz, (long)newsz, flags & ~(long)MREMAP_MAYMOVE, 0);
+        if (r >= 0 || !(flags & MREMAP_MAYMOVE) || r != ERR(E_NOMEM)) return r;
+    } else if (!(flags & MREMAP_MAYMOVE)) {
+        return ERR(E_NOMEM);
+    }
+    /* Move: reserve a free range in the slot, then move onto it. */
+    long dst = place_mapping(s, page_up(newsz), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (dst < 0) return dst;
+    long r = sys5(SYS_mremap, (long)old, (long)oldsz, (long)newsz, flags | MREMAP_FIXED | MREMAP_MAYMOVE, dst);
+    if (r < 0) sys2(SYS_munmap, dst, (long)page_up(newsz));
+    return r;
+}
+
+static long do_shmat(struct colo_slot *s, const greg_t *g)
+{
+    long id = g[REG_RDI], flg = g[REG_RDX];
+    uint64_t addr = (uint64_t)g[REG_RSI];
+    struct shmid_ds ds;
+    long r = sys3(SYS_shmctl, id, IPC_STAT, &ds);
+    if (r < 0) return r;
+    uint64_t len = page_up(ds.shm_segsz);
+    if (addr) {
+        if (flg & SHM_RND) addr &= ~(SHMLBA - 1ULL);
+        if (!in_slot(s, addr, len)) return ERR(E_ACCES);
+        return sys3(SYS_shmat, id, (long)addr, flg);
+    }
+    long dst = place_mapping(s, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (dst < 0) return dst;
+    r = sys3(SYS_shmat, id, dst, flg | SHM_REMAP);
+    if (r < 0) sys2(SYS_munmap, dst, (long)len);
+    return r;
+}
+
+struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
+
+static long do_sigaction(struct colo_slot *s, const greg_t *g)
+{
+    long sig = g[REG_RDI];
+    uint64_t act = (uint64_t)g[REG_RSI], oact = (uint64_t)g[REG_RDX];
+    if (g[REG_R10] != 8) return ERR(E_INVAL);
+    if (sig == SIGSYS) {   /* the guest's SIGSYS disposition lives in the slot */
+        struct kernel_sigaction in, prev;
+        colo_memcpy(&prev, &s->guest_sigsys, sizeof prev);
+        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+        if (oact && guest_write(oact, &prev, sizeof prev) < 0) return ERR(E_FAULT);
+        if (act) {
+            in.mask &= ~SIGBIT(SIGSYS);
+            colo_memcpy(&s->guest_sigsys, &in, sizeof in);
+        }
+        return 0;
+    }
+    if (!act) return sys4(SYS_rt_sigaction, sig, 0, (long)oact, 8);
+    struct kernel_sigaction in;
+    if (guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+    in.mask &= ~SIGBIT(SIGSYS);
+    return sys4(SYS_rt_sigaction, sig, (long)&in, (long)oact, 8);
+}
+
+/* The mask the guest had when it trapped is in the ucontext; sigreturn installs
+ * whatever we leave there. */
+static long do_sigprocmask(ucontext_t *uc, const greg_t *g)
+{
+    long how = g[REG_RDI];
+    uint64_t set = (uint64_t)g[REG_RSI], oset = (uint64_t)g[REG_RDX];
+    uint64_t *cur = (uint64_t *)&uc->uc_sigmask;
+    if (g[REG_R10] != 8) return ERR(E_INVAL);
+    uint64_t old = *cur, nw = old, in = 0;
+    if (set) {
+        if (guest_read(&in, set, sizeof in) < 0) return ERR(E_FAULT);
+        if (how == SIG_BLOCK) nw = old | in;
+        else if (how == SIG_UNBLOCK) nw = old & ~in;
+        else if (how == SIG_SETMASK) nw = in;
+        else return ERR(E_INVAL);
+    }
+    *cur = nw & ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(SIGSYS));
+    if (oset && guest_write(oset, &old, sizeof old) < 0) return ERR(E_FAULT);
+    return 0;
+}
+
+static long do_sigsuspend(const greg_t *g)
+{
+    uint64_t mask;
+    if (g[REG_RSI] != 8) return ERR(E_INVAL);
+    if (guest_read(&mask, (uint64_t)g[REG_RDI], sizeof mask) < 0) return ERR(E_FAULT);
+    mask &= ~SIGBIT(SIGSYS);
+    return sys2(SYS_rt_sigsuspend, &mask, 8);
+}
+
+/* A SIGSYS that is not one of our traps: give it to the guest's own disposition. */
+static void forward_sigsys(struct colo_slot *s, int sig, siginfo_t *info, void *uctx)
+{
+    uint64_t h = s ? s->guest_sigsys.handler : (uint64_t)SIG_DFL;
+    if (h == (uint64_t)SIG_IGN) return;
+    if (h == (uint64_t)SIG_DFL) {
+        struct kernel_sigaction dfl;
+        colo_memset(&dfl, 0, sizeof dfl);
+        sys4(SYS_rt_sigaction, SIGSYS, &dfl, 0, 8);
+        ((ucontext_t *)uctx)->uc_sigmask.__val[0] &= ~SIGBIT(SIGSYS);
+        sys3(SYS_tgkill, sys0(SYS_getpid), sys0(SYS_gettid), SIGSYS);   /* delivered at sigreturn */
+        return;
+    }
+    if (s->guest_sigsys.flags & SA_SIGINFO)
+        ((void (*)(int, siginfo_t *, void *))h)(sig, info, uctx);
+    else
+        ((void (*)(int))h)(sig);
+}
+
+void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
+{
+    ucontext_t *uc = uctx;
+    greg_t *g = uc->uc_mcontext.gregs;
+    uint64_t ip = (uint64_t)info->si_call_addr;
+    struct colo_slot *s = 0;
+    if (ip >= COLO_SLOT_REGION_BASE && ip < COLO_SLOT_REGION_END) {
+        s = (struct colo_slot *)(COLO_SLOT_REGION_BASE +
+            (((ip - COLO_SLOT_REGION_BASE) >> COLO_SLOT_SHIFT) << COLO_SLOT_SHIFT));
+        if (s->magic != COLO_SLOT_MAGIC) s = 0;
+    }
+    if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_errno != COLO_TRAP_DATA || !s) {
+        forward_sigsys(s, sig, info, uctx);
+        return;
+    }
+    s->stats_traps++;
+    long r;
+    switch (info->si_syscall) {
+    case SYS_brk:            r = do_brk(s, (uint64_t)g[REG_RDI]); break;
+    case SYS_mmap:           r = do_mmap(s, g); break;
+    case SYS_mremap:         r = do_mremap(s, g); break;
+    case SYS_shmat:          r = do_shmat(s, g); break;
+    case SYS_rt_sigaction:   r = do_sigaction(s, g); break;
+    case SYS_rt_sigprocmask: r = do_sigprocmask(uc, g); break;
+    case SYS_rt_sigsuspend:  r = do_sigsuspend(g); break;
+    case SYS_munmap: case SYS_mprotect: case SYS_madvise: case SYS_pkey_mprotect:
+    case SYS_mlock: case SYS_mlock2: case SYS_munlock: case SYS_msync:
+    case SYS_remap_file_pages: case SYS_mbind:
+#ifdef SYS_mseal
+    case SYS_mseal:
+#endif
+        if (!in_slot(s, (uint64_t)g[REG_RDI], page_up((uint64_t)g[REG_RSI])))
+            r = ERR(E_ACCES);
+        else
+            r = sys6(info->si_syscall, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
+        break;
+    default:                 r = ERR(E_NOSYS); break;
+    }
+    g[REG_RAX] = r;
+}

@@ -1,0 +1,134 @@
+/* start.c - the first code a colocated process runs: it turns the fresh
+ * CLONE_VM child of the runtime into what execve() would have produced, then
+ * jumps to the loaded program.  Runs without libc, on the slot's start stack. */
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <asm/prctl.h>
+#include "switcher.h"
+#include "sys.h"
+
+extern long colo_clone_start(unsigned long flags, void *stack, void (*fn)(void *), void *arg);
+extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
+extern void colo_sigreturn(void);
+void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
+
+struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
+#define SA_RESTORER_FLAG 0x04000000
+
+enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
+                  STEP_SIGNALS, STEP_SECCOMP, STEP_NAME };
+
+static void fail(struct colo_slot *slot, int step, long err)
+{
+    slot->start_step = step;
+    slot->start_error = (int32_t)-err;
+    sys1(SYS_exit_group, 127);
+}
+
+/* Close every descriptor marked close-on-exec: the runtime's own, and those the
+ * caller of colo asked to be closed on exec. */
+static long close_cloexec_fds(void)
+{
+    int dir = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dir < 0) return dir;
+    char buf[2048];
+    for (;;) {
+        long n = sys3(SYS_getdents64, dir, buf, sizeof buf);
+        if (n < 0) { sys1(SYS_close, dir); return n; }
+        if (n == 0) break;
+        for (long off = 0; off < n;) {
+            unsigned short reclen = *(unsigned short *)(buf + off + 16);
+            const char *name = buf + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            long fd = 0;
+            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
+            if (fd == dir) continue;
+            long flags = sys2(SYS_fcntl, fd, F_GETFD);
+            if (flags >= 0 && (flags & FD_CLOEXEC)) sys1(SYS_close, fd);
+        }
+    }
+    sys1(SYS_close, dir);
+    return 0;
+}
+
+static void child_main(void *arg)
+{
+    struct colo_slot *slot = arg;
+    long r;
+
+    if ((r = sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL)) < 0) fail(slot, STEP_PDEATHSIG, r);
+    if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);
+
+    for (int i = 0; i < 3; i++) {
+        if (slot->stdio[i] < 0) continue;
+        if ((r = sys3(SYS_dup3, slot->stdio[i], i, 0)) < 0 && slot->stdio[i] != i) fail(slot, STEP_STDIO, r);
+    }
+    if ((r = close_cloexec_fds()) < 0) fail(slot, STEP_FDS, r);
+    if (slot->cwd[0] && (r = sys1(SYS_chdir, slot->cwd)) < 0) fail(slot, STEP_CWD, r);
+    if (slot->set_creds) {
+        if ((r = sys2(SYS_setgroups, 0, 0)) < 0) fail(slot, STEP_CREDS, r);
+        if ((r = sys3(SYS_setresgid, slot->gid, slot->gid, slot->gid)) < 0) fail(slot, STEP_CREDS, r);
+        if ((r = sys3(SYS_setresuid, slot->uid, slot->uid, slot->uid)) < 0) fail(slot, STEP_CREDS, r);
+    }
+
+    /* Signal dispositions as execve leaves them: handled -> default, ignored stays. */
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct kernel_sigaction sa;
+        colo_memset(&sa, 0, sizeof sa);
+        if (sig == SIGSYS) {
+            sa.handler = (uint64_t)colo_sigsys_handler;
+            sa.flags = SA_SIGINFO | SA_RESTORER_FLAG;
+            sa.restorer = (uint64_t)colo_sigreturn;
+        } else {
+            sa.handler = (slot->ignored_signals >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;
+        }
+        r = sys4(SYS_rt_sigaction, sig, &sa, 0, 8);
+        if (r < 0 && sig == SIGSYS) fail(slot, STEP_SIGNALS, r);
+    }
+    uint64_t mask = slot->signal_mask & ~(1ULL << (SIGSYS - 1));
+    if ((r = sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8)) < 0) fail(slot, STEP_SIGNALS, r);
+
+    struct sock_fprog prog = { .len = (unsigned short)slot->filter_len,
+                               .filter = (struct sock_filter *)slot->filter };
+    r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    if (r == -13 /* EACCES: no CAP_SYS_ADMIN */) {
+        sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    }
+    if (r < 0) fail(slot, STEP_SECCOMP, r);
+
+    if ((r = sys5(SYS_prctl, PR_SET_NAME, slot->comm, 0, 0, 0)) < 0) fail(slot, STEP_NAME, r);
+    sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
+    sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
+    colo_jump(slot->entry, slot->initial_sp);
+}
+
+int colo_spawn(struct colo_slot *slot)
+{
+    void *stack = (char *)slot + COLO_SLOT_HEADER_SIZE;
+    slot->start_error = 0;
+    slot->start_step = 0;
+    return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, child_main, slot);
+}
+
+void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked)
+{
+    uint64_t ign = 0;
+    for (int sig = 1; sig <= 64; sig++) {
+        struct kernel_sigaction sa;
+        if (sys4(SYS_rt_sigaction, sig, 0, &sa, 8) == 0 && sa.handler == (uint64_t)SIG_IGN)
+            ign |= 1ULL << (sig - 1);
+    }
+    uint64_t mask = 0;
+    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, &mask, 8);
+    *ignored = ign;
+    *blocked = mask;
+}

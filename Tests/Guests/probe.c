@@ -1,0 +1,179 @@
+/* probe.c - a guest program for the runtime's integration tests.  Each verb
+ * does one thing a colocated process might do and prints key=value lines the
+ * tests check.  Build: cc [-static-pie] probe.c -o probe */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#define SLOT(p) ((uintptr_t)(p) >> 36)
+
+static const char *ename(int e)
+{
+    switch (e) {
+    case 0: return "OK";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    case ENOMEM: return "ENOMEM";
+    case EPERM: return "EPERM";
+    case EFAULT: return "EFAULT";
+    case ESRCH: return "ESRCH";
+    default: return "E?";
+    }
+}
+
+static void report(const char *what, long r)
+{
+    printf("%s=%s\n", what, r == -1 || r == (long)MAP_FAILED ? ename(errno) : "OK");
+}
+
+static volatile sig_atomic_t got;
+static void on_usr1(int s) { (void)s; got = 1; }
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char *verb = argc > 1 ? argv[1] : "info";
+    uintptr_t own = SLOT(&argc);
+
+    if (!strcmp(verb, "info")) {
+        char *heap = malloc(100);
+        void *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("pid=%d\nppid=%d\nslot=%lx\ncode_slot=%lx\nheap_slot=%lx\nmmap_slot=%lx\n", getpid(), getppid(),
+               (unsigned long)own, (unsigned long)SLOT(main), (unsigned long)SLOT(heap), (unsigned long)SLOT(m));
+        for (int i = 2; i < argc; i++) printf("arg%d=%s\n", i, argv[i]);
+        printf("AT_BASE=%lx\nAT_CAPC=%lu\nAT_CAPV=%lx\n", getauxval(AT_BASE), getauxval(37), getauxval(38));
+        unsigned char *rnd = (unsigned char *)getauxval(AT_RANDOM);
+        printf("AT_RANDOM=");
+        for (int i = 0; i < 16; i++) printf("%02x", rnd[i]);
+        printf("\nAT_EXECFN=%s\nAT_PAGESZ=%lu\n", (char *)getauxval(AT_EXECFN), getauxval(AT_PAGESZ));
+        return 0;
+    }
+    if (!strcmp(verb, "exit")) return atoi(argv[2]);
+    if (!strcmp(verb, "exit_group")) { syscall(SYS_exit_group, atoi(argv[2])); }
+    if (!strcmp(verb, "heap")) {
+        /* many small (brk) and large (mmap) allocations, all inside the slot */
+        int n = argc > 2 ? atoi(argv[2]) : 1000, bad = 0;
+        void *start = sbrk(0);
+        for (int i = 0; i < n; i++) {
+            size_t sz = (i % 10 == 0) ? 300000 + i : 24 + i % 200;
+            char *p = malloc(sz);
+            if (!p || SLOT(p) != own) bad++;
+            memset(p, i & 0xff, sz);
+            if (i % 3) free(p);
+        }
+        void *big = realloc(malloc(1 << 20), 64 << 20);   /* mremap(MAYMOVE) */
+        if (!big || SLOT(big) != own) bad++;
+        printf("brk_slot=%lx\nbrk_grew=%d\nbad=%d\n", (unsigned long)SLOT(start), sbrk(0) > start, bad);
+        return bad != 0;
+    }
+    if (!strcmp(verb, "foreign")) {           /* another process's (or the runtime's) memory */
+        void *a = (void *)strtoull(argv[2], NULL, 16);
+        report("munmap", munmap(a, 4096));
+        report("mprotect", mprotect(a, 4096, PROT_NONE));
+        report("madvise", madvise(a, 4096, MADV_DONTNEED));
+        report("mremap", (long)mremap(a, 4096, 8192, MREMAP_MAYMOVE));
+        report("mmap_fixed", (long)mmap(a, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+        report("mmap_noreplace", (long)mmap(a, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
+        return 0;
+    }
+    if (!strcmp(verb, "own")) {               /* the same calls on its own memory work */
+        char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        report("mprotect", mprotect(p, 4096, PROT_READ));
+        report("madvise", madvise(p, 4096, MADV_DONTNEED));
+        report("mmap_fixed", (long)mmap(p, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+        report("munmap", munmap(p, 8192));
+        return 0;
+    }
+    if (!strcmp(verb, "hold")) {              /* map a page, print it, wait for SIGUSR1, check it */
+        char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        strcpy(p, "intact");
+        signal(SIGUSR1, on_usr1);
+        printf("pid=%d\naddr=%lx\nready\n", getpid(), (unsigned long)p);
+        while (!got) pause();
+        printf("content=%s\n", p);
+        return 0;
+    }
+    if (!strcmp(verb, "handler")) {           /* a SIGUSR1 handler of its own */
+        signal(SIGUSR1, on_usr1);
+        printf("pid=%d\nready\n", getpid());
+        while (!got) pause();
+        printf("handled=1\n");
+        return 0;
+    }
+    if (!strcmp(verb, "segv")) {
+        struct rlimit rl = { 0, 0 };
+        if (argc > 2 && !strcmp(argv[2], "core")) rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+        setrlimit(RLIMIT_CORE, &rl);
+        *(volatile int *)8 = 1;
+        return 0;
+    }
+    if (!strcmp(verb, "setuid")) {
+        report("setuid", setuid(atoi(argv[2])));
+        printf("uid=%d\n", getuid());
+        pause();
+        return 0;
+    }
+    if (!strcmp(verb, "close1")) { close(1); fprintf(stderr, "closed\n"); pause(); return 0; }
+    if (!strcmp(verb, "chdir")) {
+        report("chdir", chdir(argv[2]));
+        char buf[4096];
+        printf("cwd=%s\n", getcwd(buf, sizeof buf));
+        pause();
+        return 0;
+    }
+    if (!strcmp(verb, "cwd")) { char buf[4096]; printf("cwd=%s\nuid=%d\n", getcwd(buf, sizeof buf), getuid()); return 0; }
+    if (!strcmp(verb, "sigmask")) {           /* blocking everything must not block SIGSYS */
+        sigset_t all, cur;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        sigprocmask(SIG_BLOCK, NULL, &cur);
+        void *m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("sigsys_blocked=%d\nusr1_blocked=%d\nmmap_slot_ok=%d\n", sigismember(&cur, SIGSYS),
+               sigismember(&cur, SIGUSR1), m != MAP_FAILED && SLOT(m) == own);
+        struct sigaction sa = { .sa_handler = on_usr1 };
+        sigfillset(&sa.sa_mask);
+        sigaction(SIGUSR2, &sa, NULL);
+        struct sigaction back;
+        sigaction(SIGUSR2, NULL, &back);
+        printf("handler_mask_sigsys=%d\n", sigismember(&back.sa_mask, SIGSYS));
+        struct sigaction sys = { .sa_handler = on_usr1 }, sysback;
+        report("sigaction_sigsys", sigaction(SIGSYS, &sys, NULL));
+        sigaction(SIGSYS, NULL, &sysback);
+        printf("sigsys_handler_recorded=%d\n", sysback.sa_handler == on_usr1);
+        void *m2 = malloc(1 << 20);
+        printf("malloc_after=%d\n", m2 != NULL && SLOT(m2) == own);
+        return 0;
+    }
+    if (!strcmp(verb, "seccomp")) {           /* a guest filter of its own: getppid -> EPERM */
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { 4, f };
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        report("seccomp", syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog));
+        report("getppid", syscall(SYS_getppid));
+        void *m = malloc(1 << 20);
+        printf("malloc_ok=%d\n", m != NULL && SLOT(m) == own);
+        return 0;
+    }
+    if (!strcmp(verb, "sleep")) { printf("pid=%d\nready\n", getpid()); sleep(atoi(argv[2])); return 0; }
+    fprintf(stderr, "probe: unknown verb %s\n", verb);
+    return 2;
+}
