@@ -33,6 +33,8 @@ let package = Package(
         .executableTarget(name: "colo",
                           dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
+        /// scripts/bench drives it: start-up, memory and system-call costs.
+        .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], path: "Tests/RuntimeTests"),
     ]

@@ -9,3 +9,4 @@ _Static_assert(sizeof(struct colo_proc_entry) % 8 == 0, "table entries stay 8-by
 _Static_assert((COLO_SLOT_REGION_BASE & (COLO_SLOT_SIZE - 1)) == 0, "slots are aligned");
 _Static_assert(COLO_MMAP_HI_OFFSET < COLO_STACK_TOP_OFFSET - 0x40000000ULL, "mmap area stays below the stack");
 _Static_assert(COLO_TABLE_ADDR + 0x10000000ULL <= COLO_SLOT_REGION_BASE, "table lies below the slots");
+_Static_assert(COLO_SLOT_REGION_END <= 0x7f0000000000ULL, "the slot region fits the 47-bit user address space");

@@ -55,9 +55,13 @@ public final class AddressSpace {
         try openControlSocket()
     }
 
-    deinit {
+    deinit { shutdown() }
+
+    /// Withdraw the address space from view: remove its table file and control
+    /// socket.  Call before exiting (exit(3) runs no deinitializers).
+    public func shutdown() {
         unlink(table.path)
-        if controlSocket >= 0 { close(controlSocket); unlink(socketPath) }
+        if controlSocket >= 0 { close(controlSocket); unlink(socketPath); controlSocket = -1 }
     }
 
     static var stackSize: Int {
@@ -71,7 +75,7 @@ public final class AddressSpace {
     public func spawn(_ r: SpawnRequest) throws(ColoError) -> Member {
         let plan: ExecPlan
         do { plan = try Loader.plan(path: r.path, argv: r.argv, envp: r.envp) }
-        catch { throw ColoError(error.errno, "\(r.path): \(error.message)") }
+        catch { throw ColoError(error.errno, error.description) }
         switch plan {
         case .nativeExec(let path, let argv):
             return try spawnNative(r, path: path, argv: argv)
@@ -102,7 +106,7 @@ public final class AddressSpace {
               hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
         let loaded: LoadedProgram
         do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: r.envp, capv: [], stackSize: Self.stackSize) }
-        catch { throw ColoError(error.errno, "\(r.path): \(error.message)") }
+        catch { throw ColoError(error.errno, error.description) }
 
         let slot = hp.assumingMemoryBound(to: colo_slot.self)
         slot.pointee.magic = UInt64(COLO_SLOT_MAGIC)
@@ -206,6 +210,14 @@ public final class AddressSpace {
             if reapExited(block: true).isEmpty { break }
         }
         return mainStatus ?? 127
+    }
+
+    /// Block until member `pid` exits; its status as a shell reports it.
+    public func wait(for pid: pid_t) -> Int32? {
+        while members[pid] != nil {
+            for (p, status) in reapExited(block: true) where p == pid { return status }
+        }
+        return nil
     }
 
     /// Reap every exited child; release its slot and tell its join client.

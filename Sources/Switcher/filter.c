@@ -61,6 +61,13 @@ static const uint32_t range_calls[] = {
 #endif
 };
 
+/* Calls that change credentials: the kernel then clears the parent-death
+ * signal, which the handler re-arms so the process still dies with the runtime. */
+static const uint32_t credential_calls[] = {
+    SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
+    SYS_setfsuid, SYS_setfsgid, SYS_capset,
+};
+
 int colo_build_filter(struct colo_slot *slot)
 {
     struct builder b;
@@ -84,6 +91,8 @@ int colo_build_filter(struct colo_slot *slot)
     jeq(&b, SYS_rt_sigaction, L_TRAP, 0);
     jeq(&b, SYS_rt_sigsuspend, L_TRAP, 0);
     jeq(&b, SYS_rt_sigprocmask, L_SIGMASK, 0);
+    for (size_t i = 0; i < sizeof credential_calls / sizeof credential_calls[0]; i++)
+        jeq(&b, credential_calls[i], L_TRAP, 0);
     jge(&b, 1000, 0, L_ALLOW);               /* colocation system calls */
     jge(&b, 2000, L_ALLOW, L_TRAP);
 

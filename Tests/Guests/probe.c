@@ -116,7 +116,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(verb, "segv")) {
         struct rlimit rl = { 0, 0 };
-        if (argc > 2 && !strcmp(argv[2], "core")) rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+        if (argc > 2 && !strcmp(argv[2], "core")) {
+            rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+            if (chdir("/tmp") != 0) return 3;             /* the core file lands in the cwd */
+        }
         setrlimit(RLIMIT_CORE, &rl);
         *(volatile int *)8 = 1;
         return 0;

@@ -44,7 +44,14 @@ enum Guests {
         switch variant {
         case .staticGlibc: cmd = ["cc", "-O1", "-static-pie", src, "-o", out]
         case .dynamicGlibc: cmd = ["cc", "-O1", "-fPIE", "-pie", src, "-o", out]
-        case .staticMusl: cmd = ["musl-gcc", "-O1", "-I", muslHeaders, "-static-pie", src, "-o", out]
+        case .staticMusl:
+            // Debian's musl-gcc ignores -static-pie; spell the static-pie link out.
+            let m = "/usr/lib/x86_64-linux-musl"
+            let gccFile = { (f: String) in (try? Run.capture(["gcc", "-print-file-name=\(f)"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? f }
+            cmd = ["musl-gcc", "-O1", "-I", muslHeaders, "-fPIE", "-static-pie", "-nostartfiles",
+                   "-Wl,--no-dynamic-linker", "-Wl,-Bstatic", m + "/rcrt1.o", m + "/crti.o", gccFile("crtbeginS.o"),
+                   src, gccFile("crtendS.o"), m + "/crtn.o", "-o", out]
         }
         let r = try Run.capture(cmd)
         guard r.status == 0 else { throw TestFailure("building \(key) failed: \(r.stderr)") }
@@ -57,6 +64,85 @@ struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+/// A child started with posix_spawn, with an empty signal mask and default
+/// dispositions (the test runner's threads block most signals, and a spawned
+/// program would inherit that mask, as after execve).  stdout (and stderr unless
+/// `mergeStderr` is false) are pipes.
+final class Spawned {
+    let pid: pid_t
+    let stdoutFD: Int32
+    let stderrFD: Int32
+    private var reaped: Int32? = nil
+
+    init(_ argv: [String]) throws {
+        var o: [Int32] = [0, 0], e: [Int32] = [0, 0]
+        guard pipe(&o) == 0, pipe(&e) == 0 else { throw TestFailure("pipe") }
+        for fd in o + e { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&fa, o[1], 1)
+        posix_spawn_file_actions_adddup2(&fa, e[1], 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty); sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let path = argv[0].contains("/") ? argv[0] : "/usr/bin/env"
+        let args = argv[0].contains("/") ? argv : ["env"] + argv
+        var cargs = args.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        var p: pid_t = 0
+        let rc = posix_spawn(&p, path, &fa, &attr, &cargs, environ)
+        close(o[1]); close(e[1])
+        guard rc == 0 else { close(o[0]); close(e[0]); throw TestFailure("posix_spawn \(path): \(rc)") }
+        pid = p; stdoutFD = o[0]; stderrFD = e[0]
+    }
+
+    /// Wait for exit (SIGKILL after `timeout`); the status as a shell reports it.
+    func wait(timeout: Double = 30) -> Int32 {
+        if let r = reaped { return r }
+        let deadline = Date().addingTimeInterval(timeout)
+        var st: Int32 = 0
+        while true {
+            let r = waitpid(pid, &st, WNOHANG)
+            if r == pid { break }
+            if Date() > deadline { kill(pid, SIGKILL) }
+            usleep(2000)
+        }
+        let code = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+        reaped = code
+        return code
+    }
+
+    var isRunning: Bool { reaped == nil && waitpid(pid, nil, WNOHANG) == 0 }
+
+    deinit {
+        if reaped == nil { kill(pid, SIGKILL); _ = wait() }
+        close(stdoutFD); close(stderrFD)
+    }
+}
+
+/// Read a whole descriptor (until EOF) into a string.
+func drain(_ fd: Int32) -> String {
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &buf, buf.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Output collected by a reader thread (read after the thread is joined).
+final class Collected: @unchecked Sendable { var text = "" }
 
 /// Running commands and the colo binary under test.
 enum Run {
@@ -74,24 +160,15 @@ enum Run {
 
     /// Run to completion, capturing output.
     static func capture(_ argv: [String], timeout: Double = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0].contains("/") ? argv[0] : "/usr/bin/env")
-        p.arguments = argv[0].contains("/") ? Array(argv.dropFirst()) : argv
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        var o = Data(), e = Data()
+        let p = try Spawned(argv)
+        let o = Collected(), e = Collected()
         let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { o = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        while p.isRunning && Date() < deadline { usleep(2000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        let (ofd, efd) = (p.stdoutFD, p.stderrFD)
+        group.enter(); DispatchQueue.global().async { o.text = drain(ofd); group.leave() }
+        group.enter(); DispatchQueue.global().async { e.text = drain(efd); group.leave() }
+        let status = p.wait(timeout: timeout)
         group.wait()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(status: status, stdout: o.text, stderr: e.text)
     }
 
     /// `colo ARGS...` to completion.
@@ -102,41 +179,33 @@ enum Run {
 
 /// A process started in the background whose output is read line by line.
 final class Background {
-    let process = Process()
-    private let out = Pipe()
-    private var buffer = Data()
+    let child: Spawned
+    private var buffer = [UInt8]()
     private(set) var lines = [String]()
 
-    init(_ argv: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.standardOutput = out
-        process.standardError = FileHandle.standardError
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
+    init(_ argv: [String]) throws { child = try Spawned(argv) }
 
-    var pid: pid_t { process.processIdentifier }
+    var pid: pid_t { child.pid }
 
     /// Read until a line satisfies `match` (or time out); returns that line.
     @discardableResult
     func waitFor(timeout: Double = 20, _ match: (String) -> Bool) throws -> String {
         if let l = lines.first(where: match) { return l }
-        let fd = out.fileHandleForReading.fileDescriptor
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 100) <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &chunk, chunk.count)
-            if n <= 0 { break }
-            buffer.append(contentsOf: chunk[0..<n])
+        while true {
             while let nl = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self)
-                buffer.removeSubrange(buffer.startIndex...nl)
+                let line = String(decoding: buffer[..<nl], as: UTF8.self)
+                buffer.removeSubrange(...nl)
                 lines.append(line)
                 if match(line) { return line }
             }
+            guard Date() < deadline else { break }
+            var pfd = pollfd(fd: child.stdoutFD, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 100) <= 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = read(child.stdoutFD, &chunk, chunk.count)
+            if n <= 0 { break }
+            buffer += chunk[0..<n]
         }
         throw TestFailure("timed out waiting; output so far: \(lines)")
     }
@@ -147,15 +216,10 @@ final class Background {
     }
 
     /// Wait for exit; the status as a shell reports it.
-    func wait(timeout: Double = 20) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(2000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
+    func wait(timeout: Double = 20) -> Int32 { child.wait(timeout: timeout) }
 
-    deinit { if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() } }
+    /// Ask the process to stop (SIGTERM).
+    func terminate() { kill(pid, SIGTERM) }
 }
 
 /// key=value lines of a guest's output.

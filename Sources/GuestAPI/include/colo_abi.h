@@ -17,7 +17,7 @@
 #define COLO_SLOT_REGION_BASE   0x100000000000ULL   /* 16 TiB */
 #define COLO_SLOT_SHIFT         36                  /* 64 GiB per slot */
 #define COLO_SLOT_SIZE          (1ULL << COLO_SLOT_SHIFT)
-#define COLO_MAX_SLOTS          4096
+#define COLO_MAX_SLOTS          256     /* [16 TiB, 32 TiB): well inside the 128 TiB user half */
 #define COLO_SLOT_REGION_END    (COLO_SLOT_REGION_BASE + ((uint64_t)COLO_MAX_SLOTS << COLO_SLOT_SHIFT))
 
 /* Offsets inside a slot. */

@@ -80,6 +80,7 @@ struct Run: ParsableCommand {
             fail(error.message, status: error.errno == ENOENT || error.errno == ENOTDIR ? 127 : 126)
         }
         let status = space.run(main: member.pid)
+        space.shutdown()
         Glibc.exit(status)
     }
 }

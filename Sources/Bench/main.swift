@@ -1,0 +1,167 @@
+// colo-bench: the measurements behind scripts/bench for the address-space layer.
+// Every figure is a median over repetitions taken in this one run, side by side
+// with its reference, pinned to one CPU.
+//
+//   colo-bench start  HELLO [N]   start-to-exit of a program: colocated vs posix_spawn
+//   colo-bench memory IDLE  [N]   page tables and RSS of N idle processes, colocated vs separate
+//   colo-bench syscall LOOP       getppid() cost inside a colocated process vs a plain one
+import Glibc
+import Runtime
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) * 1e9 + Double(ts.tv_nsec)
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func fmt(_ x: Double, _ digits: Int = 1) -> String {
+    var p = 1.0
+    for _ in 0..<digits { p *= 10 }
+    let v = (x * p).rounded() / p
+    return String(v)
+}
+
+func environ() -> [String] {
+    var out = [String]()
+    var p = Glibc.environ
+    while let s = p.pointee { out.append(String(cString: s)); p += 1 }
+    return out
+}
+
+let devnull = open("/dev/null", O_RDWR)
+
+/// posix_spawn `argv` with stdio on `out` (default /dev/null); returns its pid.
+func spawnNative(_ argv: [String], out: Int32 = devnull) -> pid_t {
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    posix_spawn_file_actions_adddup2(&fa, devnull, 0)
+    posix_spawn_file_actions_adddup2(&fa, out, 1)
+    posix_spawn_file_actions_adddup2(&fa, devnull, 2)
+    var pid: pid_t = 0
+    var cargs = argv.map { strdup($0) } + [nil]
+    let env = environ()
+    var cenv = env.map { strdup($0) } + [nil]
+    let rc = posix_spawn(&pid, argv[0], &fa, nil, &cargs, &cenv)
+    posix_spawn_file_actions_destroy(&fa)
+    for p in cargs { free(p) }
+    for p in cenv { free(p) }
+    precondition(rc == 0, "posix_spawn \(argv[0]): \(rc)")
+    return pid
+}
+
+func waitNative(_ pid: pid_t) -> Int32 {
+    var st: Int32 = 0
+    while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+    return st
+}
+
+func spawnColocated(_ space: AddressSpace, _ argv: [String], out: Int32 = devnull) -> pid_t {
+    var r = SpawnRequest(path: argv[0], argv: argv, envp: environ())
+    r.stdio = [devnull, out, devnull]
+    do { return try space.spawn(r).pid } catch { fatalError("spawn \(argv[0]): \(error)") }
+}
+
+func procStatusKiB(_ pid: pid_t, _ key: String) -> Int {
+    guard let s = readFile("/proc/\(pid)/status"),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+}
+
+func pssKiB(_ pid: pid_t) -> Int {
+    guard let s = readFile("/proc/\(pid)/smaps_rollup"),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Pss:") }) else { return 0 }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+}
+
+func benchStart(_ hello: String, _ n: Int) throws {
+    let space = try AddressSpace()
+    var colo = [Double](), spawn = [Double]()
+    for _ in 0..<n / 10 {                                      // warm-up both
+        _ = space.wait(for: spawnColocated(space, [hello]))
+        _ = waitNative(spawnNative([hello]))
+    }
+    for _ in 0..<n {                                           // interleaved
+        var t = now()
+        _ = space.wait(for: spawnColocated(space, [hello]))
+        colo.append(now() - t)
+        t = now()
+        _ = waitNative(spawnNative([hello]))
+        spawn.append(now() - t)
+    }
+    let c = median(colo) / 1000, s = median(spawn) / 1000
+    print("start.colocated_us=\(fmt(c))")
+    print("start.posix_spawn_us=\(fmt(s))")
+    print("start.ratio_colocated_over_posix_spawn=\(fmt(c / s, 3))")
+}
+
+func benchMemory(_ idle: String, _ n: Int) throws {
+    let space = try AddressSpace()
+    var colo = [pid_t](), sep = [pid_t]()
+    for _ in 0..<n { colo.append(spawnColocated(space, [idle])) }
+    for _ in 0..<n { sep.append(spawnNative([idle])) }
+    usleep(500_000)
+    let me = getpid()                                          // the runtime: owner of the shared mm
+    let coloPTE = procStatusKiB(me, "VmPTE"), coloRSS = procStatusKiB(me, "VmRSS"), coloPSS = pssKiB(me)
+    let sepPTE = sep.map { procStatusKiB($0, "VmPTE") }.reduce(0, +)
+    let sepRSS = sep.map { procStatusKiB($0, "VmRSS") }.reduce(0, +)
+    let sepPSS = sep.map { pssKiB($0) }.reduce(0, +)
+    for p in colo + sep { kill(p, SIGKILL) }
+    for p in colo { _ = space.wait(for: p) }
+    for p in sep { _ = waitNative(p) }
+    print("memory.processes=\(n)")
+    print("memory.colocated_page_tables_kib=\(coloPTE) (one mm, runtime included)")
+    print("memory.separate_page_tables_kib=\(sepPTE)")
+    print("memory.ratio_page_tables=\(fmt(Double(coloPTE) / Double(sepPTE), 3))")
+    print("memory.colocated_rss_kib=\(coloRSS) pss_kib=\(coloPSS)")
+    print("memory.separate_rss_kib=\(sepRSS) pss_kib=\(sepPSS)")
+    print("memory.ratio_rss=\(fmt(Double(coloRSS) / Double(sepRSS), 3)) ratio_pss=\(fmt(Double(coloPSS) / Double(sepPSS), 3))")
+}
+
+func runAndRead(_ pidAndPipe: (pid_t, Int32), wait: (pid_t) -> Void) -> String {
+    wait(pidAndPipe.0)
+    var out = [UInt8](repeating: 0, count: 4096)
+    let n = read(pidAndPipe.1, &out, out.count)
+    close(pidAndPipe.1)
+    return String(decoding: out.prefix(max(0, n)), as: UTF8.self)
+}
+
+func benchSyscall(_ loop: String, rounds: Int = 5) throws {
+    let space = try AddressSpace()
+    func value(_ s: String) -> Double { Double(s.split(separator: "=").last?.split(separator: "\n").first ?? "") ?? .nan }
+    var colo = [Double](), plain = [Double]()
+    for _ in 0..<rounds {
+        var p: [Int32] = [0, 0]
+        pipe(&p)
+        let cp = spawnColocated(space, [loop], out: p[1]); close(p[1])
+        colo.append(value(runAndRead((cp, p[0])) { _ = space.wait(for: $0) }))
+        pipe(&p)
+        let np = spawnNative([loop], out: p[1]); close(p[1])
+        plain.append(value(runAndRead((np, p[0])) { _ = waitNative($0) }))
+    }
+    let c = median(colo), n = median(plain)
+    print("syscall.getppid_plain_ns=\(fmt(n))")
+    print("syscall.getppid_colocated_ns=\(fmt(c))")
+    print("syscall.extra_ns=\(fmt(c - n))")
+}
+
+let args = CommandLine.arguments
+guard args.count >= 3 else {
+    print("usage: colo-bench start HELLO [N] | memory IDLE [N] | syscall LOOP")
+    exit(2)
+}
+do {
+    switch args[1] {
+    case "start": try benchStart(args[2], args.count > 3 ? Int(args[3])! : 300)
+    case "memory": try benchMemory(args[2], args.count > 3 ? Int(args[3])! : 50)
+    case "syscall": try benchSyscall(args[2])
+    default: print("unknown benchmark \(args[1])"); exit(2)
+    }
+} catch {
+    print("colo-bench: \(error)")
+    exit(1)
+}

@@ -1,0 +1,58 @@
+import Glibc
+
+/// A file opened for execution with execve's permission checks; closes its descriptor on deinit.
+final class ExecFile: Sendable {
+    /// The path it was opened by.
+    let path: String
+    /// The open descriptor (read-only, close-on-exec).
+    let fd: Int32
+    /// The file size when it was opened.
+    let size: UInt64
+
+    private init(path: String, fd: Int32, size: UInt64) {
+        self.path = path
+        self.fd = fd
+        self.size = size
+    }
+
+    deinit { close(fd) }
+
+    /// Opens `path` and checks it as execve does: path errors (ENOENT, ENOTDIR, ENAMETOOLONG,
+    /// ELOOP, EACCES) come from open(2); a non-regular file or one without execute permission
+    /// for the effective credentials (noexec mounts included) is EACCES.
+    static func open(_ path: String) throws(LoadError) -> ExecFile {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (execve refuses it anyway).
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw .system("cannot open \(path)") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let error = LoadError.system("cannot stat \(path)")
+            close(fd)
+            throw error
+        }
+        let file = ExecFile(path: path, fd: fd, size: UInt64(st.st_size))
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw LoadError(errno: EACCES, message: "\(path) is not a regular file")
+        }
+        guard faccessat(fd, "", X_OK, AT_EACCESS | LibC.atEmptyPath) == 0 else {
+            throw .system("\(path) is not executable")
+        }
+        return file
+    }
+
+    /// Up to `count` bytes at `offset`; fewer only at the end of the file.
+    func read(count: Int, at offset: UInt64) throws(LoadError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            }
+            if n < 0 && Glibc.errno == EINTR { continue }
+            guard n >= 0 else { throw .system("cannot read \(path)") }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes.prefix(done))
+    }
+}

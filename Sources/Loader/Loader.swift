@@ -1,0 +1,191 @@
+import Glibc
+import GuestAPI
+
+/// One ELF object mapped into a slot.
+public struct MappedImage: Sendable, Equatable {
+    /// The file it was mapped from.
+    public let path: String
+    /// What was added to every p_vaddr.
+    public let loadBias: UInt64
+    /// The first mapped address (page aligned).
+    public let start: UInt64
+    /// The first address after the mapped span (page aligned).
+    public let end: UInt64
+}
+
+/// A program mapped into its slot with its initial stack built, ready to be started.
+public struct LoadedProgram: Sendable, Equatable {
+    /// Where to jump: the interpreter's entry if there is one, else the program's.
+    public let entry: UInt64
+    /// The initial stack pointer, 16-byte aligned, pointing at argc.
+    public let stackPointer: UInt64
+    /// The initial program break: the program's page-aligned end plus COLO_BRK_GAP.
+    public let brkStart: UInt64
+    /// The first free address of the slot's mmap area (after the interpreter).
+    public let mmapCursor: UInt64
+    /// The program (for a #! script, the interpreter the script names).
+    public let program: MappedImage
+    /// The PT_INTERP interpreter (ld.so), if the program has one.
+    public let interpreter: MappedImage?
+    /// argv as executed, after #! rewriting.
+    public let argv: [String]
+    /// The path given to execve (AT_EXECFN).
+    public let execPath: String
+    /// The basename of execPath, at most 15 bytes, as the kernel's comm.
+    public let comm: String
+}
+
+/// A program that plan() found fit to colocate: the validated program, its interpreter and the
+/// final argv. It owns the open files, which are closed when it is released.
+public final class ProgramImage: Sendable {
+    /// argv as it will be executed, after #! rewriting.
+    public let argv: [String]
+    /// The path given to execve (AT_EXECFN).
+    public let execPath: String
+    /// The basename of execPath, at most 15 bytes, as the kernel's comm.
+    public let comm: String
+    let program: ElfObject
+    let interpreter: ElfObject?
+
+    init(program: ElfObject, interpreter: ElfObject?, argv: [String], execPath: String) {
+        self.program = program
+        self.interpreter = interpreter
+        self.argv = argv
+        self.execPath = execPath
+        self.comm = Loader.commandName(execPath)
+    }
+
+    /// The ELF file that will be mapped (for a #! script, the interpreter the script names).
+    public var path: String { program.file.path }
+    /// The PT_INTERP path, if the program has one.
+    public var interpreterPath: String? { interpreter?.file.path }
+}
+
+/// What execve of a path should do.
+public enum ExecPlan: Sendable {
+    /// Map the program into a slot with Loader.map.
+    case colocate(ProgramImage)
+    /// Not colocatable (ET_EXEC, fixed addresses): do a real execve of `path` with `argv`
+    /// (both as given to plan, so the kernel redoes any #! processing itself).
+    case nativeExec(path: String, argv: [String])
+}
+
+/// Loads ELF programs into colocation slots, with execve's checks and errors.
+public enum Loader {
+    /// Deepest chain of #! scripts followed; one more is ELOOP.
+    public static let maxScriptDepth = 4
+    /// Longest single argv or envp string, NUL included (Linux's MAX_ARG_STRLEN).
+    public static let maxArgumentLength = 32 * 4096
+
+    /// Resolve #! scripts, open and validate everything WITHOUT mapping anything.
+    public static func plan(path: String, argv: [String], envp: [String]) throws(LoadError) -> ExecPlan {
+        var file = try ExecFile.open(path)
+        var arguments = argv.isEmpty ? [""] : argv   // Linux runs an empty argv as [""]
+        try checkArguments(arguments + envp, totalLimit: nil)
+        for depth in 0... {
+            let header = try file.read(count: Shebang.headerSize, at: 0)
+            guard let script = try Shebang(header: header) else { break }
+            guard depth < maxScriptDepth else {
+                throw LoadError(errno: ELOOP, message: "\(path): more than \(maxScriptDepth) nested #! scripts")
+            }
+            arguments = [script.interpreter] + (script.argument.map { [$0] } ?? []) + [file.path]
+                + arguments.dropFirst()
+            file = try ExecFile.open(script.interpreter)
+        }
+        let program = try ElfObject(file: file)
+        guard program.isPositionIndependent else { return .nativeExec(path: path, argv: argv) }
+        let interpreter = try program.interpreterPath.map(loadInterpreter)
+        return .colocate(ProgramImage(program: program, interpreter: interpreter,
+                                      argv: arguments, execPath: path))
+    }
+
+    /// Map a validated program into the slot and build its stack.
+    /// `stackSize` must be a positive multiple of the page size that fits above slot.mmapHigh.
+    /// On failure everything mapped so far is unmapped again.
+    public static func map(_ image: ProgramImage, into slot: SlotLayout, envp: [String], capv: [UInt64],
+                           stackSize: Int) throws(LoadError) -> LoadedProgram {
+        guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
+              UInt64(stackSize) <= slot.stackTop - slot.mmapHigh else {
+            throw LoadError(errno: EINVAL, message: "bad stack size \(stackSize)")
+        }
+        try checkArguments(image.argv + envp, totalLimit: stackSize / 4)
+        var mappings = Mappings()
+        do throws(LoadError) {
+            let program = try mappings.map(image.program, at: slot.imageBase)
+            let programEntry = program.loadBias &+ image.program.entry
+            var interpreter: MappedImage?
+            var entry = programEntry
+            if let object = image.interpreter {
+                let mapped = try mappings.map(object, at: slot.mmapLow)
+                interpreter = mapped
+                entry = mapped.loadBias &+ object.entry
+            }
+            let stackLow = slot.stackTop - UInt64(stackSize)
+            try mappings.reserve(stackLow, length: UInt64(stackSize), prot: PROT_READ | PROT_WRITE,
+                                 flags: MAP_NORESERVE, what: "stack")
+            let aux = ProgramAux(
+                phdr: image.program.phdrVaddr.map { program.loadBias &+ $0 } ?? 0,
+                phnum: UInt64(image.program.phnum),
+                base: interpreter?.loadBias ?? 0,
+                entry: programEntry)
+            let stack = try InitialStack(top: slot.stackTop, bottom: stackLow, argv: image.argv, envp: envp,
+                                         execPath: image.execPath, capv: capv, aux: aux)
+            stack.write()
+            return LoadedProgram(entry: entry, stackPointer: stack.stackPointer,
+                                 brkStart: program.end + COLO_BRK_GAP,
+                                 mmapCursor: interpreter?.end ?? slot.mmapLow,
+                                 program: program, interpreter: interpreter, argv: image.argv,
+                                 execPath: image.execPath, comm: image.comm)
+        } catch {
+            mappings.release()
+            throw error
+        }
+    }
+
+    /// Opens and validates a PT_INTERP interpreter; format errors are ELIBBAD as in Linux.
+    private static func loadInterpreter(_ path: String) throws(LoadError) -> ElfObject {
+        let file = try ExecFile.open(path)
+        let interpreter: ElfObject
+        do throws(LoadError) {
+            interpreter = try ElfObject(file: file)
+        } catch where error.errno == ENOEXEC {
+            throw LoadError(errno: ELIBBAD, message: "bad interpreter: \(error.message)")
+        }
+        guard interpreter.isPositionIndependent else {
+            throw LoadError(errno: ELIBBAD, message: "interpreter \(path) is not position independent")
+        }
+        guard interpreter.interpreterPath == nil else {
+            throw LoadError(errno: ELOOP, message: "interpreter \(path) has an interpreter itself")
+        }
+        return interpreter
+    }
+
+    /// E2BIG if a string is longer than maxArgumentLength or, when `totalLimit` is given, if the
+    /// strings and their pointers take more than `totalLimit` bytes.
+    private static func checkArguments(_ strings: [String], totalLimit: Int?) throws(LoadError) {
+        var total = 0
+        for string in strings {
+            let length = string.utf8.count + 1
+            guard length <= maxArgumentLength else {
+                throw LoadError(errno: E2BIG, message: "an argument or environment string of \(length) bytes")
+            }
+            total += length + MemoryLayout<UInt64>.size
+        }
+        if let totalLimit, total > totalLimit {
+            throw LoadError(errno: E2BIG, message: "arguments and environment take \(total) bytes, more than \(totalLimit)")
+        }
+    }
+
+    /// The kernel's comm for a path: its last component, cut to 15 bytes (at a character boundary).
+    static func commandName(_ path: String) -> String {
+        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        var comm = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in name.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            guard bytes <= 15 else { break }
+            comm.append(scalar)
+        }
+        return String(comm)
+    }
+}

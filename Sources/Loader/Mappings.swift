@@ -1,0 +1,80 @@
+import Glibc
+
+/// The address ranges one Loader.map call has reserved, so that a failed load can unmap them.
+struct Mappings {
+    private var reserved: [(start: UInt64, length: UInt64)] = []
+
+    /// Maps anonymous memory at exactly [start, start+length) without replacing anything there;
+    /// ENOMEM if the range is (partly) in use.
+    mutating func reserve(_ start: UInt64, length: UInt64, prot: Int32, flags: Int32,
+                          what: String) throws(LoadError) {
+        let wanted = pointer(start)
+        let address = mmap(wanted, Int(length), prot,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags, -1, 0)
+        guard address != mapFailed else {
+            throw LoadError(errno: ENOMEM, message: "cannot reserve \(what) at \(hex(start)): \(String(cString: strerror(Glibc.errno)))")
+        }
+        guard address == wanted else {   // a kernel that ignores MAP_FIXED_NOREPLACE
+            munmap(address, Int(length))
+            throw LoadError(errno: ENOMEM, message: "cannot reserve \(what) at \(hex(start))")
+        }
+        reserved.append((start, length))
+    }
+
+    /// Unmaps everything reserved so far.
+    func release() {
+        for range in reserved { munmap(pointer(range.start), Int(range.length)) }
+    }
+
+    /// Maps `object` with its lowest page at `base`, as ld.so does: the whole span reserved
+    /// PROT_NONE first (gaps stay so), then each PT_LOAD from the file, its bss zeroed.
+    mutating func map(_ object: ElfObject, at base: UInt64) throws(LoadError) -> MappedImage {
+        let path = object.file.path
+        let bias = base &- object.lowPage
+        try reserve(base, length: object.span, prot: PROT_NONE, flags: MAP_NORESERVE, what: path)
+        for segment in object.segments {
+            let start = bias &+ segment.vaddr
+            let fileEnd = start + segment.filesz
+            let pageStart = Page.floor(start)
+            var anonymousStart = pageStart
+            if segment.filesz > 0 {
+                anonymousStart = Page.ceil(fileEnd)
+                let address = mmap(pointer(pageStart), Int(anonymousStart - pageStart), segment.prot,
+                                   MAP_PRIVATE | MAP_FIXED, object.file.fd, off_t(Page.floor(segment.offset)))
+                guard address != mapFailed else { throw .system("cannot map \(path) at \(hex(pageStart))") }
+                if segment.memsz > segment.filesz && fileEnd < anonymousStart {
+                    try zeroTail(from: fileEnd, to: anonymousStart, prot: segment.prot, path: path)
+                }
+            }
+            let anonymousEnd = Page.ceil(start + segment.memsz)
+            if anonymousEnd > anonymousStart {
+                let address = mmap(pointer(anonymousStart), Int(anonymousEnd - anonymousStart), segment.prot,
+                                   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0)
+                guard address != mapFailed else { throw .system("cannot map the bss of \(path)") }
+            }
+        }
+        return MappedImage(path: path, loadBias: bias, start: base, end: base + object.span)
+    }
+
+    /// Zeroes [from, to) in the last file page of a segment, making it writable meanwhile.
+    private func zeroTail(from: UInt64, to: UInt64, prot: Int32, path: String) throws(LoadError) {
+        let page = pointer(Page.floor(from))
+        let writable = prot & PROT_WRITE != 0
+        guard writable || mprotect(page, Int(Page.size), prot | PROT_WRITE) == 0 else {
+            throw .system("cannot zero the bss of \(path)")
+        }
+        memset(pointer(from)!, 0, Int(to - from))
+        guard writable || mprotect(page, Int(Page.size), prot) == 0 else {
+            throw .system("cannot protect the bss of \(path)")
+        }
+    }
+}
+
+/// mmap's MAP_FAILED, which Swift does not import.
+var mapFailed: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: -1) }
+
+/// An address as a pointer, for system calls (nil for 0).
+func pointer(_ address: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(address)) }
+
+/// An address in hex, for messages.
+func hex(_ address: UInt64) -> String { "0x" + String(address, radix: 16) }
