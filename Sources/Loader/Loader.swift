@@ -100,12 +100,12 @@ public enum Loader {
     }
 
     /// Map a validated program into the slot and build its stack.
-    /// `stackSize` must be a positive multiple of the page size that fits above slot.mmapHigh.
+    /// `stackSize` must be a positive multiple of the page size that fits between slot.stackLimit and slot.stackTop.
     /// On failure everything mapped so far is unmapped again.
     public static func map(_ image: ProgramImage, into slot: SlotLayout, envp: [String], capv: [UInt64],
                            stackSize: Int) throws(LoadError) -> LoadedProgram {
         guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
-              UInt64(stackSize) <= slot.stackTop - slot.mmapHigh else {
+              UInt64(stackSize) <= slot.stackTop - slot.stackLimit else {
             throw LoadError(errno: EINVAL, message: "bad stack size \(stackSize)")
         }
         try checkArguments(image.argv + envp, totalLimit: stackSize / 4)

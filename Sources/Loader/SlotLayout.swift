@@ -15,10 +15,12 @@ public struct SlotLayout: Sendable, Equatable {
     public var imageBase: UInt64 { base + COLO_IMAGE_OFFSET }
     /// Where the mmap area starts; the interpreter is mapped first there.
     public var mmapLow: UInt64 { base + COLO_MMAP_LO_OFFSET }
-    /// Where the mmap area ends and the stack region begins.
+    /// Where the mmap area ends.
     public var mmapHigh: UInt64 { base + COLO_MMAP_HI_OFFSET }
-    /// The (exclusive) top of the initial stack.
+    /// The (exclusive) top of the initial stack, just below the program.
     public var stackTop: UInt64 { base + COLO_STACK_TOP_OFFSET }
+    /// The lowest address the stack may reach.
+    public var stackLimit: UInt64 { base + COLO_STACK_LIMIT_OFFSET }
     /// The first address after the slot.
     public var end: UInt64 { base + COLO_SLOT_SIZE }
 }

@@ -41,6 +41,8 @@ public final class AddressSpace {
     let initialBlocked: UInt64
     var controlSocket: Int32 = -1
     let socketPath: String
+    /// The seccomp user-notification listener of the address space's filter.
+    let listener: Int32
 
     /// Create a new address space whose first process is the caller.
     public init() throws(ColoError) {
@@ -49,6 +51,7 @@ public final class AddressSpace {
         initialIgnored = ign
         initialBlocked = blk
         runtimePID = getpid()
+        listener = try Self.installFilter()
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
@@ -56,6 +59,18 @@ public final class AddressSpace {
     }
 
     deinit { shutdown() }
+
+    /// Install the address space's seccomp filter on the runtime's own thread;
+    /// every colocated process is cloned from it and inherits it.
+    private static func installFilter() throws(ColoError) -> Int32 {
+        var prog = [colo_sock_filter](repeating: colo_sock_filter(), count: Int(COLO_FILTER_MAX))
+        let n = colo_build_filter(&prog, UInt32(prog.count))
+        guard n > 0 else { throw ColoError(E2BIG, "the seccomp filter does not fit") }
+        let fd = colo_install_filter(prog, UInt32(n))
+        guard fd >= 0 else { throw ColoError(-fd, "cannot install the seccomp filter: \(String(cString: strerror(-fd)))") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
 
     /// Withdraw the address space from view: remove its table file and control
     /// socket.  Call before exiting (exit(3) runs no deinitializers).
@@ -68,7 +83,8 @@ public final class AddressSpace {
         var rl = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_STACK.rawValue), &rl)
         if rl.rlim_cur == rlim_t.max { return 8 << 20 }   // RLIM_INFINITY
-        return min(max(Int(rl.rlim_cur), 128 << 10), 1 << 30)
+        let room = Int(COLO_STACK_TOP_OFFSET - COLO_STACK_LIMIT_OFFSET)
+        return min(max(Int(rl.rlim_cur) & ~4095, 128 << 10), room)
     }
 
     /// Start a program: colocated in a fresh slot if it can be, otherwise natively.
@@ -130,7 +146,6 @@ public final class AddressSpace {
             slot.pointee.set_creds = 1; slot.pointee.uid = c.uid; slot.pointee.gid = c.gid
         }
         storeCString(r.cwd ?? "", into: &slot.pointee.cwd)
-        guard colo_build_filter(slot) == 0 else { throw ColoError(E2BIG, "seccomp filter too long") }
 
         var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
                                           start: loaded.program.start, end: loaded.program.end)]
@@ -194,7 +209,8 @@ public final class AddressSpace {
             for (pid, status) in reapExited() where pid == main { mainStatus = status }
             if mainStatus != nil { break }
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
@@ -203,6 +219,9 @@ public final class AddressSpace {
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
+            if fds[2].revents & Int16(POLLIN) != 0, let call = UserNotification.receive(listener) {
+                UserNotification.respond(listener, id: call.id, SyscallTable.dispatch(self, call))
+            }
         }
         close(sfd)
         for pid in members.keys { kill(pid, SIGKILL) }

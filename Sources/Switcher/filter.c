@@ -1,10 +1,14 @@
-/* filter.c - the seccomp BPF program of one colocated process.
+/* filter.c - the seccomp BPF program of an address space.
  *
+ * The runtime installs it on itself once; every colocated process inherits it.
  * Calls made from outside the slot region (the runtime's own code, the vDSO,
  * a program that really execve()d out of colocation) are always allowed.  From
  * inside the region, only what the shared address space needs is trapped to
- * the SIGSYS handler; memory calls whose whole range lies inside the caller's
- * own slot run natively.  Raw BPF because libseccomp cannot express
+ * the SIGSYS handler, and the colocation system calls go to the runtime as
+ * user notifications.  A caller's own slot is the one holding the calling
+ * instruction, so one program serves every process and survives exec into
+ * another slot.  Memory calls whose whole range lies inside the caller's own
+ * slot run natively.  Raw BPF because libseccomp cannot express
  * instruction-pointer or slot arithmetic. */
 #include <stddef.h>
 #include <linux/filter.h>
@@ -23,13 +27,12 @@
 #define OFF_ARG_HI(i) (OFF_ARG_LO(i) + 4)
 
 /* Symbolic jump targets, resolved after emission. */
-enum { L_ALLOW = 1000, L_TRAP, L_RANGE, L_MMAP, L_SIGMASK, L_NONE };
+enum { L_ALLOW = 1000, L_TRAP, L_RANGE, L_MMAP, L_SIGMASK, L_ABOVE30, L_ABOVE130, L_CREDS_HIGH, L_COLO, L_NONE };
 
 struct builder {
     struct colo_sock_filter *f;
     uint32_t n;
-    uint8_t tgt_t[COLO_FILTER_MAX], tgt_f[COLO_FILTER_MAX];  /* 0 = relative, else label-L_ALLOW+1 */
-    uint16_t lbl_t[COLO_FILTER_MAX], lbl_f[COLO_FILTER_MAX];
+        uint16_t lbl_t[COLO_FILTER_MAX], lbl_f[COLO_FILTER_MAX];   /* 0, or a label */
     int label_at[L_NONE - L_ALLOW];
 };
 
@@ -49,52 +52,74 @@ static void label(struct builder *b, int l) { b->label_at[l - L_ALLOW] = (int)b-
 static void ld(struct builder *b, uint32_t off) { emit(b, BPF_LD | BPF_W | BPF_ABS, off, 0, 0); }
 static void jeq(struct builder *b, uint32_t k, int jt, int jf) { emit(b, BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf); }
 static void jge(struct builder *b, uint32_t k, int jt, int jf) { emit(b, BPF_JMP | BPF_JGE | BPF_K, k, jt, jf); }
+static void jgt(struct builder *b, uint32_t k, int jt, int jf) { emit(b, BPF_JMP | BPF_JGT | BPF_K, k, jt, jf); }
 static void jset(struct builder *b, uint32_t k, int jt, int jf) { emit(b, BPF_JMP | BPF_JSET | BPF_K, k, jt, jf); }
 static void ret(struct builder *b, uint32_t k) { emit(b, BPF_RET | BPF_K, k, 0, 0); }
+static void rsh(struct builder *b, uint32_t k) { emit(b, BPF_ALU | BPF_RSH | BPF_K, k, 0, 0); }
+static void and(struct builder *b, uint32_t k) { emit(b, BPF_ALU | BPF_AND | BPF_K, k, 0, 0); }
+static void tax(struct builder *b) { emit(b, BPF_MISC | BPF_TAX, 0, 0, 0); }
+static void jeqx(struct builder *b, int jt, int jf) { emit(b, BPF_JMP | BPF_JEQ | BPF_X, 0, jt, jf); }
 
-/* Memory calls whose (addr, len) in args 0 and 1 are checked against the slot. */
-static const uint32_t range_calls[] = {
-    SYS_munmap, SYS_mprotect, SYS_madvise, SYS_pkey_mprotect, SYS_mlock, SYS_mlock2,
-    SYS_munlock, SYS_msync, SYS_remap_file_pages, SYS_mbind,
-#ifdef SYS_mseal
-    SYS_mseal,
-#endif
-};
-
-/* Calls that change credentials: the kernel then clears the parent-death
- * signal, which the handler re-arms so the process still dies with the runtime. */
-static const uint32_t credential_calls[] = {
-    SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
-    SYS_setfsuid, SYS_setfsgid, SYS_capset,
-};
-
-int colo_build_filter(struct colo_slot *slot)
+int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
 {
     struct builder b;
     colo_memset(&b, 0, sizeof b);
-    b.f = slot->filter;
-    uint32_t slot_hi = (uint32_t)((COLO_SLOT_REGION_BASE + ((uint64_t)slot->index << COLO_SLOT_SHIFT)) >> 32);
-    uint32_t slot_hi_words = (uint32_t)(COLO_SLOT_SIZE >> 32);
+    b.f = out;
+    uint32_t slot_hi_shift = COLO_SLOT_SHIFT - 32;              /* high word >> this = slot */
+    uint32_t slot_hi_mask = (uint32_t)(COLO_SLOT_SIZE >> 32) - 1;
 
     ld(&b, OFF_ARCH);
     jeq(&b, AUDIT_ARCH_X86_64, 0, L_ALLOW);
     ld(&b, OFF_IP_HI);
     jge(&b, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, L_ALLOW);
     jge(&b, (uint32_t)(COLO_SLOT_REGION_END >> 32), L_ALLOW, 0);
+    /* The system-call number, through a small decision tree: most calls
+     * (read, write, futex, getppid ...) reach ALLOW after a handful of tests. */
     ld(&b, OFF_NR);
-    jeq(&b, SYS_brk, L_TRAP, 0);
+    jgt(&b, 30, L_ABOVE30, 0);
+    jge(&b, SYS_mmap, 0, L_ALLOW);                  /* 0..8: read, write, open ... */
     jeq(&b, SYS_mmap, L_MMAP, 0);
-    for (size_t i = 0; i < sizeof range_calls / sizeof range_calls[0]; i++)
-        jeq(&b, range_calls[i], L_RANGE, 0);
+    jeq(&b, SYS_rt_sigprocmask, L_SIGMASK, 0);
+    jeq(&b, SYS_brk, L_TRAP, 0);
+    jeq(&b, SYS_rt_sigaction, L_TRAP, 0);
     jeq(&b, SYS_mremap, L_TRAP, 0);
     jeq(&b, SYS_shmat, L_TRAP, 0);
-    jeq(&b, SYS_rt_sigaction, L_TRAP, 0);
-    jeq(&b, SYS_rt_sigsuspend, L_TRAP, 0);
-    jeq(&b, SYS_rt_sigprocmask, L_SIGMASK, 0);
-    for (size_t i = 0; i < sizeof credential_calls / sizeof credential_calls[0]; i++)
-        jeq(&b, credential_calls[i], L_TRAP, 0);
-    jge(&b, 1000, 0, L_ALLOW);               /* colocation system calls */
-    jge(&b, 2000, L_ALLOW, L_TRAP);
+    jeq(&b, SYS_mprotect, L_RANGE, 0);
+    jeq(&b, SYS_munmap, L_RANGE, 0);
+    jeq(&b, SYS_msync, L_RANGE, 0);
+    jeq(&b, SYS_madvise, L_RANGE, L_ALLOW);
+
+    label(&b, L_ABOVE30);                           /* 31..130: credentials, sigsuspend */
+    jgt(&b, 130, L_ABOVE130, 0);
+    jge(&b, SYS_setuid, 0, L_ALLOW);
+    jgt(&b, SYS_setregid, L_CREDS_HIGH, 0);
+    jeq(&b, SYS_setuid, L_TRAP, 0);
+    jeq(&b, SYS_setgid, L_TRAP, 0);
+    jeq(&b, SYS_setreuid, L_TRAP, 0);
+    jeq(&b, SYS_setregid, L_TRAP, L_ALLOW);
+    label(&b, L_CREDS_HIGH);
+    jeq(&b, SYS_setresuid, L_TRAP, 0);
+    jeq(&b, SYS_setresgid, L_TRAP, 0);
+    jeq(&b, SYS_setfsuid, L_TRAP, 0);
+    jeq(&b, SYS_setfsgid, L_TRAP, 0);
+    jeq(&b, SYS_capset, L_TRAP, 0);
+    jeq(&b, SYS_rt_sigsuspend, L_TRAP, L_ALLOW);
+
+    label(&b, L_ABOVE130);                          /* 131..: memory, colocation calls */
+    jge(&b, 1000, L_COLO, 0);
+    jeq(&b, SYS_mlock, L_RANGE, 0);
+    jeq(&b, SYS_munlock, L_RANGE, 0);
+    jeq(&b, SYS_remap_file_pages, L_RANGE, 0);
+    jeq(&b, SYS_mbind, L_RANGE, 0);
+    jeq(&b, SYS_mlock2, L_RANGE, 0);
+    jeq(&b, SYS_pkey_mprotect, L_RANGE, 0);
+#ifdef SYS_mseal
+    jeq(&b, SYS_mseal, L_RANGE, 0);
+#endif
+    ret(&b, SECCOMP_RET_ALLOW);
+    label(&b, L_COLO);                              /* colocation system calls: to the runtime */
+    jge(&b, 2000, L_ALLOW, 0);
+    ret(&b, SECCOMP_RET_USER_NOTIF);
 
     /* rt_sigprocmask: only calls that may block SIGSYS need the handler. */
     label(&b, L_SIGMASK);
@@ -111,12 +136,19 @@ int colo_build_filter(struct colo_slot *slot)
     jset(&b, MAP_FIXED | MAP_FIXED_NOREPLACE, 0, L_TRAP);
     /* fall through into the range check */
 
-    /* addr in own slot, below its last 4 GiB, and len < 4 GiB: the whole
-     * range is inside the slot.  Anything else is decided by the handler. */
+    /* addr in the caller's slot (the slot of the calling instruction), below
+     * the slot's last 4 GiB, and len < 4 GiB: the whole range is inside the
+     * slot.  Anything else is decided by the handler. */
     label(&b, L_RANGE);
+    ld(&b, OFF_IP_HI);
+    rsh(&b, slot_hi_shift);
+    tax(&b);
     ld(&b, OFF_ARG_HI(0));
-    jge(&b, slot_hi, 0, L_TRAP);
-    jge(&b, slot_hi + slot_hi_words - 1, L_TRAP, 0);
+    rsh(&b, slot_hi_shift);
+    jeqx(&b, 0, L_TRAP);
+    ld(&b, OFF_ARG_HI(0));
+    and(&b, slot_hi_mask);
+    jeq(&b, slot_hi_mask, L_TRAP, 0);
     ld(&b, OFF_ARG_HI(1));
     jeq(&b, 0, L_ALLOW, L_TRAP);
 
@@ -125,7 +157,7 @@ int colo_build_filter(struct colo_slot *slot)
     label(&b, L_TRAP);
     ret(&b, SECCOMP_RET_TRAP | COLO_TRAP_DATA);
 
-    if (b.n > COLO_FILTER_MAX)
+    if (b.n > max)
         return -1;
     for (uint32_t i = 0; i < b.n; i++) {
         if (b.lbl_t[i]) {
@@ -139,6 +171,5 @@ int colo_build_filter(struct colo_slot *slot)
             b.f[i].jf = (uint8_t)d;
         }
     }
-    slot->filter_len = b.n;
-    return 0;
+    return (int)b.n;
 }

@@ -22,7 +22,7 @@ struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
 #define SA_RESTORER_FLAG 0x04000000
 
 enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
-                  STEP_SIGNALS, STEP_SECCOMP, STEP_NAME };
+                  STEP_SIGNALS, STEP_NAME };
 
 static void fail(struct colo_slot *slot, int step, long err)
 {
@@ -96,15 +96,6 @@ static void child_main(void *arg)
     uint64_t mask = slot->signal_mask & ~(1ULL << (SIGSYS - 1));
     if ((r = sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8)) < 0) fail(slot, STEP_SIGNALS, r);
 
-    struct sock_fprog prog = { .len = (unsigned short)slot->filter_len,
-                               .filter = (struct sock_filter *)slot->filter };
-    r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-    if (r == -13 /* EACCES: no CAP_SYS_ADMIN */) {
-        sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-    }
-    if (r < 0) fail(slot, STEP_SECCOMP, r);
-
     if ((r = sys5(SYS_prctl, PR_SET_NAME, slot->comm, 0, 0, 0)) < 0) fail(slot, STEP_NAME, r);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
     sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
@@ -117,6 +108,17 @@ int colo_spawn(struct colo_slot *slot)
     slot->start_error = 0;
     slot->start_step = 0;
     return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, child_main, slot);
+}
+
+int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
+{
+    struct sock_fprog fp = { .len = (unsigned short)len, .filter = (struct sock_filter *)prog };
+    long r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+    if (r == -13 /* EACCES: no CAP_SYS_ADMIN */) {
+        sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+    }
+    return (int)r;
 }
 
 void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked)

@@ -20,14 +20,17 @@
 #define COLO_MAX_SLOTS          256     /* [16 TiB, 32 TiB): well inside the 128 TiB user half */
 #define COLO_SLOT_REGION_END    (COLO_SLOT_REGION_BASE + ((uint64_t)COLO_MAX_SLOTS << COLO_SLOT_SHIFT))
 
-/* Offsets inside a slot. */
+/* Offsets inside a slot.  The stack grows down from just below the program,
+ * so that stack, image and brk heap of a small process share one page-table
+ * page per level instead of needing one each. */
 #define COLO_SLOT_HEADER_SIZE   0x100000ULL          /* struct colo_slot + start-up stack */
-#define COLO_IMAGE_OFFSET       0x1000000ULL         /* main program load bias */
+#define COLO_STACK_LIMIT_OFFSET 0x200000ULL          /* lowest address the stack may reach */
+#define COLO_STACK_TOP_OFFSET   0x1FFF0000ULL        /* 512 MiB - 64 KiB guard */
+#define COLO_IMAGE_OFFSET       0x20000000ULL        /* main program load bias: 512 MiB */
 #define COLO_BRK_GAP            0x10000ULL           /* gap between image end and brk start */
 #define COLO_BRK_LIMIT          0x200000000ULL       /* at most 8 GiB of brk heap */
 #define COLO_MMAP_LO_OFFSET     0x400000000ULL       /* 16 GiB: interpreter, then mmap(NULL) */
 #define COLO_MMAP_HI_OFFSET     0xF00000000ULL       /* 60 GiB */
-#define COLO_STACK_TOP_OFFSET   (COLO_SLOT_SIZE - 0x10000ULL)
 
 /* The address-space table: a MAP_SHARED file mapped here in every address
  * space, and read-only by `colo ps` / `colo procstat` from outside.           */
@@ -82,9 +85,6 @@ struct colo_slot {
     uint64_t entry, initial_sp;
     uint64_t ignored_signals;       /* bit (sig-1): keep SIG_IGN across the "exec" */
     uint64_t signal_mask;           /* initial blocked set (SIGSYS never in it) */
-    uint32_t filter_len;
-    uint32_t pad0;
-    struct colo_sock_filter filter[COLO_FILTER_MAX];
     char     comm[16];              /* PR_SET_NAME */
     int32_t  stdio[3];              /* fds to dup2 onto 0,1,2 (-1: keep) */
     int32_t  set_creds;             /* 1: switch to uid/gid below */

@@ -6,11 +6,17 @@
 #include <stdint.h>
 #include "../../GuestAPI/include/colo_abi.h"
 
-/* Build the process's seccomp program into slot->filter.  0 or -1 (too long). */
-int colo_build_filter(struct colo_slot *slot);
+/* Build the address space's seccomp program into out[0..max).  Returns its
+ * length, or -1 if it does not fit. */
+int colo_build_filter(struct colo_sock_filter *out, uint32_t max);
+
+/* Install `len` instructions of `prog` on the calling thread (with
+ * PR_SET_NO_NEW_PRIVS if it lacks CAP_SYS_ADMIN) and return the user
+ * notification listener fd, or -errno. */
+int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len);
 
 /* Start a colocated process: clone(CLONE_VM) a child that runs the start-up
- * sequence described by the slot (fds, cwd, credentials, signals, seccomp) and
+ * sequence described by the slot (fds, cwd, credentials, signals) and
  * jumps to slot->entry with slot->initial_sp.  Returns the child's pid or -errno.
  * Must be called from a thread that lives as long as the address space
  * (the child's parent-death signal is tied to it). */

@@ -1,0 +1,80 @@
+import Glibc
+import GuestAPI
+
+/// A colocation system call made by a guest, as seccomp's user notification
+/// delivers it to the runtime.
+struct GuestCall {
+    let id: UInt64
+    let pid: pid_t
+    let number: Int32
+    let instructionPointer: UInt64
+    let args: [UInt64]
+}
+
+/// What the runtime answers a guest's system call with.
+enum CallResult {
+    case value(Int64)
+    case error(Int32)
+}
+
+/// The colocation system calls, by number (CheriBSD's + 1000): the one table the
+/// runtime serves, tracing names and documentation refer to.  A number without
+/// a handler fails with ENOSYS, exactly as it does outside an address space.
+enum SyscallTable {
+    struct Entry: Sendable {
+        let name: String
+        let handler: (@Sendable (AddressSpace, GuestCall) -> CallResult)?
+    }
+
+    static let entries: [Int32: Entry] = [
+        Int32(COLO_SYS_coexecve): Entry(name: "coexecve", handler: nil),
+        Int32(COLO_SYS_coexecvec): Entry(name: "coexecvec", handler: nil),
+        Int32(COLO_SYS_capfromfd): Entry(name: "capfromfd", handler: nil),
+        Int32(COLO_SYS_captofd): Entry(name: "captofd", handler: nil),
+        Int32(COLO_SYS_cosetup): Entry(name: "cosetup", handler: nil),
+        Int32(COLO_SYS_coregister): Entry(name: "coregister", handler: nil),
+        Int32(COLO_SYS_colookup): Entry(name: "colookup", handler: nil),
+        Int32(COLO_SYS_copark): Entry(name: "copark", handler: nil),
+        Int32(COLO_SYS_cogetpid): Entry(name: "cogetpid", handler: nil),
+        Int32(COLO_SYS_cocall_slow): Entry(name: "cocall_slow", handler: nil),
+        Int32(COLO_SYS_coaccept_slow): Entry(name: "coaccept_slow", handler: nil),
+    ]
+
+    /// The name of a colocation system call, if it is one.
+    static func name(_ number: Int32) -> String? { entries[number]?.name }
+
+    static func dispatch(_ space: AddressSpace, _ call: GuestCall) -> CallResult {
+        guard let handler = entries[call.number]?.handler else { return .error(ENOSYS) }
+        return handler(space, call)
+    }
+}
+
+/// seccomp user notifications (linux/seccomp.h), for the runtime's listener.
+enum UserNotification {
+    static let recv: UInt = 0xC050_2100      // SECCOMP_IOCTL_NOTIF_RECV, struct seccomp_notif (80 bytes)
+    static let send: UInt = 0xC018_2101      // SECCOMP_IOCTL_NOTIF_SEND, struct seccomp_notif_resp (24 bytes)
+    static let ioctlNumber = 16
+
+    /// Receive one pending notification, or nil (none pending, or the caller went away).
+    static func receive(_ fd: Int32) -> GuestCall? {
+        var raw = [UInt64](repeating: 0, count: 10)
+        let r = raw.withUnsafeMutableBytes { rawSyscall(ioctlNumber, Int(fd), Int(bitPattern: recv), Int(bitPattern: $0.baseAddress!)) }
+        guard r == 0 else { return nil }
+        let pid = pid_t(truncatingIfNeeded: raw[1] & 0xffff_ffff)
+        let nr = Int32(truncatingIfNeeded: raw[2] & 0xffff_ffff)
+        return GuestCall(id: raw[0], pid: pid, number: nr, instructionPointer: raw[3], args: Array(raw[4..<10]))
+    }
+
+    /// Answer a notification.  False if the caller is no longer waiting (signal, death).
+    @discardableResult
+    static func respond(_ fd: Int32, id: UInt64, _ result: CallResult) -> Bool {
+        var resp = [UInt64](repeating: 0, count: 3)
+        resp[0] = id
+        switch result {
+        case .value(let v): resp[1] = UInt64(bitPattern: v)
+        case .error(let e): resp[2] = UInt64(UInt32(bitPattern: -e))
+        }
+        let r = resp.withUnsafeMutableBytes { rawSyscall(ioctlNumber, Int(fd), Int(bitPattern: send), Int(bitPattern: $0.baseAddress!)) }
+        return r == 0
+    }
+}
