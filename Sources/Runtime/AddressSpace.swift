@@ -220,7 +220,9 @@ public final class AddressSpace {
             }
             if fds[1].revents != 0 { acceptJoin() }
             if fds[2].revents & Int16(POLLIN) != 0, let call = UserNotification.receive(listener) {
-                UserNotification.respond(listener, id: call.id, SyscallTable.dispatch(self, call))
+                let result = SyscallTable.dispatch(self, call)
+                if case .pending = result { continue }
+                UserNotification.respond(listener, id: call.id, result)
             }
         }
         close(sfd)
@@ -229,6 +231,21 @@ public final class AddressSpace {
             if reapExited(block: true).isEmpty { break }
         }
         return mainStatus ?? 127
+    }
+
+    /// Answer a system call left pending earlier.  False if its caller stopped
+    /// waiting meanwhile (interrupted by a signal, or dead).
+    @discardableResult
+    func answer(_ call: GuestCall, _ result: CallResult) -> Bool {
+        UserNotification.respond(listener, id: call.id, result)
+    }
+
+    /// Is the guest still waiting for this call?  (SECCOMP_IOCTL_NOTIF_ID_VALID)
+    func isWaiting(_ call: GuestCall) -> Bool {
+        var id = call.id
+        return withUnsafeMutablePointer(to: &id) {
+            rawSyscall(UserNotification.ioctlNumber, Int(listener), Int(bitPattern: UserNotification.idValid), Int(bitPattern: $0)) == 0
+        }
     }
 
     /// Block until member `pid` exits; its status as a shell reports it.

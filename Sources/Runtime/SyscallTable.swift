@@ -15,30 +15,46 @@ struct GuestCall {
 enum CallResult {
     case value(Int64)
     case error(Int32)
+    /// No answer yet: the caller sleeps until the handler's area answers it
+    /// later with `AddressSpace.answer(_:_:)` (e.g. a coaccept_slow waiting for a caller).
+    case pending
 }
 
 /// The colocation system calls, by number (CheriBSD's + 1000): the one table the
 /// runtime serves, tracing names and documentation refer to.  A number without
 /// a handler fails with ENOSYS, exactly as it does outside an address space.
 enum SyscallTable {
+    typealias Handler = @Sendable (AddressSpace, GuestCall) -> CallResult
+
     struct Entry: Sendable {
         let name: String
-        let handler: (@Sendable (AddressSpace, GuestCall) -> CallResult)?
+        let handler: Handler?
     }
 
-    static let entries: [Int32: Entry] = [
-        Int32(COLO_SYS_coexecve): Entry(name: "coexecve", handler: nil),
-        Int32(COLO_SYS_coexecvec): Entry(name: "coexecvec", handler: nil),
-        Int32(COLO_SYS_capfromfd): Entry(name: "capfromfd", handler: nil),
-        Int32(COLO_SYS_captofd): Entry(name: "captofd", handler: nil),
-        Int32(COLO_SYS_cosetup): Entry(name: "cosetup", handler: nil),
-        Int32(COLO_SYS_coregister): Entry(name: "coregister", handler: nil),
-        Int32(COLO_SYS_colookup): Entry(name: "colookup", handler: nil),
-        Int32(COLO_SYS_copark): Entry(name: "copark", handler: nil),
-        Int32(COLO_SYS_cogetpid): Entry(name: "cogetpid", handler: nil),
-        Int32(COLO_SYS_cocall_slow): Entry(name: "cocall_slow", handler: nil),
-        Int32(COLO_SYS_coaccept_slow): Entry(name: "coaccept_slow", handler: nil),
+    /// Every number with its name; handlers come from each area's table below.
+    static let names: [Int32: String] = [
+        Int32(COLO_SYS_coexecve): "coexecve",
+        Int32(COLO_SYS_coexecvec): "coexecvec",
+        Int32(COLO_SYS_capfromfd): "capfromfd",
+        Int32(COLO_SYS_captofd): "captofd",
+        Int32(COLO_SYS_cosetup): "cosetup",
+        Int32(COLO_SYS_coregister): "coregister",
+        Int32(COLO_SYS_colookup): "colookup",
+        Int32(COLO_SYS_copark): "copark",
+        Int32(COLO_SYS_cogetpid): "cogetpid",
+        Int32(COLO_SYS_cocall_slow): "cocall_slow",
+        Int32(COLO_SYS_coaccept_slow): "coaccept_slow",
     ]
+
+    /// Handlers by area: each area of the runtime (exec, capabilities and calls)
+    /// contributes a `[number: handler]` table in its own file.
+    static let handlers: [Int32: Handler] = [Int32: Handler]()
+        .merging(ExecCalls.handlers) { a, _ in a }
+        .merging(KernelCalls.handlers) { a, _ in a }
+
+    static let entries: [Int32: Entry] = Dictionary(uniqueKeysWithValues: names.map {
+        ($0.key, Entry(name: $0.value, handler: handlers[$0.key]))
+    })
 
     /// The name of a colocation system call, if it is one.
     static func name(_ number: Int32) -> String? { entries[number]?.name }
@@ -53,6 +69,8 @@ enum SyscallTable {
 enum UserNotification {
     static let recv: UInt = 0xC050_2100      // SECCOMP_IOCTL_NOTIF_RECV, struct seccomp_notif (80 bytes)
     static let send: UInt = 0xC018_2101      // SECCOMP_IOCTL_NOTIF_SEND, struct seccomp_notif_resp (24 bytes)
+    static let idValid: UInt = 0x4008_2102   // SECCOMP_IOCTL_NOTIF_ID_VALID, u64
+    static let addFD: UInt = 0x4018_2103     // SECCOMP_IOCTL_NOTIF_ADDFD, struct seccomp_notif_addfd (24 bytes)
     static let ioctlNumber = 16
 
     /// Receive one pending notification, or nil (none pending, or the caller went away).
@@ -73,6 +91,7 @@ enum UserNotification {
         switch result {
         case .value(let v): resp[1] = UInt64(bitPattern: v)
         case .error(let e): resp[2] = UInt64(UInt32(bitPattern: -e))
+        case .pending: return false
         }
         let r = resp.withUnsafeMutableBytes { rawSyscall(ioctlNumber, Int(fd), Int(bitPattern: send), Int(bitPattern: $0.baseAddress!)) }
         return r == 0
