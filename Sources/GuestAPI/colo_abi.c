@@ -12,3 +12,8 @@ _Static_assert(COLO_STACK_TOP_OFFSET < COLO_IMAGE_OFFSET, "the stack lies below 
 _Static_assert(COLO_IMAGE_OFFSET + COLO_BRK_LIMIT + 0x100000000ULL <= COLO_MMAP_LO_OFFSET, "program and brk heap stay below the mmap area");
 _Static_assert(COLO_TABLE_ADDR + 0x10000000ULL <= COLO_SLOT_REGION_BASE, "table lies below the slots");
 _Static_assert(COLO_SLOT_REGION_END <= 0x7f0000000000ULL, "the slot region fits the 47-bit user address space");
+_Static_assert(sizeof(struct colo_vfork_area) <= COLO_VFORK_AREA_SIZE - 0x1000, "a vfork area leaves room for its wait stack");
+_Static_assert(COLO_VFORK_AREAS + COLO_VFORK_AREA_COUNT * COLO_VFORK_AREA_SIZE <= COLO_SLOT_HEADER_SIZE, "vfork areas fit the header");
+_Static_assert(COLO_STACK_LIMIT_OFFSET > COLO_SLOT_HEADER_SIZE, "a guard gap separates the header from the stack");
+_Static_assert(offsetof(struct colo_resume, mask) == 184 && offsetof(struct colo_resume, iret) == 192 &&
+               offsetof(struct colo_resume, xsave) == 256, "colo_resume layout used by clone.S");

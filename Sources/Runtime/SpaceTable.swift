@@ -53,17 +53,20 @@ public final class SpaceTable {
         t.header.pointee.max_slots = UInt32(COLO_MAX_SLOTS)
         t.header.pointee.entry_size = UInt32(entryStride)
         t.header.pointee.created_ns = realtimeNanoseconds()
+        t.setDefaultKnobs()
         return t
     }
 
-    /// Map an existing table read-only, anywhere; nil if it is not a valid table.
-    public static func open(path: String) -> SpaceTable? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    /// Map an existing table anywhere (read-only unless `writable`, which
+    /// `colo sysctl -w` uses); nil if it is not a valid table.
+    public static func open(path: String, writable: Bool = false) -> SpaceTable? {
+        let fd = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, Int(st.st_size) == fileSize else { return nil }
-        guard let p = mmap(nil, fileSize, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else { return nil }
+        guard let p = mmap(nil, fileSize, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0),
+              p != MAP_FAILED else { return nil }
         let t = SpaceTable(path: path, base: p, size: fileSize, owned: false)
         guard t.header.pointee.magic == UInt64(COLO_TABLE_MAGIC),
               t.header.pointee.version == UInt32(COLO_TABLE_VERSION),

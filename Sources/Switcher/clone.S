@@ -59,4 +59,74 @@ colo_sigreturn:
     hlt
     .size colo_sigreturn, .-colo_sigreturn
 
+/* colo_resume(const struct colo_resume *r): continue a saved guest context:
+ * its signal mask, its extended (XSAVE) state, its general registers, and
+ * rip/rflags/rsp through an iretq frame kept in the struct, so that nothing is
+ * written to the guest's stack (its red zone may be live).  No return. */
+    .globl colo_resume
+    .type colo_resume, @function
+colo_resume:
+    mov     %rdi, %rbx
+    lea     184(%rbx), %rsi         /* rt_sigprocmask(SIG_SETMASK, &r->mask, NULL, 8) */
+    mov     $2, %edi
+    xor     %edx, %edx
+    mov     $8, %r10d
+    mov     $14, %eax
+    syscall
+    mov     $-1, %eax
+    mov     $-1, %edx
+    xrstor64 256(%rbx)
+    lea     192(%rbx), %rsp         /* the iretq frame */
+    mov     0*8(%rbx), %r8
+    mov     1*8(%rbx), %r9
+    mov     2*8(%rbx), %r10
+    mov     3*8(%rbx), %r11
+    mov     4*8(%rbx), %r12
+    mov     5*8(%rbx), %r13
+    mov     6*8(%rbx), %r14
+    mov     7*8(%rbx), %r15
+    mov     8*8(%rbx), %rdi
+    mov     9*8(%rbx), %rsi
+    mov     10*8(%rbx), %rbp
+    mov     12*8(%rbx), %rdx
+    mov     13*8(%rbx), %rax
+    mov     14*8(%rbx), %rcx
+    mov     11*8(%rbx), %rbx
+    iretq
+    .size colo_resume, .-colo_resume
+
+/* colo_clone_resume(flags, ctid, child): clone(2) whose child continues the
+ * guest context `child` (see colo_resume) without touching the current
+ * stack; the parent gets the child's tid or -errno. */
+    .globl colo_clone_resume
+    .type colo_clone_resume, @function
+colo_clone_resume:
+    mov     %rdx, %r9
+    mov     %rsi, %r10              /* ctid */
+    xor     %esi, %esi              /* no new stack: the child never uses it */
+    xor     %edx, %edx
+    xor     %r8d, %r8d
+    mov     $56, %eax
+    syscall
+    test    %rax, %rax
+    jnz     1f
+    mov     %r9, %rdi
+    jmp     colo_resume
+1:  ret
+    .size colo_clone_resume, .-colo_clone_resume
+
+/* colo_on_stack(fn, arg, top): call fn(arg) on the stack ending at `top`.
+ * fn does not return. */
+    .globl colo_on_stack
+    .type colo_on_stack, @function
+colo_on_stack:
+    mov     %rdx, %rsp
+    and     $-16, %rsp
+    mov     %rdi, %rax
+    mov     %rsi, %rdi
+    xor     %ebp, %ebp
+    call    *%rax
+    hlt
+    .size colo_on_stack, .-colo_on_stack
+
     .section .note.GNU-stack,"",@progbits

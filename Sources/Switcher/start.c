@@ -104,7 +104,7 @@ static void child_main(void *arg)
 
 int colo_spawn(struct colo_slot *slot)
 {
-    void *stack = (char *)slot + COLO_SLOT_HEADER_SIZE;
+    void *stack = (char *)slot + COLO_START_STACK_TOP;
     slot->start_error = 0;
     slot->start_step = 0;
     return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, child_main, slot);

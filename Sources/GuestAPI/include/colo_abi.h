@@ -23,8 +23,12 @@
 /* Offsets inside a slot.  The stack grows down from just below the program,
  * so that stack, image and brk heap of a small process share one page-table
  * page per level instead of needing one each. */
-#define COLO_SLOT_HEADER_SIZE   0x100000ULL          /* struct colo_slot + start-up stack */
-#define COLO_STACK_LIMIT_OFFSET 0x200000ULL          /* lowest address the stack may reach */
+#define COLO_SLOT_HEADER_SIZE   0x200000ULL          /* struct colo_slot, start-up stack, vfork areas */
+#define COLO_START_STACK_TOP    0x100000ULL          /* start-up / exec-in-place stack: [64 KiB, 1 MiB) */
+#define COLO_VFORK_AREAS        0x100000ULL          /* 64 areas of 16 KiB: [1 MiB, 2 MiB) */
+#define COLO_VFORK_AREA_SIZE    0x4000ULL
+#define COLO_VFORK_AREA_COUNT   64
+#define COLO_STACK_LIMIT_OFFSET 0x210000ULL          /* lowest address the stack may reach */
 #define COLO_STACK_TOP_OFFSET   0x1FFF0000ULL        /* 512 MiB - 64 KiB guard */
 #define COLO_IMAGE_OFFSET       0x20000000ULL        /* main program load bias: 512 MiB */
 #define COLO_BRK_GAP            0x10000ULL           /* gap between image end and brk start */
@@ -52,6 +56,11 @@
 #define COLO_SYS_cogetpid       1193
 #define COLO_SYS_cocall_slow    1548
 #define COLO_SYS_coaccept_slow  1549
+/* Internal: the SIGSYS handler asks the runtime to exec in place.  Reaches the
+ * runtime from the handler's own code (outside the slot region) too. */
+#define COLO_SYS_exec           1990
+enum colo_exec_phase { COLO_EXEC_PLAN = 1, COLO_EXEC_COMMIT = 2 };
+enum colo_exec_plan { COLO_EXEC_NATIVE = 1, COLO_EXEC_COLOCATE = 2 };
 
 /* ---- auxv entries carrying the capability vector (CheriBSD's values; Linux
  * defines neither 37 nor 38 on x86-64). ---- */
@@ -71,10 +80,31 @@ struct colo_sigaction_rec {
 #define COLO_FILTER_MAX 128
 struct colo_sock_filter { uint16_t code; uint8_t jt, jf; uint32_t k; };
 
+/* A saved guest context that colo_resume() continues: general registers in
+ * glibc's gregs order, the signal mask, an iretq frame, the XSAVE area. */
+struct colo_resume {
+    uint64_t gregs[23];
+    uint64_t mask;
+    uint64_t iret[5];             /* rip, cs, rflags, rsp, ss */
+    uint64_t pad[3];
+    uint8_t  xsave[3584] __attribute__((aligned(64)));
+};
+
+/* Per-thread (tid % COLO_VFORK_AREA_COUNT) state of an emulated vfork: the
+ * parent's and the child's contexts, and the stack the parent waits on. */
+struct colo_vfork_area {
+    struct colo_resume parent;
+    struct colo_resume child;
+    uint32_t done;                /* futex: the child's tid until it execs or exits */
+};
+
 struct colo_slot {
     uint64_t magic;
     uint32_t index;
     int32_t  runtime_pid;
+    int32_t  owner_pid;           /* the process the slot belongs to */
+    int32_t  exec_slot;           /* exec in place: the slot the new program went to */
+    uint64_t exec_mask;           /* exec in place: the signal mask to keep */
     /* emulated program break */
     uint64_t brk_start, brk_cur, brk_mapped_end, brk_limit;
     /* mmap(NULL) placement inside the slot (next fit) */
@@ -122,6 +152,17 @@ struct colo_proc_entry {
     char     cmdline[COLO_CMDLINE_LEN];
 };
 
+/* Knobs of an address space (CheriBSD's sysctls), kept in its table so that
+ * `colo sysctl` can read and set them from outside. */
+enum colo_knob {
+    COLO_KNOB_OPPORTUNISTIC_COEXECVE = 0,   /* kern.opportunistic_coexecve, default 1 */
+    COLO_KNOB_OPPORTUNISTIC_CAPV = 1,       /* kern.opportunistic_capv, default 1 */
+    COLO_KNOB_ALLOW_COLOOKUP = 2,           /* security.bsd.allow_colookup, default 1 */
+    COLO_KNOB_COUNREGISTER_ON_EXIT = 3,     /* debug.counregister_on_exit, default 1 */
+    COLO_KNOB_COLOCATION_DEBUG = 4,         /* debug.colocation_debug, default 0 */
+    COLO_KNOB_COUNT = 16
+};
+
 struct colo_table_header {
     uint64_t magic;
     uint32_t version;
@@ -130,7 +171,8 @@ struct colo_table_header {
     uint32_t max_slots;
     uint32_t entry_size;
     uint64_t created_ns;
-    uint8_t  reserved[4096 - 40];
+    int32_t  knobs[COLO_KNOB_COUNT];
+    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT];
 };
 
 /* A raw system call: the result, or -errno.  No errno, no libc. */
