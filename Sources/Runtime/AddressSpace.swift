@@ -32,9 +32,13 @@ public struct Member {
 /// colocated process is its CLONE_VM child, living in a slot of its own.
 public final class AddressSpace {
     public let table: SpaceTable
-    let runtimePID: pid_t
+    public let runtimePID: pid_t
     var slotsInUse = [Bool](repeating: false, count: Layout.maxSlots)
     var members = [pid_t: Member]()
+    /// Members that are not the runtime's children, with a pidfd each.
+    var externalMembers = [pid_t: Int32]()
+    /// Exec in place between its plan and its commit, by thread.
+    var pendingExecs = [pid_t: PendingExec]()
     /// Join clients waiting for the exit status of the process they started.
     var joinClients = [pid_t: Int32]()
     let initialIgnored: UInt64
@@ -100,34 +104,42 @@ public final class AddressSpace {
         }
     }
 
-    private func allocateSlot() throws(ColoError) -> Int {
+    func allocateSlot() throws(ColoError) -> Int {
         guard let i = slotsInUse.firstIndex(of: false) else { throw ColoError(EAGAIN, "address space is full") }
         slotsInUse[i] = true
         return i
     }
 
-    private func releaseSlot(_ i: Int) {
+    func releaseSlot(_ i: Int) {
         munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(Layout.slotSize))
         table.clear(slot: i)
         slotsInUse[i] = false
     }
 
-    private func spawnColocated(_ r: SpawnRequest, image: ProgramImage) throws(ColoError) -> Member {
-        let index = try allocateSlot()
-        let base = Layout.slotBase(index)
-        var started = false
-        defer { if !started { releaseSlot(index) } }
-        guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(base)), Int(COLO_SLOT_HEADER_SIZE),
+    func slotHeader(_ index: Int) -> UnsafeMutablePointer<colo_slot> {
+        UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!
+    }
+
+    /// Map a fresh, zeroed slot header.
+    func mapSlotHeader(_ index: Int) throws(ColoError) {
+        guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
                             PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
               hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
-        let loaded: LoadedProgram
-        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: r.envp, capv: [], stackSize: Self.stackSize) }
-        catch { throw ColoError(error.errno, error.description) }
+    }
 
-        let slot = hp.assumingMemoryBound(to: colo_slot.self)
+    /// Map a validated program into slot `index` (header mapped, rest empty),
+    /// set the header up for it and record it in the table.
+    @discardableResult
+    func load(_ image: ProgramImage, envp: [String], slot index: Int, owner: pid_t, ppid: pid_t) throws(ColoError) -> LoadedProgram {
+        let base = Layout.slotBase(index)
+        let loaded: LoadedProgram
+        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: [], stackSize: Self.stackSize) }
+        catch { throw ColoError(error.errno, error.description) }
+        let slot = slotHeader(index)
         slot.pointee.magic = UInt64(COLO_SLOT_MAGIC)
         slot.pointee.index = UInt32(index)
         slot.pointee.runtime_pid = runtimePID
+        slot.pointee.owner_pid = owner
         slot.pointee.brk_start = loaded.brkStart
         slot.pointee.brk_cur = loaded.brkStart
         slot.pointee.brk_mapped_end = loaded.brkStart
@@ -137,29 +149,61 @@ public final class AddressSpace {
         slot.pointee.mmap_cursor = loaded.mmapCursor
         slot.pointee.entry = loaded.entry
         slot.pointee.initial_sp = loaded.stackPointer
+        slot.pointee.guest_sigsys = colo_sigaction_rec()
+        storeCString(loaded.comm, into: &slot.pointee.comm)
+        var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
+                                          start: loaded.program.start, end: loaded.program.end)]
+        if let i = loaded.interpreter {
+            images.append(.init(path: i.path, base: i.loadBias, start: i.start, end: i.end))
+        }
+        table.record(slot: index, pid: owner, ppid: ppid, argv: loaded.argv, images: images, brkStart: loaded.brkStart)
+        return loaded
+    }
+
+    private func spawnColocated(_ r: SpawnRequest, image: ProgramImage) throws(ColoError) -> Member {
+        let index = try allocateSlot()
+        var started = false
+        defer { if !started { releaseSlot(index) } }
+        try mapSlotHeader(index)
+        try load(image, envp: r.envp, slot: index, owner: 0, ppid: runtimePID)
+        let slot = slotHeader(index)
         slot.pointee.ignored_signals = initialIgnored
         slot.pointee.signal_mask = initialBlocked
-        storeCString(loaded.comm, into: &slot.pointee.comm)
         let stdio = r.stdio ?? [-1, -1, -1]
         slot.pointee.stdio = (stdio[0], stdio[1], stdio[2])
         if let c = r.credentials {
             slot.pointee.set_creds = 1; slot.pointee.uid = c.uid; slot.pointee.gid = c.gid
         }
         storeCString(r.cwd ?? "", into: &slot.pointee.cwd)
-
-        var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
-                                          start: loaded.program.start, end: loaded.program.end)]
-        if let i = loaded.interpreter {
-            images.append(.init(path: i.path, base: i.loadBias, start: i.start, end: i.end))
-        }
         let pid = colo_spawn(slot)
         guard pid > 0 else { throw ColoError(-pid, "clone: \(String(cString: strerror(-pid)))") }
         started = true
-        table.record(slot: index, pid: pid, ppid: runtimePID, argv: loaded.argv, images: images,
-                     brkStart: loaded.brkStart)
+        slot.pointee.owner_pid = pid
+        table.entry(index).pointee.pid = pid
         let m = Member(pid: pid, slot: index)
         members[pid] = m
         return m
+    }
+
+    /// Track a member that is not the runtime's child (an exec'd vfork child):
+    /// its exit is seen through a pidfd, and its parent reaps it.
+    func adoptExternal(_ m: Member) {
+        let fd = Int32(rawSyscall(Linux.pidfdOpen, Int(m.pid), 0))
+        guard fd >= 0 else { if let s = m.slot { releaseSlot(s) }; return }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        members[m.pid] = m
+        externalMembers[m.pid] = fd
+    }
+
+    /// Release the slots of external members that have exited.
+    func reapExternal() {
+        for (pid, fd) in externalMembers {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 0) > 0 else { continue }
+            close(fd)
+            externalMembers[pid] = nil
+            if let m = members.removeValue(forKey: pid), let s = m.slot { releaseSlot(s) }
+        }
     }
 
     /// A program that cannot be colocated (non-PIE) runs with a real execve, as
@@ -211,6 +255,7 @@ public final class AddressSpace {
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            fds += externalMembers.values.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
@@ -219,6 +264,7 @@ public final class AddressSpace {
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
+            if fds.dropFirst(3).contains(where: { $0.revents != 0 }) { reapExternal() }
             if fds[2].revents & Int16(POLLIN) != 0, let call = UserNotification.receive(listener) {
                 let result = SyscallTable.dispatch(self, call)
                 if case .pending = result { continue }

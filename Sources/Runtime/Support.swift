@@ -83,6 +83,7 @@ enum Linux {
     static let signalfd4 = 289
     static let kcmp = 312
     static let getrandom = 318
+    static let pidfdOpen = 434
 
     typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
     /// posix_spawn_file_actions_addchdir_np (glibc 2.29).

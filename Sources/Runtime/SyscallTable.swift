@@ -44,6 +44,7 @@ enum SyscallTable {
         Int32(COLO_SYS_cogetpid): "cogetpid",
         Int32(COLO_SYS_cocall_slow): "cocall_slow",
         Int32(COLO_SYS_coaccept_slow): "coaccept_slow",
+        Int32(COLO_SYS_exec): "colo_exec",
     ]
 
     /// Handlers by area: each area of the runtime (exec, capabilities and calls)

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <linux/sched.h>
 #include "switcher.h"
 #include "sys.h"
 
@@ -27,7 +28,7 @@
 #define OFF_ARG_HI(i) (OFF_ARG_LO(i) + 4)
 
 /* Symbolic jump targets, resolved after emission. */
-enum { L_ALLOW = 1000, L_TRAP, L_RANGE, L_MMAP, L_SIGMASK, L_ABOVE30, L_ABOVE130, L_CREDS_HIGH, L_COLO, L_NONE };
+enum { L_ALLOW = 1000, L_TRAP, L_RANGE, L_MMAP, L_SIGMASK, L_ABOVE30, L_ABOVE130, L_CREDS, L_CREDS_HIGH, L_COLO, L_CLONE, L_OUTSIDE, L_NOTIF, L_ENOSYS, L_NONE };
 
 struct builder {
     struct colo_sock_filter *f;
@@ -71,8 +72,8 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     ld(&b, OFF_ARCH);
     jeq(&b, AUDIT_ARCH_X86_64, 0, L_ALLOW);
     ld(&b, OFF_IP_HI);
-    jge(&b, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, L_ALLOW);
-    jge(&b, (uint32_t)(COLO_SLOT_REGION_END >> 32), L_ALLOW, 0);
+    jge(&b, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, L_OUTSIDE);
+    jge(&b, (uint32_t)(COLO_SLOT_REGION_END >> 32), L_OUTSIDE, 0);
     /* The system-call number, through a small decision tree: most calls
      * (read, write, futex, getppid ...) reach ALLOW after a handful of tests. */
     ld(&b, OFF_NR);
@@ -89,9 +90,13 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jeq(&b, SYS_msync, L_RANGE, 0);
     jeq(&b, SYS_madvise, L_RANGE, L_ALLOW);
 
-    label(&b, L_ABOVE30);                           /* 31..130: credentials, sigsuspend */
+    label(&b, L_ABOVE30);                           /* 31..130: process creation, exec, credentials */
     jgt(&b, 130, L_ABOVE130, 0);
-    jge(&b, SYS_setuid, 0, L_ALLOW);
+    jge(&b, SYS_setuid, L_CREDS, 0);
+    jeq(&b, SYS_clone, L_CLONE, 0);
+    jeq(&b, SYS_vfork, L_TRAP, 0);
+    jeq(&b, SYS_execve, L_TRAP, L_ALLOW);
+    label(&b, L_CREDS);
     jgt(&b, SYS_setregid, L_CREDS_HIGH, 0);
     jeq(&b, SYS_setuid, L_TRAP, 0);
     jeq(&b, SYS_setgid, L_TRAP, 0);
@@ -105,8 +110,15 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jeq(&b, SYS_capset, L_TRAP, 0);
     jeq(&b, SYS_rt_sigsuspend, L_TRAP, L_ALLOW);
 
-    label(&b, L_ABOVE130);                          /* 131..: memory, colocation calls */
+    label(&b, L_ABOVE130);                          /* 131..: memory, exec, colocation calls */
     jge(&b, 1000, L_COLO, 0);
+    jeq(&b, SYS_execveat, L_TRAP, 0);
+    /* ENOSYS, and libc falls back: clone3's flags are out of BPF's reach (clone
+     * is used instead), and an rseq area registered by one program would
+     * outlive it across exec in place (the kernel kills a thread whose rseq
+     * area is gone). */
+    jeq(&b, SYS_clone3, L_ENOSYS, 0);
+    jeq(&b, SYS_rseq, L_ENOSYS, 0);
     jeq(&b, SYS_mlock, L_RANGE, 0);
     jeq(&b, SYS_munlock, L_RANGE, 0);
     jeq(&b, SYS_remap_file_pages, L_RANGE, 0);
@@ -118,8 +130,21 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
 #endif
     ret(&b, SECCOMP_RET_ALLOW);
     label(&b, L_COLO);                              /* colocation system calls: to the runtime */
-    jge(&b, 2000, L_ALLOW, 0);
+    jge(&b, 2000, L_ALLOW, L_NOTIF);
+
+    /* clone: only CLONE_VFORK needs the handler (the parent waits in user space). */
+    label(&b, L_CLONE);
+    ld(&b, OFF_ARG_LO(0));
+    jset(&b, CLONE_VFORK, L_TRAP, L_ALLOW);
+
+    /* Outside the slot region only the handler's own exec request is not allowed. */
+    label(&b, L_OUTSIDE);
+    ld(&b, OFF_NR);
+    jeq(&b, COLO_SYS_exec, L_NOTIF, L_ALLOW);
+    label(&b, L_NOTIF);
     ret(&b, SECCOMP_RET_USER_NOTIF);
+    label(&b, L_ENOSYS);
+    ret(&b, SECCOMP_RET_ERRNO | 38);
 
     /* rt_sigprocmask: only calls that may block SIGSYS need the handler. */
     label(&b, L_SIGMASK);

@@ -17,6 +17,7 @@
 #include <linux/mman.h>
 #include "switcher.h"
 #include "sys.h"
+#include "internal.h"
 
 #define PAGE 4096ULL
 #define HUGE 0x200000ULL
@@ -198,8 +199,6 @@ static long do_shmat(struct colo_slot *s, const greg_t *g)
     return r;
 }
 
-struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
-
 static long do_sigaction(struct colo_slot *s, const greg_t *g)
 {
     long sig = g[REG_RDI];
@@ -308,6 +307,10 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
     case SYS_rt_sigaction:   r = do_sigaction(s, g); break;
     case SYS_rt_sigprocmask: r = do_sigprocmask(uc, g); break;
     case SYS_rt_sigsuspend:  r = do_sigsuspend(g); break;
+    case SYS_execve:         r = colo_do_execve(s, uc, 0); break;
+    case SYS_execveat:       r = colo_do_execve(s, uc, 1); break;
+    case SYS_vfork:
+    case SYS_clone:          r = colo_do_vfork(s, uc, (int)info->si_syscall); break;
     case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
     case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_capset:
         r = do_credentials(info->si_syscall, g);

@@ -12,13 +12,13 @@
 #include <asm/prctl.h>
 #include "switcher.h"
 #include "sys.h"
+#include "internal.h"
 
 extern long colo_clone_start(unsigned long flags, void *stack, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 extern void colo_sigreturn(void);
 void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
 
-struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
 #define SA_RESTORER_FLAG 0x04000000
 
 enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
@@ -29,33 +29,6 @@ static void fail(struct colo_slot *slot, int step, long err)
     slot->start_step = step;
     slot->start_error = (int32_t)-err;
     sys1(SYS_exit_group, 127);
-}
-
-/* Close every descriptor marked close-on-exec: the runtime's own, and those the
- * caller of colo asked to be closed on exec. */
-static long close_cloexec_fds(void)
-{
-    int dir = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (dir < 0) return dir;
-    char buf[2048];
-    for (;;) {
-        long n = sys3(SYS_getdents64, dir, buf, sizeof buf);
-        if (n < 0) { sys1(SYS_close, dir); return n; }
-        if (n == 0) break;
-        for (long off = 0; off < n;) {
-            unsigned short reclen = *(unsigned short *)(buf + off + 16);
-            const char *name = buf + off + 19;
-            off += reclen;
-            if (name[0] < '0' || name[0] > '9') continue;
-            long fd = 0;
-            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
-            if (fd == dir) continue;
-            long flags = sys2(SYS_fcntl, fd, F_GETFD);
-            if (flags >= 0 && (flags & FD_CLOEXEC)) sys1(SYS_close, fd);
-        }
-    }
-    sys1(SYS_close, dir);
-    return 0;
 }
 
 static void child_main(void *arg)
@@ -70,7 +43,7 @@ static void child_main(void *arg)
         if (slot->stdio[i] < 0) continue;
         if ((r = sys3(SYS_dup3, slot->stdio[i], i, 0)) < 0 && slot->stdio[i] != i) fail(slot, STEP_STDIO, r);
     }
-    if ((r = close_cloexec_fds()) < 0) fail(slot, STEP_FDS, r);
+    if ((r = colo_close_cloexec_fds()) < 0) fail(slot, STEP_FDS, r);
     if (slot->cwd[0] && (r = sys1(SYS_chdir, slot->cwd)) < 0) fail(slot, STEP_CWD, r);
     if (slot->set_creds) {
         if ((r = sys2(SYS_setgroups, 0, 0)) < 0) fail(slot, STEP_CREDS, r);

@@ -18,6 +18,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <spawn.h>
 
 #define SLOT(p) ((uintptr_t)(p) >> 36)
 
@@ -31,6 +33,11 @@ static const char *ename(int e)
     case EPERM: return "EPERM";
     case EFAULT: return "EFAULT";
     case ESRCH: return "ESRCH";
+    case ENOENT: return "ENOENT";
+    case ENOEXEC: return "ENOEXEC";
+    case ENOTDIR: return "ENOTDIR";
+    case ELOOP: return "ELOOP";
+    case E2BIG: return "E2BIG";
     default: return "E?";
     }
 }
@@ -174,6 +181,61 @@ int main(int argc, char **argv)
         report("getppid", syscall(SYS_getppid));
         void *m = malloc(1 << 20);
         printf("malloc_ok=%d\n", m != NULL && SLOT(m) == own);
+        return 0;
+    }
+    if (!strcmp(verb, "execstate")) {         /* exec PROGRAM ARGS... with state execve must handle */
+        int keep = open("/dev/null", O_RDONLY), drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        signal(SIGUSR1, on_usr1);
+        signal(SIGUSR2, SIG_IGN);
+        sigset_t m;
+        sigemptyset(&m);
+        sigaddset(&m, SIGHUP);
+        sigprocmask(SIG_BLOCK, &m, NULL);
+        char k[16], d[16];
+        snprintf(k, sizeof k, "%d", keep);
+        snprintf(d, sizeof d, "%d", drop);
+        setenv("KEEP_FD", k, 1);
+        setenv("DROP_FD", d, 1);
+        printf("pid=%d\n", getpid());
+        fflush(stdout);
+        execv(argv[2], argv + 2);
+        return 1;
+    }
+    if (!strcmp(verb, "state")) {             /* what the previous program left us */
+        struct sigaction a;
+        sigaction(SIGUSR1, NULL, &a);
+        printf("usr1_default=%d\n", a.sa_handler == SIG_DFL);
+        sigaction(SIGUSR2, NULL, &a);
+        printf("usr2_ignored=%d\n", a.sa_handler == SIG_IGN);
+        sigset_t m;
+        sigprocmask(SIG_BLOCK, NULL, &m);
+        printf("hup_blocked=%d\n", sigismember(&m, SIGHUP));
+        const char *k = getenv("KEEP_FD"), *d = getenv("DROP_FD");
+        printf("keep_open=%d\ndrop_open=%d\n", k && fcntl(atoi(k), F_GETFD) >= 0, d && fcntl(atoi(d), F_GETFD) >= 0);
+        printf("pid=%d\nslot=%lx\n", getpid(), (unsigned long)own);
+        return 0;
+    }
+    if (!strcmp(verb, "exec")) {              /* exec PROGRAM ARGS...: same PID afterwards */
+        printf("pid=%d\n", getpid());
+        fflush(stdout);
+        execv(argv[2], argv + 2);
+        printf("exec=%s\n", ename(errno));
+        return 1;
+    }
+    if (!strcmp(verb, "vfork") || !strcmp(verb, "spawn")) {   /* start PROGRAM ARGS..., wait for it */
+        extern char **environ;
+        pid_t child;
+        if (!strcmp(verb, "vfork")) {
+            child = vfork();
+            if (child == 0) { execv(argv[2], argv + 2); _exit(127); }
+        } else {
+            int e = posix_spawn(&child, argv[2], NULL, NULL, argv + 2, environ);
+            if (e) { printf("spawn=%s\n", ename(e)); return 1; }
+        }
+        printf("parent=%d\nchild=%d\n", getpid(), child);
+        int st;
+        if (waitpid(child, &st, 0) != child) { printf("wait=%s\n", ename(errno)); return 1; }
+        printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
         return 0;
     }
     if (!strcmp(verb, "sleep")) { printf("pid=%d\nready\n", getpid()); sleep(atoi(argv[2])); return 0; }

@@ -98,13 +98,21 @@ struct colo_vfork_area {
     uint32_t done;                /* futex: the child's tid until it execs or exits */
 };
 
+/* What exec in place carries from the old program to the new one. */
+struct colo_exec_ctx {
+    uint64_t mask;                /* the signal mask, kept across exec */
+    uint32_t *vfork_done;         /* a vfork parent to release, or NULL */
+    int32_t  slot;                /* the slot the runtime put the program in */
+    int32_t  pad;
+};
+
 struct colo_slot {
     uint64_t magic;
     uint32_t index;
     int32_t  runtime_pid;
     int32_t  owner_pid;           /* the process the slot belongs to */
-    int32_t  exec_slot;           /* exec in place: the slot the new program went to */
-    uint64_t exec_mask;           /* exec in place: the signal mask to keep */
+    int32_t  pad2;
+    struct colo_exec_ctx exec;
     /* emulated program break */
     uint64_t brk_start, brk_cur, brk_mapped_end, brk_limit;
     /* mmap(NULL) placement inside the slot (next fit) */

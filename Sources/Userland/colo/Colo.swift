@@ -13,7 +13,7 @@ struct Colo: ParsableCommand {
             of the colocated process PID.  To run a program whose name is also a colo \
             subcommand, give its path or write `colo run ps`.
             """,
-        subcommands: [Run.self, Ps.self, Procstat.self],
+        subcommands: [Run.self, Ps.self, Procstat.self, Sysctl.self],
         defaultSubcommand: Run.self)
 }
 
@@ -136,6 +136,48 @@ struct Procstat: ParsableCommand {
                   pad("0x" + String(m.end, radix: 16), 18, right: true), pad(m.protection, 5),
                   pad(String(m.residentPages), 6, right: true), pad(String(m.privatePages), 4, right: true),
                   pad("-", 3, right: true), pad("-", 3, right: true), pad(m.flags, 5), pad(m.type, 3, right: true), m.path)
+        }
+    }
+}
+
+struct Sysctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read or set the knobs of an address space (CheriBSD's sysctl names).",
+        discussion: "Knobs: " + Knob.allCases.map(\.rawValue).joined(separator: ", ") + ".")
+
+    @Option(name: .customLong("pid"), help: "A process of the address space (default: this process's own).")
+    var pid: Int32?
+
+    @Flag(name: .short, help: "Print every knob.")
+    var a = false
+
+    @Flag(name: .short, help: "Print each knob's description instead of its value.")
+    var d = false
+
+    @Argument(help: "name or name=value")
+    var settings: [String] = []
+
+    func run() throws {
+        let target = pid ?? getpid()
+        guard let space = SpaceDirectory.space(containing: target) else {
+            fail(pid == nil ? "not in a colocated address space (use --pid PID)" : "no colocated process \(target)")
+        }
+        guard let table = SpaceTable.open(path: space.table.path, writable: settings.contains { $0.contains("=") }) else {
+            fail("cannot open \(space.table.path): \(String(cString: strerror(errno)))")
+        }
+        let names = a || settings.isEmpty ? Knob.allCases.map(\.rawValue) : settings
+        for setting in names {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            guard let knob = Knob(rawValue: parts[0]) else { fail("unknown oid '\(parts[0])'") }
+            if d { print("\(knob.rawValue): \(knob.summary)"); continue }
+            if parts.count == 2 {
+                guard let value = Int32(parts[1]) else { fail("invalid integer '\(parts[1])'") }
+                let old = table[knob]
+                table.set(knob, value)
+                print("\(knob.rawValue): \(old) -> \(value)")
+            } else {
+                print("\(knob.rawValue): \(table[knob])")
+            }
         }
     }
 }

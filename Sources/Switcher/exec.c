@@ -1,0 +1,184 @@
+/* exec.c - exec in place and vfork, in the SIGSYS handler.
+ *
+ * execve/execveat by a colocated process: the runtime loads the new program
+ * into the process's own slot (or, for a vfork child still sharing its
+ * parent's slot, into a fresh one) and the handler jumps to it, keeping PID,
+ * descriptors (minus close-on-exec), cwd, credentials and signal mask, as
+ * execve does.  Programs the runtime cannot colocate get a real execve.
+ *
+ * vfork and clone(CLONE_VFORK): the kernel would keep the parent blocked until
+ * the child really execs or exits, so the flag is stripped and the parent
+ * waits here instead, on a stack of its own (a vfork child borrows the
+ * parent's stack), until the child has exec'd in place, exec'd for real or
+ * exited; it then resumes from a saved context. */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <sys/syscall.h>
+#include <linux/sched.h>
+#include <linux/futex.h>
+#include <sys/prctl.h>
+#include <asm/prctl.h>
+#include "switcher.h"
+#include "sys.h"
+#include "internal.h"
+
+extern long colo_clone_resume(unsigned long flags, uint32_t *ctid, const struct colo_resume *child);
+extern void colo_resume(const struct colo_resume *r) __attribute__((noreturn));
+extern void colo_on_stack(void (*fn)(void *), void *arg, void *top) __attribute__((noreturn));
+extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
+
+#define SIGBIT(s) (1ULL << ((s) - 1))
+#define FP_XSTATE_MAGIC1 0x46505853U
+
+static struct colo_vfork_area *vfork_area(struct colo_slot *s, long tid)
+{
+    return (struct colo_vfork_area *)((char *)s + COLO_VFORK_AREAS +
+                                      (uint64_t)(tid % COLO_VFORK_AREA_COUNT) * COLO_VFORK_AREA_SIZE);
+}
+
+/* Save the trapped guest context so colo_resume() continues it with `rax`
+ * (and rsp = `rsp`). */
+static void save_context(struct colo_resume *r, const ucontext_t *uc, long rax, uint64_t rsp)
+{
+    const greg_t *g = uc->uc_mcontext.gregs;
+    for (int i = 0; i < 23; i++) r->gregs[i] = (uint64_t)g[i];
+    r->gregs[REG_RAX] = (uint64_t)rax;
+    r->gregs[REG_RSP] = rsp;
+    r->mask = ((const uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
+    r->iret[0] = (uint64_t)g[REG_RIP];
+    r->iret[1] = 0x33;                        /* __USER_CS */
+    r->iret[2] = (uint64_t)g[REG_EFL];
+    r->iret[3] = rsp;
+    r->iret[4] = 0x2b;                        /* __USER_DS */
+    const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+    uint32_t size = 512 + 64;
+    if (*(const uint32_t *)(fp + 464) == FP_XSTATE_MAGIC1) size = *(const uint32_t *)(fp + 464 + 12);
+    if (size > sizeof r->xsave) size = sizeof r->xsave;
+    colo_memcpy(r->xsave, fp, size);
+}
+
+static void vfork_wait_and_resume(void *arg)
+{
+    struct colo_vfork_area *a = arg;
+    uint32_t v;
+    while ((v = __atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) != 0)
+        sys6(SYS_futex, (long)&a->done, FUTEX_WAIT, v, 0, 0, 0);
+    colo_resume(&a->parent);
+}
+
+long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    unsigned long flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+    uint64_t rsp = (uint64_t)g[REG_RSP];
+    if (nr == SYS_clone) {
+        flags = (unsigned long)g[REG_RDI];
+        if (g[REG_RSI]) rsp = (uint64_t)g[REG_RSI];
+        /* posix_spawn and vfork pass no tid, tls or pidfd requests */
+        if (flags & ~(CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND))
+            return -22;
+    }
+    long tid = sys0(SYS_gettid);
+    struct colo_vfork_area *a = vfork_area(s, tid);
+    save_context(&a->child, uc, 0, rsp);
+    save_context(&a->parent, uc, 0, (uint64_t)g[REG_RSP]);
+    a->done = 1;
+    /* CHILD_SETTID puts the child's tid in `done`, CHILD_CLEARTID clears it
+     * (and wakes us) when the child exits or really execs. */
+    long pid = colo_clone_resume((flags & ~(unsigned long)CLONE_VFORK) | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+                                 &a->done, &a->child);
+    if (pid < 0) return pid;
+    a->parent.gregs[REG_RAX] = (uint64_t)pid;
+    colo_on_stack(vfork_wait_and_resume, a, (char *)a + COLO_VFORK_AREA_SIZE);
+}
+
+/* ---- exec in place ----------------------------------------------------------- */
+
+/* On the new program's slot: release a vfork parent, then enter the program. */
+static void exec_enter(void *arg)
+{
+    struct colo_exec_ctx *c = arg;
+    uint64_t mask = c->mask;
+    uint32_t *w = c->vfork_done;
+    struct colo_slot *ns = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)c->slot << COLO_SLOT_SHIFT));
+    if (w) {
+        __atomic_store_n(w, 0, __ATOMIC_RELEASE);
+        sys6(SYS_futex, (long)w, FUTEX_WAKE, 1, 0, 0, 0);
+    }
+    sys1(SYS_set_tid_address, 0);
+    sys2(SYS_set_robust_list, 0, 24);
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
+    sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
+    sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
+    colo_jump(ns->entry, ns->initial_sp);
+}
+
+static long exec_commit(void)
+{
+    return sys6(COLO_SYS_exec, COLO_EXEC_COMMIT, 0, 0, 0, 0, 0);
+}
+
+/* Same slot: runs on the slot header's stack, since the runtime unmaps the rest. */
+static void exec_commit_here(void *arg)
+{
+    struct colo_exec_ctx *c = arg;
+    long r = exec_commit();
+    if (r < 0) sys2(SYS_kill, sys0(SYS_getpid), SIGKILL);   /* past the point of no return */
+    c->slot = (int32_t)r;
+    exec_enter(c);
+}
+
+/* The exec area of the vfork parent this (vfork child) process came from, if any. */
+static uint32_t *vfork_word_of(struct colo_slot *s, long tid)
+{
+    for (int i = 0; i < COLO_VFORK_AREA_COUNT; i++) {
+        struct colo_vfork_area *a = (struct colo_vfork_area *)((char *)s + COLO_VFORK_AREAS + (uint64_t)i * COLO_VFORK_AREA_SIZE);
+        if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE) == (uint32_t)tid) return &a->done;
+    }
+    return 0;
+}
+
+long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    long dirfd = at ? g[REG_RDI] : -100 /* AT_FDCWD */;
+    long path = at ? g[REG_RSI] : g[REG_RDI];
+    long argv = at ? g[REG_RDX] : g[REG_RSI];
+    long envp = at ? g[REG_R10] : g[REG_RDX];
+    long flags = at ? g[REG_R8] : 0;
+
+    /* The file must be executable by this process: the lookup and permission
+     * errors are the caller's own (ENOENT, EACCES, ENOTDIR, ELOOP ...). */
+    long r = sys4(SYS_faccessat2, dirfd, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */ | (flags & 0x1100));
+    if (r < 0) return r;
+    r = sys6(COLO_SYS_exec, COLO_EXEC_PLAN, dirfd, path, argv, envp, flags);
+    if (r < 0) return r;
+    if (r == COLO_EXEC_NATIVE)
+        return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
+
+    /* Point of no return: from here on the old program is being taken apart. */
+    colo_close_cloexec_fds();
+    long pid = sys0(SYS_getpid), tid = sys0(SYS_gettid);
+    int own = s->owner_pid == pid;
+    colo_reset_signals_for_exec(own ? s : 0);
+    struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss = { 0, 2 /* SS_DISABLE */, 0, 0 };
+    sys2(SYS_sigaltstack, &ss, 0);
+
+    if (own) {
+        struct colo_exec_ctx *c = &s->exec;
+        c->mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
+        c->vfork_done = 0;
+        colo_on_stack(exec_commit_here, c, (char *)s + COLO_START_STACK_TOP);
+    }
+    /* A vfork child: the parent's slot stays; the program goes to a new slot. */
+    struct colo_exec_ctx c = { ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS), vfork_word_of(s, tid), 0 };
+    r = exec_commit();
+    if (r < 0) sys2(SYS_kill, pid, SIGKILL);
+    c.slot = (int32_t)r;
+    struct colo_slot *ns = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)r << COLO_SLOT_SHIFT));
+    struct colo_exec_ctx *nc = &ns->exec;
+    *nc = c;
+    colo_on_stack(exec_enter, nc, (char *)ns + COLO_START_STACK_TOP);
+}

@@ -1,0 +1,46 @@
+/* process.c - per-process state changes that execve performs, done by hand for
+ * the start of a colocated process and for exec in place. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include "internal.h"
+#include "sys.h"
+
+long colo_close_cloexec_fds(void)
+{
+    int dir = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dir < 0) return dir;
+    char buf[2048];
+    for (;;) {
+        long n = sys3(SYS_getdents64, dir, buf, sizeof buf);
+        if (n < 0) { sys1(SYS_close, dir); return n; }
+        if (n == 0) break;
+        for (long off = 0; off < n;) {
+            unsigned short reclen = *(unsigned short *)(buf + off + 16);
+            const char *name = buf + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            long fd = 0;
+            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
+            if (fd == dir) continue;
+            long flags = sys2(SYS_fcntl, fd, F_GETFD);
+            if (flags >= 0 && (flags & FD_CLOEXEC)) sys1(SYS_close, fd);
+        }
+    }
+    sys1(SYS_close, dir);
+    return 0;
+}
+
+void colo_reset_signals_for_exec(struct colo_slot *s)
+{
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSYS) continue;
+        struct kernel_sigaction old;
+        if (sys4(SYS_rt_sigaction, sig, 0, &old, 8) < 0) continue;
+        if (old.handler == (uint64_t)SIG_DFL || old.handler == (uint64_t)SIG_IGN) continue;
+        struct kernel_sigaction dfl;
+        colo_memset(&dfl, 0, sizeof dfl);
+        sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
+    }
+    if (s) colo_memset(&s->guest_sigsys, 0, sizeof s->guest_sigsys);
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Runtime
+
+/// exec in place, vfork and posix_spawn: programs started by colocated
+/// programs stay colocated, each with its own PID and slot.
+@Suite(.serialized) struct ExecTests {
+    /// Is this slot number (address >> 36) inside the slot region?
+    func colocated(_ slot: String?) -> Bool {
+        guard let s = slot, let n = UInt64(s, radix: 16) else { return false }
+        return n >= Layout.regionBase >> 36 && n < Layout.regionEnd >> 36
+    }
+
+    @Test(arguments: Guests.Variant.allCases)
+    func execInPlaceKeepsThePID(_ variant: Guests.Variant) throws {
+        let from = try Guests.probe(.staticGlibc), to = try Guests.probe(variant)
+        let r = try Run.colo([from, "exec", to, "info", "after"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pids = r.stdout.split(separator: "\n").filter { $0.hasPrefix("pid=") }
+        #expect(pids.count == 2 && pids[0] == pids[1], "same PID before and after: \(pids)")
+        let v = values(r.stdout)
+        #expect(v["arg2"] == "after")
+        #expect(colocated(v["slot"]), "the new program is colocated")
+        #expect(v["AT_EXECFN"] == to)
+    }
+
+    @Test func execKeepsWhatExecveKeeps() throws {
+        let r = try Run.colo([try Guests.probe(), "execstate", try Guests.probe(.dynamicGlibc), "state"])
+        let v = values(r.stdout)
+        #expect(v["usr1_default"] == "1", "handled signals are reset")
+        #expect(v["usr2_ignored"] == "1", "ignored signals stay ignored")
+        #expect(v["hup_blocked"] == "1", "the signal mask is kept")
+        #expect(v["keep_open"] == "1" && v["drop_open"] == "0", "close-on-exec descriptors are closed, others kept")
+        #expect(colocated(v["slot"]))
+    }
+
+    @Test func execErrorsAreExecves() throws {
+        let dir = Guests.buildDir
+        let text = dir + "/plain.txt"
+        try "just text\n".write(toFile: text, atomically: true, encoding: .utf8)
+        chmod(text, 0o755)
+        let noexec = dir + "/noexec"
+        try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
+        chmod(noexec, 0o644)
+        for (path, expected) in [("/nonexistent/x", "ENOENT"), (text, "ENOEXEC"), (noexec, "EACCES"),
+                                 ("/tmp", "EACCES"), (text + "/x", "ENOTDIR")] {
+            let r = try Run.colo([try Guests.probe(), "exec", path])
+            #expect(values(r.stdout)["exec"] == expected, "exec \(path): \(r.stdout)")
+            #expect(r.status == 1, "the caller survives a failed exec")
+        }
+    }
+
+    @Test func scriptsAreColocated() throws {
+        let script = Guests.buildDir + "/probe-script"
+        try "#!\(try Guests.probe(.dynamicGlibc)) info\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let r = try Run.colo([try Guests.probe(), "exec", script, "arg"])
+        let v = values(r.stdout)
+        #expect(colocated(v["slot"]), "\(r.stdout) \(r.stderr)")
+        #expect(v["arg2"] == script, "the interpreter gets the script as its argument")
+    }
+
+    @Test func nonPIEFallsBackToARealExecve() throws {
+        let src = Guests.sourceDir.appendingPathComponent("probe.c").path
+        let bin = Guests.buildDir + "/probe-nopie-exec"
+        try #require(try Run.capture(["cc", "-O1", "-no-pie", src, "-o", bin]).status == 0)
+        let r = try Run.colo([try Guests.probe(), "exec", bin, "info"])
+        #expect(r.status == 0)
+        let pids = r.stdout.split(separator: "\n").filter { $0.hasPrefix("pid=") }
+        #expect(pids.count == 2 && pids[0] == pids[1], "a real execve keeps the PID too")
+        #expect(!colocated(values(r.stdout)["slot"]), "but the program is not colocated")
+    }
+
+    @Test(arguments: ["vfork", "spawn"])
+    func childrenExecIntoTheirOwnSlot(_ how: String) throws {
+        let r = try Run.colo([try Guests.probe(), how, try Guests.probe(.dynamicGlibc), "info", "child"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        let child = try #require(v["child"])
+        #expect(v["pid"] == child, "the child keeps its PID through the exec")
+        #expect(v["ppid"] == v["parent"])
+        #expect(v["child_status"] == "0", "the parent reaps it")
+        #expect(colocated(v["slot"]) && v["slot"] != nil)
+        let parentSlot = r.stdout.split(separator: "\n").first { $0.hasPrefix("slot=") }
+        #expect(parentSlot == "slot=\(v["slot"]!)", "only the child printed a slot")
+    }
+
+    @Test(arguments: ["vfork", "spawn"])
+    func theParentResumesBeforeTheChildExits(_ how: String) throws {
+        let bg = try Background([Run.colo, try Guests.probe(), how, try Guests.probe(.dynamicGlibc), "sleep", "3"])
+        let started = Date()
+        let child = pid_t(try bg.value("child"))!
+        #expect(Date().timeIntervalSince(started) < 2.5, "the parent got the child's PID while the child still sleeps")
+        #expect(!isGone(child))
+        #expect(try bg.value("child_status") == "0")
+        #expect(bg.wait() == 0)
+    }
+
+    @Test func execedChildrenShareTheVmaddrAndReleaseTheirSlot() throws {
+        let holder = try Background([Run.colo, try Guests.probe(), "vfork", try Guests.probe(), "sleep", "30"])
+        let child = pid_t(try holder.value("child"))!
+        try holder.waitFor { $0 == "ready" }
+        let parent = pid_t(try holder.value("parent"))!
+        #expect(shareAddressSpace(child, parent))
+        let ps = try Run.colo(["ps", String(parent)])
+        let rows = ps.stdout.split(separator: "\n").filter { $0.contains(" \(child) ") || $0.contains(" \(parent) ") }
+        #expect(rows.count == 2, "ps lists the parent and the exec'd child: \(ps.stdout)")
+        #expect(Set(rows.map { $0.split(separator: " ", omittingEmptySubsequences: true)[9] }).count == 1, "one VMADDR")
+        #expect(rows.contains { $0.hasSuffix("sleep 30") }, "the child's command line is its own")
+        kill(child, SIGKILL)
+        #expect(try holder.value("child_status") == String(128 + SIGKILL))
+        #expect(holder.wait() == 0)
+    }
+
+    @Test func dashRunsSimpleCommandsColocated() throws {
+        let probe = try Guests.probe()
+        let r = try Run.colo(["/bin/sh", "-c", "\(probe) info; \(probe) exit 3; echo status=$?"])
+        let v = values(r.stdout)
+        #expect(colocated(v["slot"]), "a simple command of a colocated dash is colocated")
+        #expect(v["status"] == "3")
+        #expect(try Run.colo(["/bin/sh", "-c", "exit 3"]).status == 3)
+    }
+
+    @Test func opportunisticColocationCanBeTurnedOff() throws {
+        let h = try Background([Run.colo, try Guests.probe(), "hold"])
+        let pid = pid_t(try h.value("pid"))!
+        #expect(try Run.colo(["sysctl", "--pid", String(pid), "kern.opportunistic_coexecve=0"]).status == 0)
+        let off = try Run.colo(["--join", String(pid), try Guests.probe(), "exec", try Guests.probe(.dynamicGlibc), "info"])
+        #expect(!colocated(values(off.stdout)["slot"]), "with the knob off, exec is a real execve")
+        let show = try Run.colo(["sysctl", "--pid", String(pid), "kern.opportunistic_coexecve"])
+        #expect(show.stdout == "kern.opportunistic_coexecve: 0\n")
+        kill(pid, SIGUSR1)
+        #expect(h.wait() == 0)
+    }
+}
