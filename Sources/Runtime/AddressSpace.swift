@@ -47,6 +47,8 @@ public final class AddressSpace {
     let socketPath: String
     /// The seccomp user-notification listener of the address space's filter.
     let listener: Int32
+    /// Capabilities, names and the slow-path rendezvous (KernelCalls).
+    let kernel: Kernel
 
     /// Create a new address space whose first process is the caller.
     public init() throws(ColoError) {
@@ -56,6 +58,7 @@ public final class AddressSpace {
         initialBlocked = blk
         runtimePID = getpid()
         listener = try Self.installFilter()
+        kernel = try Kernel()
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
@@ -254,7 +257,8 @@ public final class AddressSpace {
             if mainStatus != nil { break }
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: kernel.watchFD, events: Int16(POLLIN), revents: 0)]
             fds += externalMembers.values.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
             if fds[0].revents != 0 {
@@ -264,7 +268,8 @@ public final class AddressSpace {
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
-            if fds.dropFirst(3).contains(where: { $0.revents != 0 }) { reapExternal() }
+            if fds.dropFirst(4).contains(where: { $0.revents != 0 }) { reapExternal() }
+            if fds[3].revents != 0 { kernel.threadsExited(self) }
             if fds[2].revents & Int16(POLLIN) != 0, let call = UserNotification.receive(listener) {
                 let result = SyscallTable.dispatch(self, call)
                 if case .pending = result { continue }

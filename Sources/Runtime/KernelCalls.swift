@@ -3,6 +3,145 @@ import GuestAPI
 
 /// The capability and call area of the system-call table: cosetup, coregister,
 /// colookup, cogetpid, cocall_slow, coaccept_slow, capfromfd, captofd.
+/// Arguments are in the registers of CheriBSD's syscalls.master; the state
+/// lives in the address space's `Kernel`.  A caller that is not a colocated
+/// process of the address space (e.g. a fork()ed child) gets ENOSYS.
 enum KernelCalls {
-    static let handlers: [Int32: SyscallTable.Handler] = [:]
+    static let handlers: [Int32: SyscallTable.Handler] = [
+        Int32(COLO_SYS_cosetup): { s, c in guarded(s, c, cosetup) },
+        Int32(COLO_SYS_coregister): { s, c in guarded(s, c, coregister) },
+        Int32(COLO_SYS_colookup): { s, c in guarded(s, c, colookup) },
+        Int32(COLO_SYS_cogetpid): { s, c in guarded(s, c, cogetpid) },
+        Int32(COLO_SYS_cocall_slow): { s, c in guarded(s, c, cocallSlow) },
+        Int32(COLO_SYS_coaccept_slow): { s, c in guarded(s, c, coacceptSlow) },
+        Int32(COLO_SYS_capfromfd): { s, c in guarded(s, c, capfromfd) },
+        Int32(COLO_SYS_captofd): { s, c in guarded(s, c, captofd) },
+    ]
+
+    typealias Body = (AddressSpace, GuestCall, ThreadContext) -> CallResult
+
+    /// Run `body` for a caller that belongs to the address space, else ENOSYS.
+    private static func guarded(_ space: AddressSpace, _ call: GuestCall, _ body: Body) -> CallResult {
+        guard let t = space.kernel.context(call, space) else { return .error(ENOSYS) }
+        return body(space, call, t)
+    }
+
+    /// `int _cosetup(int what, void **code, void **data)`.
+    static func cosetup(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        let what = Int32(truncatingIfNeeded: call.args[0])
+        switch what {
+        case Int32(0) /* COSETUP_COCALL */, Int32(1) /* COSETUP_COACCEPT */:
+            let k = space.kernel
+            guard k.ensureSCB(t) else { return .error(ENOMEM) }
+            guard GuestMemory.shared.store(k.codeCapability(t.pid), at: call.args[1]),
+                  GuestMemory.shared.store(t.scb, at: call.args[2]) else { return .error(EFAULT) }
+            if what == 0 { t.cocallReady = true } else { t.coacceptReady = true }
+            return .value(0)
+        case Int32(2) /* COSETUP_TAKEOVER */:
+            // Replacing the switcher (dispatch(1)) needs PRIV_KMEM_WRITE in
+            // CheriBSD; there is no replaceable switcher here, so nobody has it.
+            return .error(EPERM)
+        default:
+            return .error(EINVAL)
+        }
+    }
+
+    /// `int coregister(const char *name, void **cap)`: the capability for
+    /// calling this thread, published under `name` unless it is NULL.
+    static func coregister(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        let k = space.kernel
+        guard k.ensureSCB(t) else { return .error(ENOMEM) }
+        if t.target == 0 {
+            guard let c = k.caps.mint(.target, pid: t.pid, tid: t.tid) else { return .error(ENOMEM) }
+            t.target = c
+        }
+        if call.args[1] != 0 && !GuestMemory.shared.store(t.target, at: call.args[1]) { return .error(EFAULT) }
+        guard call.args[0] != 0 else { return .value(0) }
+        let name: [UInt8]
+        switch GuestMemory.shared.path(at: call.args[0]) {
+        case .success(let n): name = n
+        case .failure(let e): return .error(e.errno)
+        }
+        guard !name.isEmpty else { return .error(EINVAL) }
+        guard k.names[name] == nil else { return .error(EEXIST) }
+        k.names[name] = t.target
+        return .value(0)
+    }
+
+    /// `int colookup(const char *name, void **cap)`.
+    static func colookup(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        guard space.table[.allowColookup] != 0 else { return .error(ENOSYS) }
+        switch GuestMemory.shared.path(at: call.args[0]) {
+        case .failure(let e): return .error(e.errno)
+        case .success(let name):
+            guard let cap = space.kernel.names[name] else { return .error(ESRCH) }
+            return GuestMemory.shared.store(cap, at: call.args[1]) ? .value(0) : .error(EFAULT)
+        }
+    }
+
+    /// `int cogetpid(pid_t *pidp)`: the PID of the caller being served.
+    static func cogetpid(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        guard let s = t.serving else { return .error(ESRCH) }
+        return GuestMemory.shared.store(s.caller.pid, at: call.args[0]) ? .value(0) : .error(EFAULT)
+    }
+
+    /// The buffer arguments (args 1–4) of cocall/coaccept: a NULL buffer only
+    /// with length 0, non-NULL buffers and all lengths 8-byte aligned (EINVAL),
+    /// and inside the user address space (EFAULT).
+    static func buffers(_ a: [UInt64]) -> Result<CallBuffers, ColoError> {
+        for (p, n) in [(a[1], a[2]), (a[3], a[4])] {
+            if p == 0 && n != 0 { return .failure(ColoError(EINVAL, "NULL buffer")) }
+            if p % 8 != 0 || n % 8 != 0 { return .failure(ColoError(EINVAL, "misaligned buffer")) }
+            if !GuestMemory.inRange(p, n) { return .failure(ColoError(EFAULT, "buffer outside the address space")) }
+        }
+        return .success(CallBuffers(out: a[1], outLength: a[2], input: a[3], inLength: a[4]))
+    }
+
+    /// `ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.
+    static func cocallSlow(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        switch buffers(call.args) {
+        case .failure(let e): return .error(e.errno)
+        case .success(let b): return space.kernel.cocall(call, from: t, target: call.args[0], b, space)
+        }
+    }
+
+    /// `ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.
+    static func coacceptSlow(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        switch buffers(call.args) {
+        case .failure(let e): return .error(e.errno)
+        case .success(let b): return space.kernel.coaccept(call, by: t, cookiep: call.args[0], b, space)
+        }
+    }
+
+    /// `int capfromfd(void **capp, int fd)`: the runtime takes its own
+    /// reference to the open file (pidfd_getfd) and seals it.  As in CheriBSD,
+    /// the reference is kept for the life of the address space.
+    static func capfromfd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        let fd = Int32(truncatingIfNeeded: call.args[1])
+        guard GuestMemory.shared.store(UInt64(0), at: call.args[0]) else { return .error(EFAULT) }
+        let own = Int32(truncatingIfNeeded: rawSyscall(Kernel.pidfdGetfd, Int(t.pidfd), Int(fd), 0))
+        guard own >= 0 else { return .error(-own) }
+        guard let cap = space.kernel.caps.mint(.fd, pid: t.pid, object: UInt64(own)) else { close(own); return .error(ENFILE) }
+        guard GuestMemory.shared.store(cap, at: call.args[0]) else {
+            space.kernel.caps.revoke(cap); close(own)
+            return .error(EFAULT)
+        }
+        return .value(0)
+    }
+
+    /// `int captofd(void *cap, int *fdp)`: a new descriptor, in the caller,
+    /// for the open file the capability holds (SECCOMP_IOCTL_NOTIF_ADDFD).
+    static func captofd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
+        guard let e = space.kernel.caps.lookup(call.args[0], .fd) else { return .error(EINVAL) }
+        guard GuestMemory.shared.store(Int32(-1), at: call.args[1]) else { return .error(EFAULT) }
+        // struct seccomp_notif_addfd { u64 id; u32 flags, srcfd, newfd, newfd_flags; }
+        var addfd: (UInt64, UInt32, UInt32, UInt32, UInt32) = (call.id, 0, UInt32(truncatingIfNeeded: e.object), 0, 0)
+        let fd = withUnsafeMutablePointer(to: &addfd) {
+            rawSyscall(UserNotification.ioctlNumber, Int(space.listener), Int(bitPattern: UserNotification.addFD),
+                       Int(bitPattern: $0))
+        }
+        guard fd >= 0 else { return .error(Int32(-fd)) }
+        guard GuestMemory.shared.store(Int32(fd), at: call.args[1]) else { return .error(EFAULT) }
+        return .value(0)
+    }
 }

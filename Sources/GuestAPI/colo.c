@@ -1,0 +1,316 @@
+/* colo.c - the guest library behind <colo.h>: CheriBSD's colocation calls as
+ * system calls served by the colo runtime (numbers of colo_abi.h), with
+ * CheriBSD libc's wrappers on top (cosetup's per-thread capabilities,
+ * cocall's EAGAIN retry, cocachedpid's cache, capvfetch/capvset,
+ * coexecvpc's PATH search).  Outside a colocated address space the kernel
+ * answers every call with ENOSYS. */
+#define _GNU_SOURCE
+#include <err.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "colo.h"
+#include "colo_cap.h"
+
+extern char **environ;
+
+/* A raw call's result as libc reports it: -1 with errno, or the value. */
+static long result(long r)
+{
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+#define CALL(nr, a, b, c, d, e, f) \
+    result(colo_syscall(nr, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f)))
+
+/* Per-thread capabilities handed out by _cosetup (cosetup.c). */
+static __thread void *cocall_code, *cocall_data, *coaccept_code, *coaccept_data;
+
+int _cosetup(int what, void **code, void **data)
+{
+    return (int)CALL(COLO_SYS_cosetup, what, code, data, 0, 0, 0);
+}
+
+int cosetup(int what)
+{
+    switch (what) {
+    case COSETUP_COCALL:
+        return _cosetup(what, &cocall_code, &cocall_data);
+    case COSETUP_COACCEPT:
+        return _cosetup(what, &coaccept_code, &coaccept_data);
+    default:
+        return EINVAL;      /* CheriBSD's quirk: the errno is the return value */
+    }
+}
+
+int coregister(const char *name, void **cap)
+{
+    return (int)CALL(COLO_SYS_coregister, name, cap, 0, 0, 0, 0);
+}
+
+int colookup(const char *name, void **cap)
+{
+    return (int)CALL(COLO_SYS_colookup, name, cap, 0, 0, 0, 0);
+}
+
+int cogetpid(pid_t *pidp)
+{
+    return (int)CALL(COLO_SYS_cogetpid, pidp, 0, 0, 0, 0, 0);
+}
+
+ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
+{
+    return CALL(COLO_SYS_cocall_slow, target, outbuf, outlen, inbuf, inlen, 0);
+}
+
+ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
+{
+    return CALL(COLO_SYS_coaccept_slow, cookiep, outbuf, outlen, inbuf, inlen, 0);
+}
+
+/* The switcher entry points.  Until the fast path exists the switcher's
+ * code/data capabilities are not used: calls take the slow path. */
+ssize_t _cocall(void *code, void *data, const void *target, const void *outbuf, size_t outlen,
+                void *inbuf, size_t inlen)
+{
+    (void)code; (void)data;
+    return cocall_slow((void *)target, outbuf, outlen, inbuf, inlen);
+}
+
+ssize_t _coaccept(void *code, void *data, void **cookiep, const void *outbuf, size_t outlen,
+                  void *inbuf, size_t inlen)
+{
+    (void)code; (void)data;
+    return coaccept_slow(cookiep, outbuf, outlen, inbuf, inlen);
+}
+
+/* cocall(2): while the callee has not called coaccept yet (EAGAIN), wait a
+ * millisecond and try again, as CheriBSD's libc does. */
+ssize_t cocall(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
+{
+    for (;;) {
+        ssize_t r = _cocall(cocall_code, cocall_data, target, outbuf, outlen, inbuf, inlen);
+        if (r >= 0 || errno != EAGAIN)
+            return r;
+        usleep(1000);
+        errno = EAGAIN;
+    }
+}
+
+ssize_t coaccept(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
+{
+    return _coaccept(coaccept_code, coaccept_data, cookiep, outbuf, outlen, inbuf, inlen);
+}
+
+/* Without the switcher the subject of a call is always the calling process. */
+pid_t _cogetpid2(void *code, void *data)
+{
+    (void)code; (void)data;
+    return getpid();
+}
+
+lwpid_t _cogettid(void *code, void *data)
+{
+    (void)code; (void)data;
+    return (lwpid_t)syscall(SYS_gettid);
+}
+
+pid_t cogetpid2(void) { return _cogetpid2(NULL, NULL); }
+lwpid_t cogettid(void) { return _cogettid(NULL, NULL); }
+
+/* cocachedpid(3): cogetpid(2) cached per cookie; entries are never evicted
+ * (CheriBSD: "XXX: LRU?").  A full cache just stops caching. */
+#define PIDCACHE_SIZE 1024
+static struct { uintptr_t cookie; pid_t pid; } pidcache[PIDCACHE_SIZE];
+static pthread_mutex_t pidcache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int cocachedpid(pid_t *pidp, void *cookie)
+{
+    uintptr_t key = (uintptr_t)cookie;
+    unsigned h = (unsigned)((key ^ (key >> 17) ^ (key >> 41)) % PIDCACHE_SIZE);
+    pthread_mutex_lock(&pidcache_lock);
+    for (unsigned i = 0; i < PIDCACHE_SIZE; i++) {
+        unsigned j = (h + i) % PIDCACHE_SIZE;
+        if (pidcache[j].cookie == key && key != 0) {
+            *pidp = pidcache[j].pid;
+            pthread_mutex_unlock(&pidcache_lock);
+            return 0;
+        }
+        if (pidcache[j].cookie == 0)
+            break;
+    }
+    pthread_mutex_unlock(&pidcache_lock);
+    pid_t pid;
+    if (cogetpid(&pid) != 0)
+        return -1;
+    *pidp = pid;
+    pthread_mutex_lock(&pidcache_lock);
+    for (unsigned i = 0; i < PIDCACHE_SIZE && key != 0; i++) {
+        unsigned j = (h + i) % PIDCACHE_SIZE;
+        if (pidcache[j].cookie == 0 || pidcache[j].cookie == key) {
+            pidcache[j].cookie = key;
+            pidcache[j].pid = pid;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pidcache_lock);
+    return 0;
+}
+
+int capfromfd(void **capp, int fd)
+{
+    return (int)CALL(COLO_SYS_capfromfd, capp, fd, 0, 0, 0, 0);
+}
+
+int captofd(void *cap, int *fdp)
+{
+    return (int)CALL(COLO_SYS_captofd, cap, fdp, 0, 0, 0, 0);
+}
+
+int coexecvec(pid_t pid, const char *path, char * const *argv, char * const *envp, void * const *capv, int capc)
+{
+    return (int)CALL(COLO_SYS_coexecvec, pid, path, argv, envp, capv, capc);
+}
+
+int coexecve(pid_t pid, const char *path, char * const *argv, char * const *envp)
+{
+    return (int)CALL(COLO_SYS_coexecve, pid, path, argv, envp, 0, 0);
+}
+
+/* coexecvpc(3): execvp's PATH search with coexecvec; pid < 0 is a plain
+ * execve.  As CheriBSD's, an ENOEXEC candidate is not run with /bin/sh. */
+int coexecvpc(pid_t pid, const char *name, char * const *argv, void * const *capv, int capc)
+{
+    if (*name == '\0') {
+        errno = ENOENT;
+        return -1;
+    }
+    if (strchr(name, '/') != NULL)
+        return pid < 0 ? execve(name, argv, environ) : coexecvec(pid, name, argv, environ, capv, capc);
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        path = "/bin:/usr/bin";
+    size_t nlen = strlen(name);
+    int seen_eacces = 0;
+    for (const char *p = path;; ) {
+        const char *end = strchrnul(p, ':');
+        size_t dlen = (size_t)(end - p);
+        char buf[PATH_MAX];
+        if (dlen + 1 + nlen + 1 <= sizeof buf) {
+            if (dlen == 0)
+                buf[dlen++] = '.';
+            else
+                memcpy(buf, p, dlen);
+            buf[dlen] = '/';
+            memcpy(buf + dlen + 1, name, nlen + 1);
+            if (pid < 0)
+                execve(buf, argv, environ);
+            else
+                coexecvec(pid, buf, argv, environ, capv, capc);
+            switch (errno) {
+            case EACCES:
+                seen_eacces = 1;
+                break;
+            case ENOENT: case ENOTDIR: case ELOOP: case ENAMETOOLONG:
+                break;
+            default:
+                return -1;
+            }
+        }
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    errno = seen_eacces ? EACCES : ENOENT;
+    return -1;
+}
+
+int elf_aux_info(int aux, void *buf, int buflen)
+{
+    if (buf == NULL)
+        return EINVAL;
+    errno = 0;
+    unsigned long v = getauxval((unsigned long)aux);
+    int missing = v == 0 && errno == ENOENT;
+    if (missing && aux != AT_CAPC && aux != AT_CAPV)
+        return ENOENT;          /* a process without a vector has an empty one */
+    if (buflen == (int)sizeof(int)) {
+        *(int *)buf = (int)v;
+        return 0;
+    }
+    if (buflen == (int)sizeof(long)) {
+        *(unsigned long *)buf = v;
+        return 0;
+    }
+    return EINVAL;
+}
+
+/* capvfetch(3): the vector given at exec (AT_CAPC/AT_CAPV); exits on error. */
+void capvfetch(int *capcp, void ***capvp)
+{
+    int capc, error;
+    void **capv = NULL;
+    error = elf_aux_info(AT_CAPC, &capc, sizeof capc);
+    if (error != 0) {
+        errno = error;
+        err(1, "AT_CAPC");
+    }
+    if (capc > 0) {
+        error = elf_aux_info(AT_CAPV, &capv, sizeof capv);
+        if (error != 0) {
+            errno = error;
+            err(1, "AT_CAPV");
+        }
+    } else {
+        capc = 0;
+    }
+    *capcp = capc;
+    *capvp = capv;
+}
+
+/* capvset(3): store new_value at new_index, growing the vector into a fresh
+ * calloc'd array when needed (the old one is not freed, as in CheriBSD). */
+int capvset(int *capcp, void ***capvp, int new_index, void *new_value)
+{
+    int capc = *capcp;
+    void **capv = *capvp;
+    if (new_index < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (capc <= new_index) {
+        void **grown = calloc((size_t)new_index + 1, sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        if (capv != NULL && capc > 0)
+            memcpy(grown, capv, (size_t)capc * sizeof *grown);
+        capv = grown;
+        capc = new_index + 1;
+    }
+    capv[new_index] = new_value;
+    *capcp = capc;
+    *capvp = capv;
+    return 0;
+}
+
+int colo_capfmt(char *buf, size_t size, const void *cap)
+{
+    static const char *names[] = { "?", "target", "scb", "code", "fd", "?", "?", "?" };
+    uint64_t v = (uint64_t)(uintptr_t)cap;
+    unsigned type = colo_cap_type_of(v);
+    if (type == 0)
+        return snprintf(buf, size, "%#lx", (unsigned long)v);
+    return snprintf(buf, size, "%#lx [%s] (%s)", (unsigned long)v, names[type & 7],
+                    (v & COLO_CAP_TAG) ? "sealed" : "cookie");
+}

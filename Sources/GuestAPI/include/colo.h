@@ -1,0 +1,97 @@
+/*
+ * colo.h - CheriBSD's colocation API (include/unistd.h of the `cocalls`
+ * branch, generation 3: ssize_t-returning cocall/coaccept) for programs
+ * colocated by colo(1) on Linux.  Link with the colo library
+ * (`cc prog.c $(pkg-config --cflags --libs colo)`).
+ *
+ * Capabilities are pointer-sized opaque values (see colo_cap.h):
+ * `__capability` compiles away, `void * __capability` is `void *`.
+ *
+ * Outside a colocated address space every call fails with ENOSYS.
+ *
+ * Alignment rule (checked by the runtime, EINVAL otherwise): for cocall(),
+ * cocall_slow(), coaccept() and coaccept_slow(), every non-NULL buffer must be
+ * 8-byte aligned (COLO_CAP_ALIGN, the size of a capability here) and every
+ * length a multiple of 8.  A NULL buffer is allowed only with length 0.
+ */
+#ifndef COLO_H
+#define COLO_H
+
+#include <errno.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include "colo_abi.h"
+#include "colo_cap.h"
+
+#ifndef __capability
+#define __capability
+#endif
+
+#ifndef _LWPID_T_DECLARED
+typedef pid_t lwpid_t;
+#define _LWPID_T_DECLARED
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cosetup(2) */
+#define COSETUP_COCALL    0
+#define COSETUP_COACCEPT  1
+#define COSETUP_TAKEOVER  2
+#define COSETUP_COGETPID  3
+#define COSETUP_COGETTID  4
+
+/* CheriBSD's EPROT ("capability from another address space", coexecvec(2),
+ * SCM_CAPS) does not exist on Linux: it is reported as EPROTO. */
+#ifndef EPROT
+#define EPROT EPROTO
+#endif
+
+/* Buffers and lengths of cocall/coaccept are multiples of this. */
+#define COLO_CAP_ALIGN    8
+
+#define COACCEPT_RETURNS_SSIZE_T 1
+
+int     coexecve(pid_t, const char *, char * const *, char * const *);
+int     coexecvec(pid_t, const char *, char * const *, char * const *, void * const *, int);
+int     coexecvpc(pid_t, const char *, char * const *, void * const *, int);
+ssize_t coaccept(void * __capability * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+ssize_t cocall(void * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+int     cosetup(int);
+int     coregister(const char *, void * __capability *);
+int     colookup(const char *, void * __capability *);
+int     cogetpid(pid_t *);
+int     cocachedpid(pid_t *, void * __capability);
+int     capvset(int *, void * __capability **, int, void * __capability);
+void    capvfetch(int *, void * __capability **);
+/* libc <-> switcher interface */
+ssize_t _coaccept(void * __capability, void * __capability, void * __capability * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+ssize_t _cocall(void * __capability, void * __capability, const void * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+int     _cosetup(int, void * __capability *, void * __capability *);
+pid_t   _cogetpid2(void * __capability, void * __capability);
+lwpid_t _cogettid(void * __capability, void * __capability);
+ssize_t coaccept_slow(void * __capability * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+ssize_t cocall_slow(void * __capability,
+            const void * __capability, size_t, void * __capability, size_t);
+pid_t   cogetpid2(void);
+lwpid_t cogettid(void);
+int     capfromfd(void * __capability *capp, int fd);
+int     captofd(void * __capability cap, int *fdp);
+
+/* FreeBSD's elf_aux_info(3): copy auxv entry `aux` into buf (buflen must be
+ * sizeof(int) or sizeof(long)/sizeof(void *)).  Returns 0 or an errno value.
+ * AT_CAPC and AT_CAPV read as 0 / NULL (no vector) when the process has none. */
+int     elf_aux_info(int aux, void *buf, int buflen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

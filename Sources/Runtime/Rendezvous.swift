@@ -1,0 +1,283 @@
+import Glibc
+import GuestAPI
+
+/// A guest thread as the kernel knows it from its first colocation call: its
+/// identity and its call state (CheriBSD's switcher control block, SCB).
+final class ThreadContext {
+    /// Where a thread sleeps in the kernel, as `colo ps` shows it (WCHAN).
+    enum Sleep: String { case accept = "coaccept", call = "cocall", busy = "cobusy" }
+
+    let tid: pid_t
+    /// The thread's process (thread group).
+    let pid: pid_t
+    /// pidfd of the thread (PIDFD_THREAD), readable once it has exited.
+    let pidfd: Int32
+    /// cosetup(COSETUP_COCALL) / cosetup(COSETUP_COACCEPT) done.
+    var cocallReady = false, coacceptReady = false
+    /// cosetup's data capability (the sealed SCB); the thread's cookies derive from it.
+    var scb: UInt64 = 0
+    /// coregister's capability for calling this thread (0: none yet).
+    var target: UInt64 = 0
+    /// Has called coaccept at least once (before that, cocalls give EAGAIN).
+    var hasAccepted = false
+    /// Its coaccept_slow, while it waits for a caller.
+    var acceptor: Accept?
+    /// The caller whose request it is handling (answered by its next coaccept).
+    var serving: Call?
+    /// Callers waiting for it to accept, oldest first.
+    var queue = [Call]()
+    /// Where it sleeps, and in which call.
+    var sleep: (Sleep, UInt64)?
+
+    init(tid: pid_t, pid: pid_t, pidfd: Int32) { self.tid = tid; self.pid = pid; self.pidfd = pidfd }
+
+    /// The cookie that identifies this thread to the callees it calls.
+    var cookie: UInt64 { scb & ~UInt64(COLO_CAP_TAG) }
+}
+
+/// The buffers of a cocall or coaccept (validated: aligned, in range).
+struct CallBuffers {
+    var out: UInt64, outLength: UInt64, input: UInt64, inLength: UInt64
+}
+
+/// A cocall_slow waiting in a callee's queue or being served.
+struct Call {
+    let call: GuestCall
+    let caller: ThreadContext
+    let buffers: CallBuffers
+}
+
+/// A coaccept_slow waiting for a caller.
+struct Accept {
+    let call: GuestCall
+    let cookiep: UInt64
+    let buffers: CallBuffers
+}
+
+/// The colocation kernel's own state for one address space: capabilities,
+/// threads, the name registry, and the slow-path rendezvous between callers
+/// (cocall_slow) and callees (coaccept_slow).  Single-threaded: it runs on the
+/// runtime's poll loop.
+final class Kernel {
+    let caps: CapabilityTable
+    /// epoll instance watching every known thread's pidfd; readable when one exits.
+    let watchFD: Int32
+    var threads = [pid_t: ThreadContext]()
+    /// coregister'd names of the address space and their targets.
+    var names = [[UInt8]: UInt64]()
+    /// cosetup's code capability (the switcher's entry), one per address space.
+    private(set) var code: UInt64 = 0
+    /// WCHAN last written to the table, by process.
+    private var shownWchan = [pid_t: String]()
+
+    init() throws(ColoError) {
+        caps = try CapabilityTable()
+        watchFD = Int32(rawSyscall(Epoll.create1, Int(O_CLOEXEC)))
+        guard watchFD >= 0 else { throw ColoError(-watchFD, "epoll_create1: \(String(cString: strerror(-watchFD)))") }
+    }
+
+    deinit { close(watchFD) }
+
+    // MARK: threads
+
+    /// The calling thread's context, created at its first call; nil if the
+    /// caller is not a colocated process of this address space (ENOSYS).
+    func context(_ call: GuestCall, _ space: AddressSpace) -> ThreadContext? {
+        if let t = threads[call.pid] { return t }
+        let tid = call.pid
+        guard let status = readFile("/proc/\(tid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
+              let pid = pid_t(line.dropFirst(5).trimmingPrefix(while: { $0 == " " || $0 == "\t" })),
+              space.members[pid]?.slot != nil, shareAddressSpace(tid, space.runtimePID) else { return nil }
+        let fd = Int32(rawSyscall(Kernel.pidfdOpen, Int(tid), Kernel.pidfdThread))
+        guard fd >= 0 else { return nil }
+        guard Epoll.add(watchFD, fd, data: UInt64(UInt32(bitPattern: tid))) else { close(fd); return nil }
+        let t = ThreadContext(tid: tid, pid: pid, pidfd: fd)
+        threads[tid] = t
+        return t
+    }
+
+    static let pidfdOpen = 434
+    static let pidfdGetfd = 438
+    static let pidfdThread = Int(O_EXCL)    // PIDFD_THREAD
+
+    /// Give `t` its SCB capability (cosetup's data, source of its cookies).
+    func ensureSCB(_ t: ThreadContext) -> Bool {
+        if t.scb == 0, let c = caps.mint(.scb, pid: t.pid, tid: t.tid) { t.scb = c }
+        return t.scb != 0
+    }
+
+    /// cosetup's code capability, minted on first use.
+    func codeCapability(_ pid: pid_t) -> UInt64 {
+        if code == 0, let c = caps.mint(.code, pid: pid) { code = c }
+        return code
+    }
+
+    /// Retire every thread whose pidfd says it has exited (a process's exit
+    /// is the exit of all its threads).
+    func threadsExited(_ space: AddressSpace) {
+        while true {
+            let ready = Epoll.poll(watchFD)
+            if ready.isEmpty { return }
+            for tid in ready {
+                if let t = threads[pid_t(truncatingIfNeeded: tid)] { retire(t, space) }
+            }
+        }
+    }
+
+    /// Forget an exited thread: its callers get ENOLINK, its target stays
+    /// known as dead (later calls: ENOLINK), its names go (knob
+    /// debug.counregister_on_exit), its SCB capability is revoked.
+    func retire(_ t: ThreadContext, _ space: AddressSpace) {
+        threads[t.tid] = nil
+        close(t.pidfd)
+        if t.target != 0 {
+            caps.markDead(t.target)
+            if space.table[.counregisterOnExit] != 0 { names = names.filter { $0.value != t.target } }
+        }
+        if t.scb != 0 { caps.revoke(t.scb) }
+        t.acceptor = nil
+        if let s = t.serving { t.serving = nil; finish(s, .error(ENOLINK), space) }
+        let waiting = t.queue
+        t.queue = []
+        for c in waiting { finish(c, .error(ENOLINK), space) }
+        t.sleep = nil
+        refreshWchan(t.pid, space)
+    }
+
+    // MARK: the rendezvous
+
+    /// cocall_slow: queue the caller on the callee and hand over what can be
+    /// handed over now.  The caller's answer comes with the callee's next coaccept.
+    func cocall(_ call: GuestCall, from caller: ThreadContext, target: UInt64, _ b: CallBuffers,
+                _ space: AddressSpace) -> CallResult {
+        guard caller.cocallReady, let e = caps.lookup(target, .target) else { return .error(EINVAL) }
+        guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = threads[e.tid] else { return .error(ENOLINK) }
+        guard callee.hasAccepted else { return .error(EAGAIN) }
+        callee.queue.append(Call(call: call, caller: caller, buffers: b))
+        setSleep(caller, .busy, call, space)
+        offer(callee, handling: call.id, space)
+        return .pending
+    }
+
+    /// coaccept_slow: answer the previous caller with this call's output
+    /// buffer, then take the next caller or sleep until one comes.
+    func coaccept(_ call: GuestCall, by callee: ThreadContext, cookiep: UInt64, _ b: CallBuffers,
+                  _ space: AddressSpace) -> CallResult {
+        guard callee.coacceptReady else { return .error(EINVAL) }
+        if let s = callee.serving {
+            callee.serving = nil
+            let n = min(b.outLength, s.buffers.inLength)
+            switch GuestMemory.shared.copy(to: s.buffers.input, from: b.out, count: n) {
+            case nil: finish(s, .value(Int64(n)), space)
+            case .destination: finish(s, .error(EFAULT), space)
+            case .source: finish(s, .error(EFAULT), space); return .error(EFAULT)
+            }
+        }
+        callee.hasAccepted = true
+        callee.acceptor = Accept(call: call, cookiep: cookiep, buffers: b)
+        setSleep(callee, .accept, call, space)
+        offer(callee, handling: call.id, space)
+        return .pending
+    }
+
+    /// While the callee waits in coaccept and callers queue, hand the oldest
+    /// caller's request over: cookie and input buffer, then wake the callee.
+    /// `handling` is the call being dispatched now (known to be waiting).
+    private func offer(_ callee: ThreadContext, handling: UInt64, _ space: AddressSpace) {
+        while let acc = callee.acceptor, !callee.queue.isEmpty {
+            let c = callee.queue.removeFirst()
+            if c.call.id != handling && !space.isWaiting(c.call) {
+                clearSleep(c.caller, c.call, space)      // interrupted or gone meanwhile
+                continue
+            }
+            if acc.cookiep != 0 && !GuestMemory.shared.store(c.caller.cookie, at: acc.cookiep) {
+                callee.queue.insert(c, at: 0)
+                callee.acceptor = nil
+                finishAccept(callee, acc, .error(EFAULT), space)
+                return
+            }
+            let n = min(c.buffers.outLength, acc.buffers.inLength)
+            switch GuestMemory.shared.copy(to: acc.buffers.input, from: c.buffers.out, count: n) {
+            case .source:
+                finish(c, .error(EFAULT), space)
+            case .destination:
+                callee.queue.insert(c, at: 0)
+                callee.acceptor = nil
+                finishAccept(callee, acc, .error(EFAULT), space)
+                return
+            case nil:
+                callee.acceptor = nil
+                if finishAccept(callee, acc, .value(Int64(n)), space) {
+                    callee.serving = c
+                    setSleep(c.caller, .call, c.call, space)
+                } else {
+                    callee.queue.insert(c, at: 0)       // the callee stopped waiting (signal)
+                }
+            }
+        }
+    }
+
+    /// Answer a caller and wake it.
+    private func finish(_ c: Call, _ r: CallResult, _ space: AddressSpace) {
+        space.answer(c.call, r)
+        clearSleep(c.caller, c.call, space)
+    }
+
+    /// Answer a callee's coaccept; false if it was no longer waiting.
+    @discardableResult
+    private func finishAccept(_ callee: ThreadContext, _ acc: Accept, _ r: CallResult, _ space: AddressSpace) -> Bool {
+        let ok = space.answer(acc.call, r)
+        clearSleep(callee, acc.call, space)
+        return ok
+    }
+
+    // MARK: WCHAN
+
+    private func setSleep(_ t: ThreadContext, _ s: ThreadContext.Sleep, _ call: GuestCall, _ space: AddressSpace) {
+        t.sleep = (s, call.id)
+        refreshWchan(t.pid, space)
+    }
+
+    private func clearSleep(_ t: ThreadContext, _ call: GuestCall, _ space: AddressSpace) {
+        guard let s = t.sleep, s.1 == call.id else { return }
+        t.sleep = nil
+        refreshWchan(t.pid, space)
+    }
+
+    /// Show in the table where a thread of process `pid` sleeps, if one does.
+    private func refreshWchan(_ pid: pid_t, _ space: AddressSpace) {
+        var w = ""
+        for t in threads.values where t.pid == pid {
+            if let s = t.sleep { w = s.0.rawValue; break }
+        }
+        guard shownWchan[pid, default: ""] != w, let slot = space.members[pid]?.slot else { return }
+        shownWchan[pid] = w
+        storeCString(w, into: &space.table.entry(slot).pointee.wchan)
+    }
+}
+
+/// epoll through raw system calls (Swift's Glibc module does not declare it).
+enum Epoll {
+    static let create1 = 291
+    private static let ctl = 233, wait = 232
+    private static let eventSize = 12      // struct epoll_event is packed on x86-64: u32 events, u64 data
+
+    /// Watch `fd` for readability, reporting `data`.
+    static func add(_ epfd: Int32, _ fd: Int32, data: UInt64) -> Bool {
+        var ev = [UInt8](repeating: 0, count: eventSize)
+        ev.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt32(POLLIN), toByteOffset: 0, as: UInt32.self)
+            $0.storeBytes(of: data, toByteOffset: 4, as: UInt64.self)
+        }
+        return ev.withUnsafeMutableBytes { rawSyscall(ctl, Int(epfd), 1 /* EPOLL_CTL_ADD */, Int(fd), Int(bitPattern: $0.baseAddress!)) } == 0
+    }
+
+    /// The data of every ready descriptor, without waiting.
+    static func poll(_ epfd: Int32) -> [UInt64] {
+        var evs = [UInt8](repeating: 0, count: 32 * eventSize)
+        let n = evs.withUnsafeMutableBytes { rawSyscall(wait, Int(epfd), Int(bitPattern: $0.baseAddress!), 32, 0) }
+        guard n > 0 else { return [] }
+        return (0..<n).map { i in evs.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * eventSize + 4, as: UInt64.self) } }
+    }
+}

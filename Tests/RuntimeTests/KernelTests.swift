@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Runtime
+
+/// The kernel calls: capabilities, the name registry, the slow-path
+/// rendezvous and fd capabilities, through the guest library.
+@Suite(.serialized) struct KernelTests {
+    @Test func everyCallFailsWithENOSYSOutsideAnAddressSpace() throws {
+        let r = try Run.capture([try Guests.buildWithAPI("kernel_probe"), "enosys"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        for call in ["cosetup", "_cosetup", "coregister", "colookup", "cogetpid", "cocachedpid", "cocall_slow", "cocall",
+                     "coaccept_slow", "coaccept", "capfromfd", "captofd", "coexecve", "coexecvec", "coexecvpc"] {
+            #expect(v[call] == "ENOSYS", "\(call)")
+        }
+        #expect(v["capc"] == "0" && v["capv_null"] == "1", "no vector outside an address space")
+    }
+
+    @Test func errnosOfOneProcess() throws {
+        let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "errnos"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        let expected: [String: String] = [
+            "cosetup_bad": "EINVAL", "cosetup_takeover": "EPERM", "cosetup_efault": "EFAULT",
+            "cogetpid_idle": "ESRCH", "coregister_self": "OK",
+            "cocall_no_cosetup": "EINVAL", "coaccept_no_cosetup": "EINVAL",
+            "coregister_empty": "EINVAL", "coregister_toolong": "ENAMETOOLONG", "coregister_longest": "OK",
+            "coregister_name": "OK", "coregister_exists": "EEXIST",
+            "coregister_name_efault": "EFAULT", "coregister_cap_efault": "EFAULT",
+            "colookup": "OK", "colookup_same": "1", "colookup_missing": "ESRCH", "colookup_efault": "EFAULT",
+            "noncanonical": "1", "cosetup_cocall": "OK", "cocall_null_target": "EINVAL",
+            "cocall_before_accept": "EAGAIN",
+            "cocall_null_outbuf": "EINVAL", "cocall_null_inbuf": "EINVAL",
+            "cocall_misaligned_outbuf": "EINVAL", "cocall_misaligned_inbuf": "EINVAL",
+            "cocall_misaligned_outlen": "EINVAL", "cocall_misaligned_inlen": "EINVAL",
+            "cocall_unmapped_outbuf": "EFAULT", "cocall_unmapped_inbuf": "EFAULT", "cocall_outside_outbuf": "EFAULT",
+            "cocall_truncated": "16", "callee_received": "16", "cocall_full": "24", "echoed": "1234",
+            "cocall_empty": "24", "callee_received_empty": "0", "cogetpid_matches": "1",
+            "cocall_cookie_as_target": "EINVAL", "cocall_scb_as_target": "EINVAL", "cocall_code_as_target": "EINVAL",
+            "capfromfd": "OK", "cocall_fdcap_as_target": "EINVAL",
+            "captofd_target": "EINVAL", "captofd_cookie": "EINVAL", "captofd_null": "EINVAL", "captofd_efault": "EFAULT",
+            "capfromfd_badfd": "EBADF", "capfromfd_negative": "EBADF", "capfromfd_efault": "EFAULT",
+            "coaccept_interrupted": "EINTR", "cocall_interrupted": "EINTR",
+            "cocall_exited_thread": "ENOLINK", "colookup_exited_thread": "ESRCH",
+        ]
+        for (k, e) in expected.sorted(by: { $0.key < $1.key }) { #expect(v[k] == e, "\(k)") }
+        #expect(v["target_text"]?.hasSuffix("[target] (sealed)") == true)
+        #expect(v["cookie_text"]?.hasSuffix("[scb] (cookie)") == true)
+        #expect(v["fdcap_text"]?.hasSuffix("[fd] (sealed)") == true)
+    }
+
+    @Test func forgedCapabilitiesAreRefused() throws {
+        let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "forge", "10000"], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["tried"] == "10000")
+        #expect(v["refused_target"] == "10000", "random values as targets")
+        #expect(v["refused_fd"] == "10000", "random values as fd capabilities")
+        #expect(v["refused_near"] == "10000", "a real target with one bit flipped")
+        #expect(v["captofd_own"] == "OK")
+        #expect(v["captofd_flipped"] == "EINVAL")
+    }
+
+    @Test func captofdGivesANewDescriptorForTheSameFile() throws {
+        let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "fdcap"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["capfromfd"] == "OK" && v["captofd"] == "OK" && v["captofd_again"] == "OK")
+        #expect(v["newfd_distinct"] == "1" && v["second_fd_distinct"] == "1")
+        #expect(v["read"] == "via capability", "written through the new descriptor, read from the pipe")
+    }
+
+    @Test(arguments: [(1, 8), (2, 4096), (8, 8), (1, 65536)])
+    func everyCallIsAnsweredExactlyOnce(threads: Int, size: Int) throws {
+        let s = try KernelService(name: "echo")
+        #expect(try s.wchan(s.pid) == "coaccept", "the idle service sleeps in coaccept")
+        let calls = 300
+        let r = try s.join(["client", "echo", String(threads), String(calls), String(size)], timeout: 120)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        let total = String(threads * calls)
+        #expect(v["ok"] == total && v["bad"] == "0")
+        #expect(v["served"] == total, "the service saw every call once")
+        #expect(v["dups"] == "0" && v["gaps"] == "0" && v["badsum"] == "0")
+    }
+
+    @Test func aCallerWaitsInCobusyAndAKilledCallerLeavesTheServiceServing() throws {
+        let s = try KernelService(name: "slow")
+        let first = try s.start(["call_sleep", "slow", "1500"])
+        let firstPID = pid_t(try first.value("pid"))!
+        try first.waitFor { $0 == "calling" }
+        #expect(eventually { (try? s.wchan(firstPID)) == "cocall" }, "a served caller sleeps in cocall")
+        let second = try s.start(["call_sleep", "slow", "10"])
+        let secondPID = pid_t(try second.value("pid"))!
+        #expect(eventually { (try? s.wchan(secondPID)) == "cobusy" }, "a queued caller sleeps in cobusy")
+        let third = try s.start(["call_sleep", "slow", "10"])
+        let thirdPID = pid_t(try third.value("pid"))!
+        #expect(eventually { (try? s.wchan(thirdPID)) == "cobusy" })
+        kill(firstPID, SIGKILL)      // mid-call
+        kill(secondPID, SIGKILL)     // while queued
+        #expect(try third.value("cocall") == "OK")
+        #expect(try third.value("received") == "48")
+        let r = try s.join(["call_sleep", "slow", "0"])
+        #expect(values(r.stdout)["cocall"] == "OK", "the service still serves")
+    }
+
+    @Test func aKilledCalleeGivesItsCallerENOLINK() throws {
+        let s = try KernelService(name: "victim")
+        let caller = try s.start(["call_sleep", "victim", "10000"])
+        try caller.waitFor { $0 == "calling" }
+        #expect(eventually { (try? s.wchan(pid_t(try caller.value("pid"))!)) == "cocall" })
+        kill(s.pid, SIGKILL)
+        #expect(try caller.value("cocall") == "ENOLINK")
+        let again = try s.join(["call_sleep", "victim", "0"])
+        #expect(values(again.stdout)["colookup"] == "ESRCH", "the dead service's name is gone")
+    }
+
+    @Test func aSignalInterruptsACallToAnotherProcess() throws {
+        let s = try KernelService(name: "sleepy")
+        let r = try s.join(["eintr", "sleepy"])
+        #expect(values(r.stdout)["cocall_interrupted"] == "EINTR", "\(r.stdout)")
+    }
+
+    @Test func anFdCapabilityCrossesProcesses() throws {
+        let s = try KernelService(name: "files")
+        let v = values(try s.join(["fetch_fd", "files"]).stdout)
+        #expect(v["cocall"] == "OK" && v["captofd"] == "OK")
+        #expect(v["read"] == "through captofd")
+    }
+
+    @Test func colookupFollowsItsKnob() throws {
+        let s = try KernelService(name: "knob")
+        #expect(try Run.colo(["sysctl", "--pid", String(s.spacePID), "security.bsd.allow_colookup=0"]).status == 0)
+        #expect(values(try s.join(["call_sleep", "knob", "0"]).stdout)["colookup"] == "ENOSYS")
+        #expect(try Run.colo(["sysctl", "--pid", String(s.spacePID), "security.bsd.allow_colookup=1"]).status == 0)
+        #expect(values(try s.join(["call_sleep", "knob", "0"]).stdout)["cocall"] == "OK")
+    }
+
+    @Test func capabilityFormatting() {
+        #expect(CapabilityTable.describe(0x1000) == "0x1000")
+        let sealed: UInt64 = 0xA400_0000_0000_1234    // sealed, tagged, type 1
+        #expect(CapabilityTable.describe(sealed) == "0xa400000000001234 [target] (sealed)")
+        #expect(CapabilityTable.describe(sealed & ~(UInt64(1) << 61)) == "0x8400000000001234 [target] (cookie)")
+    }
+}
