@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "colo", targets: ["colo"]),
+        .executable(name: "coexec", targets: ["coexec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,9 @@ let package = Package(
         .executableTarget(name: "colo",
                           dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
+        .executableTarget(name: "coexec",
+                          dependencies: ["Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/Userland/coexec"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),

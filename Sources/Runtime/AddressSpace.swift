@@ -37,6 +37,8 @@ public final class AddressSpace {
     var members = [pid_t: Member]()
     /// Members that are not the runtime's children, with a pidfd each.
     var externalMembers = [pid_t: Int32]()
+    /// The capability vector each slot's program was started with (AT_CAPV), by slot.
+    var vectors = [Int: [UInt64]]()
     /// Exec in place between its plan and its commit, by thread.
     var pendingExecs = [pid_t: PendingExec]()
     /// Join clients waiting for the exit status of the process they started.
@@ -113,7 +115,15 @@ public final class AddressSpace {
         return i
     }
 
+    /// The vector a program exec'd by `pid` inherits (kern.opportunistic_capv):
+    /// the one `pid` was started with, if it is a member of this address space.
+    func inheritedVector(of pid: pid_t) -> [UInt64] {
+        guard table[.opportunisticCapv] != 0, let s = members[pid]?.slot else { return [] }
+        return vectors[s] ?? []
+    }
+
     func releaseSlot(_ i: Int) {
+        vectors[i] = nil
         munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(Layout.slotSize))
         table.clear(slot: i)
         slotsInUse[i] = false
@@ -133,10 +143,11 @@ public final class AddressSpace {
     /// Map a validated program into slot `index` (header mapped, rest empty),
     /// set the header up for it and record it in the table.
     @discardableResult
-    func load(_ image: ProgramImage, envp: [String], slot index: Int, owner: pid_t, ppid: pid_t) throws(ColoError) -> LoadedProgram {
+    func load(_ image: ProgramImage, envp: [String], slot index: Int, owner: pid_t, ppid: pid_t,
+              capv: [UInt64] = []) throws(ColoError) -> LoadedProgram {
         let base = Layout.slotBase(index)
         let loaded: LoadedProgram
-        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: [], stackSize: Self.stackSize) }
+        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize) }
         catch { throw ColoError(error.errno, error.description) }
         let slot = slotHeader(index)
         slot.pointee.magic = UInt64(COLO_SLOT_MAGIC)
@@ -160,6 +171,7 @@ public final class AddressSpace {
             images.append(.init(path: i.path, base: i.loadBias, start: i.start, end: i.end))
         }
         table.record(slot: index, pid: owner, ppid: ppid, argv: loaded.argv, images: images, brkStart: loaded.brkStart)
+        vectors[index] = capv
         return loaded
     }
 

@@ -14,6 +14,8 @@ enum ExecCalls {
 struct PendingExec {
     let image: ProgramImage
     let envp: [String]
+    /// A new capability vector (coexecvec), or nil to inherit the current one.
+    let capv: [UInt64]?
 }
 
 extension AddressSpace {
@@ -24,6 +26,8 @@ extension AddressSpace {
         switch Int32(truncatingIfNeeded: call.args[0]) {
         case Int32(COLO_EXEC_PLAN.rawValue): return planExec(call)
         case Int32(COLO_EXEC_COMMIT.rawValue): return commitExec(call)
+        case Int32(COLO_EXEC_PLAN_CO.rawValue): return planCoexec(call, vector: false)
+        case Int32(COLO_EXEC_PLAN_COVEC.rawValue): return planCoexec(call, vector: true)
         default: return .error(EINVAL)
         }
     }
@@ -39,17 +43,92 @@ extension AddressSpace {
         let dirfd = Int32(truncatingIfNeeded: call.args[1])
         let flags = Int32(truncatingIfNeeded: call.args[5])
         guard let rawPath = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
-        guard let argv = mem.strings(call.args[3]), let envp = mem.strings(call.args[4]) else { return .error(EFAULT) }
         let path: String
         if rawPath.isEmpty && flags & 0x1000 != 0 { path = "/proc/\(tid)/fd/\(dirfd)" }       // AT_EMPTY_PATH
         else if rawPath.hasPrefix("/") || dirfd == -100 { path = rawPath }
         else { path = "/proc/\(tid)/fd/\(dirfd)/\(rawPath)" }
+        return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: nil)
+    }
+
+    /// Validate a program for exec in place by thread `tid` and keep it for the commit.
+    private func plan(_ tid: pid_t, path: String, argv argvAddress: UInt64, envp envpAddress: UInt64,
+                      capv: [UInt64]?) -> CallResult {
+        let mem = GuestMemory(pid: tid)
+        guard let argv = mem.strings(argvAddress), let envp = mem.strings(envpAddress) else { return .error(EFAULT) }
         let plan: ExecPlan
         do { plan = try inDirectory("/proc/\(tid)/cwd") { () throws(LoadError) in try Loader.plan(path: path, argv: argv, envp: envp) } }
         catch { return .error(error.errno) }
-        guard case .colocate(let image) = plan else { return native }
-        pendingExecs[tid] = PendingExec(image: image, envp: envp)
+        guard case .colocate(let image) = plan else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
+        pendingExecs[tid] = PendingExec(image: image, envp: envp, capv: capv)
         return .value(Int64(COLO_EXEC_COLOCATE.rawValue))
+    }
+
+    /// coexecve(pid, path, argv, envp) / coexecvec(..., capv, capc): args[5]
+    /// points at {capv, capc, slot of the caller}.
+    private func planCoexec(_ call: GuestCall, vector: Bool) -> CallResult {
+        let tid = call.pid
+        let mem = GuestMemory(pid: tid)
+        guard let tgid = threadGroup(of: tid) else { return .error(ESRCH) }
+        // pid 0 (clearances(1) passes it) is the caller itself.
+        let requested = pid_t(truncatingIfNeeded: Int64(bitPattern: call.args[1]))
+        let target = requested == 0 ? tgid : requested
+        guard target > 0, kill(target, 0) == 0 || errno == EPERM else { return .error(ESRCH) }
+        guard mayColocate(tgid, with: target) else { return .error(EPERM) }
+        guard let extra = mem.read(call.args[5], count: 24) else { return .error(EFAULT) }
+        let (capvAddress, capc, callerSlot) = extra.withUnsafeBytes {
+            ($0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: Int64.self), Int($0.load(fromByteOffset: 16, as: Int64.self)))
+        }
+        var capv: [UInt64]? = nil
+        if vector {
+            guard capc >= 0 else { return .error(EINVAL) }
+            guard capc < Int64(COLO_CAPV_MAX) else { return .error(E2BIG) }
+            if capvAddress != 0 && capc > 0 {
+                // A vector only means something in the address space it came from.
+                guard shareAddressSpace(target, runtimePID) else { return .error(EPROTO) }
+                guard let raw = mem.read(capvAddress, count: Int(capc) * 8) else { return .error(EFAULT) }
+                capv = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+            } else {
+                capv = []
+            }
+        }
+        guard let path = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
+        if shareAddressSpace(target, runtimePID) {
+            guard threadCount(tgid) == 1 else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
+            return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: capv)
+        }
+        // Another address space: Linux cannot move a process into another mm,
+        // so the caller becomes `colo --join target path args...`.
+        guard SpaceDirectory.space(containing: target) != nil else { return .error(EPERM) }
+        guard let argv = mem.strings(call.args[3]), callerSlot >= 0, callerSlot < Layout.maxSlots else { return .error(EFAULT) }
+        let join = ["/proc/\(runtimePID)/exe", "colo", "--join", String(target), "--", path] + argv.dropFirst()
+        guard writeArgumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
+                                 size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
+        return .value(Int64(COLO_EXEC_JOIN.rawValue))
+    }
+
+    /// Write [ptr(s[0]), ptr(s[1]) ... NULL] followed by the strings at `address`.
+    private func writeArgumentBlock(_ strings: [String], at address: UInt64, size: Int) -> Bool {
+        let table = (strings.count + 1) * 8
+        guard table + strings.reduce(0, { $0 + $1.utf8.count + 1 }) <= size,
+              let base = UnsafeMutableRawPointer(bitPattern: UInt(address)) else { return false }
+        var cursor = table
+        for (i, s) in strings.enumerated() {
+            base.storeBytes(of: address + UInt64(cursor), toByteOffset: i * 8, as: UInt64.self)
+            for b in s.utf8 { base.storeBytes(of: b, toByteOffset: cursor, as: UInt8.self); cursor += 1 }
+            base.storeBytes(of: 0, toByteOffset: cursor, as: UInt8.self); cursor += 1
+        }
+        base.storeBytes(of: 0, toByteOffset: strings.count * 8, as: UInt64.self)
+        return true
+    }
+
+    /// CheriBSD's p_cancolocate: the same process, one the caller could debug
+    /// (same user, or root), or the caller's real parent.
+    func mayColocate(_ caller: pid_t, with target: pid_t) -> Bool {
+        if caller == target { return true }
+        guard let c = credentials(of: caller), let t = credentials(of: target) else { return false }
+        if c.uid[1] == 0 { return true }
+        if Set(t.uid.prefix(3)) == [c.uid[1]] && Set(t.gid.prefix(3)) == [c.gid[1]] { return true }
+        return parent(of: caller) == target
     }
 
     private func commitExec(_ call: GuestCall) -> CallResult {
@@ -63,14 +142,16 @@ extension AddressSpace {
                 let base = Layout.slotBase(index)
                 munmap(UnsafeMutableRawPointer(bitPattern: UInt(base + UInt64(COLO_SLOT_HEADER_SIZE))),
                        Int(Layout.slotSize - UInt64(COLO_SLOT_HEADER_SIZE)))
-                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid))
+                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid),
+                         capv: pending.capv ?? inheritedVector(of: tgid))
                 return .value(Int64(index))
             }
             // A vfork child, still in its parent's slot: a slot of its own.
             let index = try allocateSlot()
             do throws(ColoError) {
                 try mapSlotHeader(index)
-                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid))
+                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid),
+                         capv: pending.capv ?? inheritedVector(of: parent(of: tgid)))
             } catch {
                 releaseSlot(index)
                 throw error
@@ -91,6 +172,16 @@ extension AddressSpace {
         guard chdir(dir) == 0 else { throw LoadError(errno: ESRCH, message: "the process is gone") }
         return try body()
     }
+}
+
+/// Real, effective, saved and filesystem user and group ids of a process.
+func credentials(of pid: pid_t) -> (uid: [UInt32], gid: [UInt32])? {
+    guard let s = readFile("/proc/\(pid)/status") else { return nil }
+    func ids(_ key: String) -> [UInt32]? {
+        s.split(separator: "\n").first { $0.hasPrefix(key) }.map { $0.split(separator: "\t").dropFirst().compactMap { UInt32($0) } }
+    }
+    guard let u = ids("Uid:"), let g = ids("Gid:"), u.count == 4, g.count == 4 else { return nil }
+    return (u, g)
 }
 
 /// The thread group (process) a thread belongs to.

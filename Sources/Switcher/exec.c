@@ -59,12 +59,21 @@ static void save_context(struct colo_resume *r, const ucontext_t *uc, long rax, 
     colo_memcpy(r->xsave, fp, size);
 }
 
-static void vfork_wait_and_resume(void *arg)
+/* On the vfork area's own stack: create the child, then wait for it to exec
+ * or exit and resume the parent.  The parent must be off the guest stack
+ * before the child exists: a vfork child runs on that very stack. */
+static void vfork_from_area(void *arg)
 {
     struct colo_vfork_area *a = arg;
-    uint32_t v;
-    while ((v = __atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) != 0)
-        sys6(SYS_futex, (long)&a->done, FUTEX_WAIT, v, 0, 0, 0);
+    /* CHILD_SETTID puts the child's tid in `done`, CHILD_CLEARTID clears it
+     * (and wakes us) when the child exits or really execs. */
+    long pid = colo_clone_resume(a->flags | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID, &a->done, &a->child);
+    a->parent.gregs[REG_RAX] = (uint64_t)pid;
+    if (pid > 0) {
+        uint32_t v;
+        while ((v = __atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) != 0)
+            sys6(SYS_futex, (long)&a->done, FUTEX_WAIT, v, 0, 0, 0);
+    }
     colo_resume(&a->parent);
 }
 
@@ -80,21 +89,17 @@ long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
         if (flags & ~(CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND))
             return -22;
     }
-    long tid = sys0(SYS_gettid);
-    struct colo_vfork_area *a = vfork_area(s, tid);
+    struct colo_vfork_area *a = vfork_area(s, sys0(SYS_gettid));
     save_context(&a->child, uc, 0, rsp);
     save_context(&a->parent, uc, 0, (uint64_t)g[REG_RSP]);
+    a->flags = flags & ~(unsigned long)CLONE_VFORK;
     a->done = 1;
-    /* CHILD_SETTID puts the child's tid in `done`, CHILD_CLEARTID clears it
-     * (and wakes us) when the child exits or really execs. */
-    long pid = colo_clone_resume((flags & ~(unsigned long)CLONE_VFORK) | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
-                                 &a->done, &a->child);
-    if (pid < 0) return pid;
-    a->parent.gregs[REG_RAX] = (uint64_t)pid;
-    colo_on_stack(vfork_wait_and_resume, a, (char *)a + COLO_VFORK_AREA_SIZE);
+    colo_on_stack(vfork_from_area, a, (char *)a + COLO_VFORK_AREA_SIZE);
 }
 
 /* ---- exec in place ----------------------------------------------------------- */
+
+static long exec_in_place(struct colo_slot *s, ucontext_t *uc);
 
 /* On the new program's slot: release a vfork parent, then enter the program. */
 static void exec_enter(void *arg)
@@ -157,7 +162,32 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
+    return exec_in_place(s, uc);
+}
 
+long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    long pid = g[REG_RDI], path = g[REG_RSI], argv = g[REG_RDX], envp = g[REG_R10];
+    /* what does not fit the call's six arguments: the vector and our slot */
+    struct { uint64_t capv; int64_t capc; int64_t slot; } capv = { vec ? (uint64_t)g[REG_R8] : 0, vec ? (int32_t)g[REG_R9] : 0,
+                                                                    (int64_t)s->index };
+    long r = sys4(SYS_faccessat2, -100, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */);
+    if (r < 0) return r;
+    r = sys6(COLO_SYS_exec, vec ? COLO_EXEC_PLAN_COVEC : COLO_EXEC_PLAN_CO, pid, path, argv, envp, (long)&capv);
+    if (r < 0) return r;
+    if (r == COLO_EXEC_NATIVE)
+        return sys3(SYS_execve, path, argv, envp);
+    if (r == COLO_EXEC_JOIN) {     /* another address space: become `colo --join pid ...` */
+        char **args = (char **)((char *)s + COLO_JOIN_ARGS_OFFSET);
+        return sys3(SYS_execve, args[0], args + 1, envp);
+    }
+    return exec_in_place(s, uc);
+}
+
+/* The runtime has validated the program: replace the caller with it. */
+static long exec_in_place(struct colo_slot *s, ucontext_t *uc)
+{
     /* Point of no return: from here on the old program is being taken apart. */
     colo_close_cloexec_fds();
     long pid = sys0(SYS_getpid), tid = sys0(SYS_gettid);
@@ -174,7 +204,7 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     }
     /* A vfork child: the parent's slot stays; the program goes to a new slot. */
     struct colo_exec_ctx c = { ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS), vfork_word_of(s, tid), 0 };
-    r = exec_commit();
+    long r = exec_commit();
     if (r < 0) sys2(SYS_kill, pid, SIGKILL);
     c.slot = (int32_t)r;
     struct colo_slot *ns = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)r << COLO_SLOT_SHIFT));

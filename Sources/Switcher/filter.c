@@ -129,7 +129,9 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jeq(&b, SYS_mseal, L_RANGE, 0);
 #endif
     ret(&b, SECCOMP_RET_ALLOW);
-    label(&b, L_COLO);                              /* colocation system calls: to the runtime */
+    label(&b, L_COLO);                              /* colocation system calls: to the runtime, */
+    jeq(&b, COLO_SYS_coexecve, L_TRAP, 0);          /* but coexecve rewrites registers: the handler */
+    jeq(&b, COLO_SYS_coexecvec, L_TRAP, 0);
     jge(&b, 2000, L_ALLOW, L_NOTIF);
 
     /* clone: only CLONE_VFORK needs the handler (the parent waits in user space). */

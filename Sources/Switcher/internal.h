@@ -18,6 +18,9 @@ void colo_reset_signals_for_exec(struct colo_slot *s);
 /* execve (at = 0) or execveat (at = 1) trapped in slot `s`. */
 long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at);
 
+/* coexecve(pid, path, argv, envp) or coexecvec(..., capv, capc) trapped in slot `s`. */
+long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec);
+
 /* vfork or clone(CLONE_VFORK) trapped in slot `s`; the parent returns only
  * through a resumed context, never to the caller. */
 long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr);

@@ -309,6 +309,8 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
     case SYS_rt_sigsuspend:  r = do_sigsuspend(g); break;
     case SYS_execve:         r = colo_do_execve(s, uc, 0); break;
     case SYS_execveat:       r = colo_do_execve(s, uc, 1); break;
+    case COLO_SYS_coexecve:  r = colo_do_coexecve(s, uc, 0); break;
+    case COLO_SYS_coexecvec: r = colo_do_coexecve(s, uc, 1); break;
     case SYS_vfork:
     case SYS_clone:          r = colo_do_vfork(s, uc, (int)info->si_syscall); break;
     case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:

@@ -38,6 +38,8 @@ static const char *ename(int e)
     case ENOTDIR: return "ENOTDIR";
     case ELOOP: return "ELOOP";
     case E2BIG: return "E2BIG";
+    case ENOSYS: return "ENOSYS";
+    case EPROTO: return "EPROTO";
     default: return "E?";
     }
 }
@@ -214,6 +216,22 @@ int main(int argc, char **argv)
         printf("keep_open=%d\ndrop_open=%d\n", k && fcntl(atoi(k), F_GETFD) >= 0, d && fcntl(atoi(d), F_GETFD) >= 0);
         printf("pid=%d\nslot=%lx\n", getpid(), (unsigned long)own);
         return 0;
+    }
+    if (!strcmp(verb, "coexec") || !strcmp(verb, "coexecvec")) {
+        /* coexec PID PROGRAM ARGS... / coexecvec CAPC PID PROGRAM ARGS...: coexecve(2), coexecvec(2) */
+        extern char **environ;
+        int vec = !strcmp(verb, "coexecvec");
+        long capc = vec ? atol(argv[2]) : 0;
+        char **rest = argv + 2 + vec;
+        void *capv[64] = { 0 };
+        for (long i = 0; i < capc && i < 64; i++) capv[i] = (void *)(0x1000 + i);
+        if (getenv("COEXEC_UID") && setuid(atoi(getenv("COEXEC_UID"))) != 0) return 3;
+        printf("pid=%d\n", getpid());
+        fflush(stdout);
+        long r = vec ? syscall(1152, atoi(rest[0]), rest[1], rest + 1, environ, capv, capc)
+                     : syscall(1151, atoi(rest[0]), rest[1], rest + 1, environ);
+        printf("coexec=%s\n", r == 0 ? "OK" : ename(errno));
+        return 1;
     }
     if (!strcmp(verb, "exec")) {              /* exec PROGRAM ARGS...: same PID afterwards */
         printf("pid=%d\n", getpid());

@@ -59,8 +59,15 @@
 /* Internal: the SIGSYS handler asks the runtime to exec in place.  Reaches the
  * runtime from the handler's own code (outside the slot region) too. */
 #define COLO_SYS_exec           1990
-enum colo_exec_phase { COLO_EXEC_PLAN = 1, COLO_EXEC_COMMIT = 2 };
-enum colo_exec_plan { COLO_EXEC_NATIVE = 1, COLO_EXEC_COLOCATE = 2 };
+enum colo_exec_phase { COLO_EXEC_PLAN = 1, COLO_EXEC_COMMIT = 2, COLO_EXEC_PLAN_CO = 3, COLO_EXEC_PLAN_COVEC = 4 };
+/* coexecvec(2) refuses vectors of this many entries or more (CheriBSD's limit). */
+#define COLO_CAPV_MAX           42
+enum colo_exec_plan { COLO_EXEC_NATIVE = 1, COLO_EXEC_COLOCATE = 2, COLO_EXEC_JOIN = 3 };
+/* COLO_EXEC_JOIN: the runtime wrote a path and a NULL-terminated argv here, in
+ * the caller's slot header, for a real execve of `colo --join`.  (It shares the
+ * start-up stack's area, which only process start and exec in place use.) */
+#define COLO_JOIN_ARGS_OFFSET   0x80000ULL
+#define COLO_JOIN_ARGS_SIZE     0x70000ULL
 
 /* ---- auxv entries carrying the capability vector (CheriBSD's values; Linux
  * defines neither 37 nor 38 on x86-64). ---- */
@@ -95,6 +102,7 @@ struct colo_resume {
 struct colo_vfork_area {
     struct colo_resume parent;
     struct colo_resume child;
+    uint64_t flags;               /* clone flags for the child (without CLONE_VFORK) */
     uint32_t done;                /* futex: the child's tid until it execs or exits */
 };
 
