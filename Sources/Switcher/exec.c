@@ -52,10 +52,13 @@ static void save_context(struct colo_resume *r, const ucontext_t *uc, long rax, 
     r->iret[2] = (uint64_t)g[REG_EFL];
     r->iret[3] = rsp;
     r->iret[4] = 0x2b;                        /* __USER_DS */
+    /* The frame's XSAVE image; its size is in the software-reserved bytes of
+     * the legacy area (struct _fpx_sw_bytes at 464: magic1, extended_size,
+     * xfeatures, xstate_size). */
     const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
     uint32_t size = 512 + 64;
-    if (*(const uint32_t *)(fp + 464) == FP_XSTATE_MAGIC1) size = *(const uint32_t *)(fp + 464 + 12);
-    if (size > sizeof r->xsave) size = sizeof r->xsave;
+    if (*(const uint32_t *)(fp + 464) == FP_XSTATE_MAGIC1) size = *(const uint32_t *)(fp + 464 + 16);
+    if (size < 512 + 64 || size > sizeof r->xsave) size = size < 512 + 64 ? 512 + 64 : sizeof r->xsave;
     colo_memcpy(r->xsave, fp, size);
 }
 
