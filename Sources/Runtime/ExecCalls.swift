@@ -136,13 +136,14 @@ extension AddressSpace {
         guard let pending = pendingExecs.removeValue(forKey: tid), let tgid = threadGroup(of: tid) else {
             return .error(EINVAL)
         }
+        let ppid = parent(of: tgid)
         do throws(ColoError) {
             if let m = members[tgid], let index = m.slot {
                 // The process's own slot: everything but the slot header goes.
                 let base = Layout.slotBase(index)
                 munmap(UnsafeMutableRawPointer(bitPattern: UInt(base + UInt64(COLO_SLOT_HEADER_SIZE))),
                        Int(Layout.slotSize - UInt64(COLO_SLOT_HEADER_SIZE)))
-                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid),
+                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: ppid,
                          capv: pending.capv ?? inheritedVector(of: tgid))
                 return .value(Int64(index))
             }
@@ -150,8 +151,8 @@ extension AddressSpace {
             let index = try allocateSlot()
             do throws(ColoError) {
                 try mapSlotHeader(index)
-                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: parent(of: tgid),
-                         capv: pending.capv ?? inheritedVector(of: parent(of: tgid)))
+                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: ppid,
+                         capv: pending.capv ?? inheritedVector(of: ppid))
             } catch {
                 releaseSlot(index)
                 throw error
@@ -186,23 +187,33 @@ func credentials(of pid: pid_t) -> (uid: [UInt32], gid: [UInt32])? {
 
 /// The thread group (process) a thread belongs to.
 func threadGroup(of tid: pid_t) -> pid_t? {
+    if rawSyscall(Linux.tgkill, Int(tid), Int(tid), 0) == 0 { return tid }     // the group's leader
     guard let s = readFile("/proc/\(tid)/status"),
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }) else { return nil }
     return pid_t(line.split(separator: "\t").last ?? "")
 }
 
+/// /proc/PID/stat fields after the command name (field 3 is index 0), or [].
+/// Parsed as bytes: the command name may hold any character, the rest is ASCII.
+func statFields(_ pid: pid_t) -> [Substring] {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 1024)
+    let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard n > 0, let close = buf[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return [] }
+    let tail = String(decoding: buf[(close + 1)..<n], as: UTF8.self)
+    return tail.utf8.split(separator: UInt8(ascii: " ")).map { Substring($0) }
+}
+
 /// The number of threads of a process.
 func threadCount(_ pid: pid_t) -> Int {
-    guard let dir = opendir("/proc/\(pid)/task") else { return 0 }
-    defer { closedir(dir) }
-    var n = 0
-    while let e = readdir(dir) { if e.pointee.d_name.0 != 46 /* "." */ { n += 1 } }
-    return n
+    let f = statFields(pid)
+    return f.count > 17 ? Int(f[17]) ?? 0 : 0
 }
 
 /// The parent of a process, as the kernel knows it.
 func parent(of pid: pid_t) -> pid_t {
-    guard let s = readFile("/proc/\(pid)/stat"), let close = s.lastIndex(of: ")") else { return 0 }
-    let f = s[s.index(after: close)...].split(separator: " ")
+    let f = statFields(pid)
     return f.count > 1 ? pid_t(f[1]) ?? 0 : 0
 }

@@ -42,17 +42,54 @@ struct GuestMemory {
     }
 
     /// A NULL-terminated array of string pointers (argv, envp); nil on EFAULT.
+    /// The pointers come in page-sized reads and the strings in one vectored
+    /// read of the rest of each string's page; only strings longer than that
+    /// (or unreadable there) are read again one by one.
     func strings(_ address: UInt64, limit: Int = 1 << 17) -> [String]? {
         if address == 0 { return [] }
-        var out = [String]()
+        var pointers = [UInt64]()
         var at = address
-        while out.count < limit {
-            guard let p = word(at) else { return nil }
-            if p == 0 { return out }
-            guard let s = string(p) else { return nil }
-            out.append(s)
-            at += 8
+        scan: while pointers.count < limit {
+            let count = Int(4096 - at % 4096) / 8
+            guard let raw = read(at, count: count * 8) ?? read(at, count: 8) else { return nil }
+            for i in 0..<raw.count / 8 {
+                let p = raw.withUnsafeBytes { $0.load(fromByteOffset: i * 8, as: UInt64.self) }
+                if p == 0 { break scan }
+                pointers.append(p)
+            }
+            at += UInt64(raw.count)
         }
-        return nil
+        guard pointers.count < limit else { return nil }
+        var out = [String]()
+        out.reserveCapacity(pointers.count)
+        for batch in stride(from: 0, to: pointers.count, by: 512) {
+            let group = Array(pointers[batch..<min(batch + 512, pointers.count)])
+            let sizes = group.map { Int(4096 - $0 % 4096) }
+            var buffer = [UInt8](repeating: 0, count: sizes.reduce(0, +))
+            let got: Int = buffer.withUnsafeMutableBytes { buf in
+                var offset = 0
+                let local = sizes.map { size -> iovec in
+                    defer { offset += size }
+                    return iovec(iov_base: buf.baseAddress! + offset, iov_len: size)
+                }
+                let remote = zip(group, sizes).map { iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt($0)), iov_len: $1) }
+                return local.withUnsafeBufferPointer { l in remote.withUnsafeBufferPointer { r in
+                    rawSyscall(Self.processVMReadv, Int(pid), Int(bitPattern: l.baseAddress!), group.count,
+                               Int(bitPattern: r.baseAddress!), group.count, 0)
+                } }
+            }
+            var offset = 0
+            for (p, size) in zip(group, sizes) {
+                let chunk = offset + size <= got ? buffer[offset..<offset + size] : []
+                if let nul = chunk.firstIndex(of: 0) {
+                    out.append(String(decoding: chunk[chunk.startIndex..<nul], as: UTF8.self))
+                } else {
+                    guard let s = string(p) else { return nil }
+                    out.append(s)
+                }
+                offset += size
+            }
+        }
+        return out
     }
 }

@@ -32,12 +32,6 @@ public enum Inspect {
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     static let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
 
-    /// /proc/PID/stat fields after the command name (field 3 is index 0).
-    static func statFields(_ pid: pid_t) -> [Substring]? {
-        guard let s = readFile("/proc/\(pid)/stat"), let close = s.lastIndex(of: ")") else { return nil }
-        return s[s.index(after: close)...].split(separator: " ")
-    }
-
     static func userName(_ pid: pid_t) -> String {
         guard let status = readFile("/proc/\(pid)/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
@@ -47,7 +41,8 @@ public enum Inspect {
     }
 
     static func view(pid: pid_t, ppid: pid_t?, wchan: String?, start: UInt64, vmaddr: UInt64, command: String) -> ProcessView? {
-        guard let f = statFields(pid), f.count > 20 else { return nil }
+        let f = statFields(pid)
+        guard f.count > 20 else { return nil }
         let statm = readFile("/proc/\(pid)/statm")?.split(separator: " ").compactMap { Int($0) } ?? []
         let kernelWchan = readFile("/proc/\(pid)/wchan") ?? ""
         let cpu = (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)

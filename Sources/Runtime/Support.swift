@@ -79,6 +79,7 @@ func realtimeNanoseconds() -> UInt64 {
 /// Linux interfaces that Swift's Glibc module does not declare: x86-64 system
 /// call numbers (a stable ABI) and GNU functions looked up at run time.
 enum Linux {
+    static let tgkill = 234
     static let accept4 = 288
     static let signalfd4 = 289
     static let kcmp = 312
