@@ -69,6 +69,16 @@ import Testing
         t.type("exit", "Enter")
     }
 
+    @Test func coloInsideAnAddressSpaceStaysInIt() throws {
+        let probe = try Guests.probe()
+        let r = try Run.colo(["/bin/sh", "-c", "\(Run.colo) \(probe) info; echo shell=$$"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        let slot = try #require(v["slot"].flatMap { UInt64($0, radix: 16) })
+        #expect(slot >= Layout.regionBase >> 36 && slot < Layout.regionEnd >> 36, "colo inside runs the command colocated")
+        #expect(v["ppid"] == v["shell"], "in the shell's address space, as the shell's child: no nested runtime")
+    }
+
     @Test func aSwiftProgramSpawnsColocatedChildren() throws {
         let dir = Guests.buildDir
         let src = dir + "/spawner.swift"

@@ -71,6 +71,12 @@ struct Run: ParsableCommand {
             do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
             catch { fail(error.message, status: error.errno == ENOENT ? 127 : 126) }
         }
+        // Already colocated: stay in this address space (the exec is in place).
+        if SpaceDirectory.space(containing: getpid()) != nil {
+            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+            execv(path, &cargs)
+            fail("\(name): \(String(cString: strerror(errno)))", status: errno == ENOENT ? 127 : 126)
+        }
         let space: AddressSpace
         do throws(ColoError) { space = try AddressSpace() } catch { fail(error.message) }
         let member: Member
