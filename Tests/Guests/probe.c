@@ -39,6 +39,7 @@ static const char *ename(int e)
     case ELOOP: return "ELOOP";
     case E2BIG: return "E2BIG";
     case ENOSYS: return "ENOSYS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
     case EPROTO: return "EPROTO";
     default: return "E?";
     }

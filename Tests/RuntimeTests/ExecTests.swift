@@ -43,8 +43,12 @@ import Testing
         let noexec = dir + "/noexec"
         try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
         chmod(noexec, 0o644)
+        let loop = dir + "/loop-\(getpid())"
+        unlink(loop)
+        symlink(loop, loop)
+        let long = "/" + String(repeating: "x", count: 300)
         for (path, expected) in [("/nonexistent/x", "ENOENT"), (text, "ENOEXEC"), (noexec, "EACCES"),
-                                 ("/tmp", "EACCES"), (text + "/x", "ENOTDIR")] {
+                                 ("/tmp", "EACCES"), (text + "/x", "ENOTDIR"), (loop, "ELOOP"), (long, "ENAMETOOLONG")] {
             let r = try Run.colo([try Guests.probe(), "exec", path])
             #expect(values(r.stdout)["exec"] == expected, "exec \(path): \(r.stdout)")
             #expect(r.status == 1, "the caller survives a failed exec")
@@ -84,6 +88,34 @@ import Testing
         #expect(colocated(v["slot"]) && v["slot"] != nil)
         let parentSlot = r.stdout.split(separator: "\n").first { $0.hasPrefix("slot=") }
         #expect(parentSlot == "slot=\(v["slot"]!)", "only the child printed a slot")
+    }
+
+    @Test func posixSpawnReportsTheExecError() throws {
+        let r = try Run.colo([try Guests.probe(), "spawn", "/nonexistent/program"])
+        #expect(values(r.stdout)["spawn"] == "ENOENT", "\(r.stdout) \(r.stderr)")
+        let v = try Run.colo([try Guests.probe(), "vfork", "/nonexistent/program"])
+        #expect(values(v.stdout)["child_status"] == "127", "the vfork child's _exit(127) releases the parent")
+    }
+
+    @Test func theVectorIsInheritedAcrossExecUnlessTheKnobSaysNo() throws {
+        let probe = try Guests.probe(), dyn = try Guests.probe(.dynamicGlibc)
+        let on = try Run.colo([probe, "coexecvec", "3", "0", probe, "exec", dyn, "info"])
+        #expect(values(on.stdout)["AT_CAPC"] == "3", "kern.opportunistic_capv=1: the vector follows exec")
+        let h = try Background([Run.colo, probe, "hold"])
+        let pid = pid_t(try h.value("pid"))!
+        #expect(try Run.colo(["sysctl", "--pid", String(pid), "kern.opportunistic_capv=0"]).status == 0)
+        let off = try Run.colo(["--join", String(pid), probe, "coexecvec", "3", "0", probe, "exec", dyn, "info"])
+        #expect(values(off.stdout)["AT_CAPC"] == "0", "kern.opportunistic_capv=0: it does not")
+        kill(pid, SIGUSR1)
+        #expect(h.wait() == 0)
+    }
+
+    @Test func runtimeDeathTakesAShellsChildrenToo() throws {
+        let shell = try Background([Run.colo, "/bin/sh", "-c", "\(try Guests.probe()) sleep 60"])
+        let child = pid_t(try shell.value("pid"))!
+        #expect(!isGone(child))
+        kill(shell.pid, SIGKILL)                     // the runtime
+        #expect(eventually { isGone(child) }, "the shell's exec'd child dies with the shell")
     }
 
     @Test(arguments: ["vfork", "spawn"])
