@@ -14,6 +14,12 @@ let package = Package(
     products: [
         .executable(name: "colo", targets: ["colo"]),
         .executable(name: "coexec", targets: ["coexec"]),
+        .executable(name: "capv", targets: ["capv"]),
+        .executable(name: "clocks", targets: ["clocks"]),
+        /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
+        /// (the product name NAME belongs to the command); scripts/install installs
+        /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
+        .library(name: "clocks-preload", type: .dynamic, targets: ["libclocks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +43,17 @@ let package = Package(
         .executableTarget(name: "coexec",
                           dependencies: ["Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/coexec"),
+        /// What the CheriBSD tools (capv, clocks, ...) share: C helpers for guest
+        /// context (vfork spawn, SIGCHLD, <capv.h> layouts, libbsd's strvisx) and
+        /// the Swift side (BSD getopt over ArgumentParser, err/warn, the service preamble).
+        .target(name: "CoHelpers", dependencies: ["GuestAPI"], path: "Sources/Userland/CoHelpers",
+                linkerSettings: [.linkedLibrary("bsd")]),
+        .target(name: "CoTools",
+                dependencies: ["CoHelpers", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                path: "Sources/Userland/CoTools"),
+        .executableTarget(name: "capv", dependencies: ["CoTools"], path: "Sources/Userland/capv"),
+        .executableTarget(name: "clocks", dependencies: ["CoTools"], path: "Sources/Userland/clocks"),
+        .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),

@@ -1,0 +1,58 @@
+/*
+ * cohelpers.h - what the colocation tools (capv(1), clocks(1), ...) need from
+ * C while they run as colocated guests: the vfork + coexecvpc(getppid()) spawn
+ * of the service preamble (Swift cannot vfork), the SIGCHLD handler, the
+ * <capv.h> message layouts as byte offsets, and libbsd's strvisx(3).
+ */
+#ifndef COHELPERS_H
+#define COHELPERS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Byte offsets and sizes of <capv.h>'s messages (Swift does not import capv.h). */
+struct cotool_layout {
+    size_t capv;                                /* sizeof(capv_t) */
+    size_t answerback, answerback_text, answerback_max;
+    size_t clocks, clocks_error, clocks_errno, clocks_ts;
+    size_t binds, binds_s, binds_addr, binds_addrlen;
+    size_t binds_return, binds_return_error, binds_return_errno;
+    size_t clearances_return;
+    size_t syscall, syscall_arg;
+    size_t syscall_return, syscall_return_error, syscall_return_errno, syscall_return_fdcap;
+    size_t paths, paths_path;
+    size_t paths_return, paths_return_fdcap, paths_return_path;
+};
+extern const struct cotool_layout cotool_capv_layout;
+
+/* 1 if the calling process is a member of a colocated address space (the
+ * colocation calls exist for it), else 0. */
+int cotool_colocated(void);
+
+/* Install a SIGCHLD handler that exits the process with status 0 (the
+ * service preamble: a service ends when its command does, and the
+ * command's status is not passed on).  Like CheriBSD's, the handler calls
+ * exit(3), so stdio is flushed. */
+void cotool_exit_on_sigchld(void);
+
+/* vfork(); the child runs coexecvpc(getppid(), argv[0], argv, capv, capc)
+ * and, if that returns, prints "progname: errname: strerror(errno)" (errname
+ * NULL: argv[0]) and _exit(1)s.  Returns the child's PID, or -1 with errno. */
+pid_t cotool_spawn(char *const *argv, void *const *capv, int capc, const char *progname, const char *errname);
+
+/* strvisx(dst, src, len, VIS_DQ | VIS_NL | VIS_CSTYLE | VIS_OCTAL) from
+ * libbsd, as cotrace(1) dumps buffers; dst must hold 4 * len + 1 bytes. */
+int cotool_strvisx(char *dst, const char *src, size_t len);
+
+/* AT_EXECFN of this process's auxv (its own path as it was executed), or NULL. */
+const char *cotool_execfn(void);
+
+/* stdio for Swift code (whose Glibc `stdout` is not concurrency-safe):
+ * fflush(stdout); setvbuf(stdout, NULL, _IOLBF, 0). */
+void cotool_flush_stdout(void);
+void cotool_line_buffer_stdout(void);
+
+/* cap_getmode(2): 0, there is no capability mode here (see capv(7)). */
+int cotool_cap_getmode(unsigned *modep);
+
+#endif
