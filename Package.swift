@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "coexec", targets: ["coexec"]),
         .executable(name: "capv", targets: ["capv"]),
         .executable(name: "clocks", targets: ["clocks"]),
+        .executable(name: "coping", targets: ["coping"]),
+        .executable(name: "copong", targets: ["copong"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
@@ -53,6 +55,8 @@ let package = Package(
                 path: "Sources/Userland/CoTools"),
         .executableTarget(name: "capv", dependencies: ["CoTools"], path: "Sources/Userland/capv"),
         .executableTarget(name: "clocks", dependencies: ["CoTools"], path: "Sources/Userland/clocks"),
+        .executableTarget(name: "coping", dependencies: ["CoTools"], path: "Sources/Userland/coping"),
+        .executableTarget(name: "copong", dependencies: ["CoTools"], path: "Sources/Userland/copong"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),

@@ -95,3 +95,9 @@ void cotool_line_buffer_stdout(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
+
+void cotool_flush_if_tty(void)
+{
+    if (isatty(1))
+        fflush(stdout);
+}

@@ -205,3 +205,36 @@ public func callerPID(_ cookie: Capability?) -> pid_t {
     if cocachedpid(&pid, cookie) != 0 { Diag.warn("cogetpid"); return -1 }
     return pid
 }
+
+/// colookup(2) of a coregistered name, as coping(1)/copong(1) do it: ESRCH
+/// prints CheriBSD's two hints, then every failure is `err(1, "colookup")`.
+public func lookupOrExit(_ name: String) -> Capability? {
+    var cap: UnsafeMutableRawPointer? = nil
+    if colookup(name, &cap) != 0 {
+        let e = errno
+        if e == ESRCH {
+            Diag.warnx("received ESRCH; this usually means there's nothing coregistered for \"\(name)\"")
+            Diag.warnx("use coexec(1) to colocate; you might also find \"ps aux -o vmaddr\" useful")
+        }
+        Diag.err(1, "colookup", errno: e)
+    }
+    return cap
+}
+
+/// A seconds argument (`-s time`): strtod of the whole string, >= 0.
+public func seconds(_ s: String) -> Double {
+    let v = s.withCString { p -> Double in
+        var end: UnsafeMutablePointer<CChar>? = nil
+        let d = strtod(p, &end)
+        guard let e = end, e != UnsafeMutablePointer(mutating: p), e.pointee == 0 else { return .nan }
+        return d
+    }
+    if v.isNaN { Diag.errx(1, "argument to -s must be a number") }
+    if v < 0 { Diag.errx(1, "argument to -s must be >= 0.0") }
+    return v
+}
+
+/// Sleep `dt` seconds (usleep(dt * 1e6)) when dt > 0.
+public func pause(_ dt: Double) {
+    if dt > 0 { usleep(useconds_t(dt * 1e6)) }
+}

@@ -51,6 +51,8 @@ const char *cotool_execfn(void);
  * fflush(stdout); setvbuf(stdout, NULL, _IOLBF, 0). */
 void cotool_flush_stdout(void);
 void cotool_line_buffer_stdout(void);
+/* fflush(stdout) if it is a terminal (coping's dots appear one by one). */
+void cotool_flush_if_tty(void);
 
 /* cap_getmode(2): 0, there is no capability mode here (see capv(7)). */
 int cotool_cap_getmode(unsigned *modep);

@@ -1,0 +1,72 @@
+import ArgumentParser
+import CoTools
+import Glibc
+import GuestAPI
+
+/// copong(1): the responder of coping(1) and syscall_timing: coregister a
+/// name, echo every call back, and pass each one on to the targets.
+@main
+struct Copong: BSDTool {
+    static let configuration = CommandConfiguration(
+        commandName: "copong",
+        abstract: "Answer cocalls under a coregistered name.",
+        usage: usageText)
+    static let optstring = "ks:vx"
+    static let usageLines = ["copong [-s time] [-kxv] service-name [target-name ...]"]
+
+    @Flag(name: .customShort("k"), help: "Use coaccept_slow(2) and cocall_slow(2).") var slow = false
+    @Option(name: .customShort("s"), parsing: .unconditional, help: "Seconds to sleep after each call.") var interval: String?
+    @Flag(name: .customShort("v"), help: "Verbose.") var verbose = false
+    @Flag(name: .customShort("x"), help: "abort(3) after the first call.") var crash = false
+    @Argument(parsing: .postTerminator, help: "service-name [target-name ...]") var names: [String] = []
+
+    static func main() { bsdMain() }
+
+    func say(_ s: String) { if verbose { Diag.stderr("\(Diag.progname): \(names[0]): \(s)\n") } }
+
+    func run() {
+        let dt = interval.map(seconds) ?? 0
+        guard let service = names.first else { Self.usage() }
+        Colocation.ensure()
+        say("setting up...")
+        Service.setupAcceptor()
+        var targets = [(Capability?, String)]()
+        if names.count > 1 {
+            say("setting up the caller side...")
+            Service.setupCaller()
+            for n in names.dropFirst() {
+                say("colooking up \"\(n)\"...")
+                targets.append((lookupOrExit(n), n))
+            }
+        }
+        say("coregistering...")
+        if coregister(service, nil) != 0 { Diag.err(1, "coregister") }
+        // char inout[BUFSIZ]: the whole buffer goes back to the caller.
+        let buffer = Message(Int(BUFSIZ))
+        var cookie: UnsafeMutableRawPointer? = nil
+        var first = true
+        while true {
+            say("coaccepting...")
+            let outlen = first ? 0 : buffer.size
+            first = false
+            let n = slow ? coaccept_slow(&cookie, buffer.raw, outlen, buffer.raw, buffer.size)
+                         : coaccept(&cookie, buffer.raw, outlen, buffer.raw, buffer.size)
+            if n < 0 { Diag.warn("coaccept"); first = true; continue }
+            if verbose {
+                print("\(Diag.progname): \(service): coaccepted, pid \(getpid()), caller pid \(callerPID(cookie)), "
+                      + "cookie \(hex(cookie))")
+            }
+            for (t, name) in targets {
+                say("cocalling \"\(name)\"...")
+                if call(t, buffer, buffer.size, buffer, buffer.size, slow: slow) < 0 { Diag.warn("cocall") }
+                if verbose { print("\(Diag.progname): \(service): returned from \"\(name)\", pid \(getpid())") }
+            }
+            pause(dt)
+            if crash { abort() }
+        }
+    }
+
+    /// The cookie as "%#lx" (CheriBSD prints the two halves of a 128-bit
+    /// capability; cookies here are 64 bits).
+    func hex(_ p: UnsafeMutableRawPointer?) -> String { "0x" + String(UInt(bitPattern: p), radix: 16) }
+}
