@@ -89,12 +89,15 @@ enum KernelCalls {
     /// with length 0, non-NULL buffers and all lengths 8-byte aligned (EINVAL),
     /// and inside the user address space (EFAULT).
     static func buffers(_ a: [UInt64]) -> Result<CallBuffers, ColoError> {
-        for (p, n) in [(a[1], a[2]), (a[3], a[4])] {
-            if p == 0 && n != 0 { return .failure(ColoError(EINVAL, "NULL buffer")) }
-            if p % 8 != 0 || n % 8 != 0 { return .failure(ColoError(EINVAL, "misaligned buffer")) }
-            if !GuestMemory.inRange(p, n) { return .failure(ColoError(EFAULT, "buffer outside the address space")) }
-        }
+        if let e = check(a[1], a[2]) ?? check(a[3], a[4]) { return .failure(ColoError(e, "bad buffer")) }
         return .success(CallBuffers(out: a[1], outLength: a[2], input: a[3], inLength: a[4]))
+    }
+
+    /// The errno for one buffer and its length, or nil if it is acceptable.
+    private static func check(_ p: UInt64, _ n: UInt64) -> Int32? {
+        if p == 0 && n != 0 { return EINVAL }
+        if (p | n) % 8 != 0 { return EINVAL }
+        return GuestMemory.inRange(p, n) ? nil : EFAULT
     }
 
     /// `ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.

@@ -1,4 +1,5 @@
 import Glibc
+import GuestAPI
 
 /// What the kernel calls need beyond reading: copies between two guest
 /// buffers, stores, and CheriBSD's copyinstr.  Guests share the runtime's
@@ -20,12 +21,13 @@ extension GuestMemory {
         count == 0 || (address < userEnd && count <= userEnd - address)
     }
 
-    /// One process_vm_readv/writev of `count` bytes between `local` and `remote`.
+    /// One process_vm_readv/writev of `count` bytes between `local` and
+    /// `remote` (colo_syscall directly: this is on every cocall's path).
     private func transfer(_ number: Int, local: UInt64, remote: UInt64, _ count: Int) -> Int {
         var l = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(local)), iov_len: count)
         var r = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(remote)), iov_len: count)
         return withUnsafePointer(to: &l) { lp in
-            withUnsafePointer(to: &r) { rp in rawSyscall(number, Int(pid), Int(bitPattern: lp), 1, Int(bitPattern: rp), 1, 0) }
+            withUnsafePointer(to: &r) { rp in colo_syscall(number, Int(pid), Int(bitPattern: lp), 1, Int(bitPattern: rp), 1, 0) }
         }
     }
 

@@ -4,8 +4,9 @@ import GuestAPI
 /// A guest thread as the kernel knows it from its first colocation call: its
 /// identity and its call state (CheriBSD's switcher control block, SCB).
 final class ThreadContext {
-    /// Where a thread sleeps in the kernel, as `colo ps` shows it (WCHAN).
-    enum Sleep: String { case accept = "coaccept", call = "cocall", busy = "cobusy" }
+    /// Where a thread sleeps in the kernel, as `colo ps` shows it (WCHAN):
+    /// "coaccept", "cocall" (being served), "cobusy" (queued).
+    enum Sleep { case accept, call, busy }
 
     let tid: pid_t
     /// The thread's process (thread group).
@@ -67,8 +68,15 @@ final class Kernel {
     var names = [[UInt8]: UInt64]()
     /// cosetup's code capability (the switcher's entry), one per address space.
     private(set) var code: UInt64 = 0
-    /// WCHAN last written to the table, by process.
-    private var shownWchan = [pid_t: String]()
+    /// WCHAN of each process in the table: how many of its threads sleep in a
+    /// call, and what the table shows.
+    private final class Wchan {
+        let field: UnsafeMutableRawPointer      // colo_proc_entry.wchan (16 bytes)
+        var sleepers = 0
+        var shown: ThreadContext.Sleep?
+        init(_ field: UnsafeMutableRawPointer) { self.field = field }
+    }
+    private var wchans = [pid_t: Wchan]()
 
     init() throws(ColoError) {
         caps = try CapabilityTable()
@@ -141,8 +149,7 @@ final class Kernel {
         let waiting = t.queue
         t.queue = []
         for c in waiting { finish(c, .error(ENOLINK), space) }
-        t.sleep = nil
-        refreshWchan(t.pid, space)
+        if let s = t.sleep { clearSleep(t, s.1, space) }
     }
 
     // MARK: the rendezvous
@@ -234,26 +241,53 @@ final class Kernel {
 
     // MARK: WCHAN
 
+    /// The WCHAN record of a process that has a slot.
+    private func wchan(_ pid: pid_t, _ space: AddressSpace) -> Wchan? {
+        if let w = wchans[pid] { return w }
+        guard let slot = space.members[pid]?.slot,
+              let offset = MemoryLayout<colo_proc_entry>.offset(of: \colo_proc_entry.wchan) else { return nil }
+        let w = Wchan(UnsafeMutableRawPointer(space.table.entry(slot)) + offset)
+        wchans[pid] = w
+        return w
+    }
+
     private func setSleep(_ t: ThreadContext, _ s: ThreadContext.Sleep, _ call: GuestCall, _ space: AddressSpace) {
+        guard let w = wchan(t.pid, space) else { return }
+        if t.sleep == nil { w.sleepers += 1 }
         t.sleep = (s, call.id)
-        refreshWchan(t.pid, space)
+        show(w, s)
     }
 
     private func clearSleep(_ t: ThreadContext, _ call: GuestCall, _ space: AddressSpace) {
-        guard let s = t.sleep, s.1 == call.id else { return }
-        t.sleep = nil
-        refreshWchan(t.pid, space)
+        clearSleep(t, call.id, space)
     }
 
-    /// Show in the table where a thread of process `pid` sleeps, if one does.
-    private func refreshWchan(_ pid: pid_t, _ space: AddressSpace) {
-        var w = ""
-        for t in threads.values where t.pid == pid {
-            if let s = t.sleep { w = s.0.rawValue; break }
+    /// The thread no longer sleeps in call `id`; the table shows no WCHAN once
+    /// no thread of its process sleeps in a call.
+    private func clearSleep(_ t: ThreadContext, _ id: UInt64, _ space: AddressSpace) {
+        guard let s = t.sleep, s.1 == id else { return }
+        t.sleep = nil
+        guard let w = wchans[t.pid] else { return }
+        w.sleepers -= 1
+        if w.sleepers <= 0 {
+            show(w, nil)
+            wchans[t.pid] = nil     // the slot may be reused by another process
         }
-        guard shownWchan[pid, default: ""] != w, let slot = space.members[pid]?.slot else { return }
-        shownWchan[pid] = w
-        storeCString(w, into: &space.table.entry(slot).pointee.wchan)
+    }
+
+    /// Write a WCHAN into the table (the latest sleep of one of the process's threads).
+    private func show(_ w: Wchan, _ s: ThreadContext.Sleep?) {
+        guard w.shown != s else { return }
+        w.shown = s
+        let text: (UInt64, UInt64)
+        switch s {
+        case .accept?: text = (0x7470_6563_6361_6f63, 0)        // "coaccept"
+        case .call?: text = (0x0000_6c6c_6163_6f63, 0)          // "cocall"
+        case .busy?: text = (0x0000_7973_7562_6f63, 0)          // "cobusy"
+        case nil: text = (0, 0)
+        }
+        w.field.storeBytes(of: text.0, toByteOffset: 0, as: UInt64.self)
+        w.field.storeBytes(of: text.1, toByteOffset: 8, as: UInt64.self)
     }
 }
 

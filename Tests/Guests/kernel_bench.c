@@ -1,0 +1,119 @@
+/* kernel_bench.c - round-trip costs for scripts/bench/kernel.
+ *   service NAME                 colocated: cosetup, coregister(NAME), echo with coaccept_slow
+ *   cocall NAME SIZE N ROUNDS    colocated: ROUNDS x N cocall_slow round trips of SIZE bytes each way
+ *   futex SIZE N ROUNDS          native: two processes ping-pong SIZE bytes each way through
+ *                                shared memory, waking each other with futexes
+ * Each round prints one line KEY=nanoseconds per round trip.
+ * Build: cc -O2 -static-pie -I Sources/GuestAPI/include kernel_bench.c
+ *        Sources/GuestAPI/colo.c Sources/GuestAPI/syscall.c */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <colo.h>
+
+#define MAXSIZE (64 * 1024)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int service(const char *name)
+{
+    void *target;
+    static uint64_t buf[MAXSIZE / 8];
+    if (cosetup(COSETUP_COACCEPT) != 0 || coregister(name, &target) != 0) { perror("service"); return 1; }
+    printf("pid=%d\nready\n", getpid());
+    size_t outlen = 0;
+    for (;;) {
+        ssize_t n = coaccept_slow(NULL, buf, outlen, buf, sizeof buf);
+        outlen = n < 0 ? 0 : (size_t)n;        /* echo what came in */
+    }
+}
+
+static int cocall_bench(const char *name, size_t size, long n, int rounds)
+{
+    void *target;
+    static uint64_t out[MAXSIZE / 8], in[MAXSIZE / 8];
+    if (colookup(name, &target) != 0 || cosetup(COSETUP_COCALL) != 0) { perror("client"); return 1; }
+    memset(out, 0x5a, size);
+    for (long i = 0; i < 1000; i++) cocall(target, out, size, in, size);
+    for (int r = 0; r < rounds; r++) {
+        uint64_t t0 = now_ns();
+        for (long i = 0; i < n; i++)
+            if (cocall_slow(target, out, size, in, size) != (ssize_t)size) { perror("cocall_slow"); return 1; }
+        printf("kernel.cocall_slow_%zu_ns=%.0f\n", size, (double)(now_ns() - t0) / (double)n);
+    }
+    return 0;
+}
+
+/* Shared page of the futex ping-pong: whose turn it is, and the payload. */
+struct pingpong {
+    _Atomic uint32_t turn;      /* 0: ping's, 1: pong's */
+    uint8_t data[MAXSIZE];
+};
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t v)
+{
+    syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Wait for my turn, copy the payload in and out as a cocall does, hand over. */
+static void hop(struct pingpong *p, uint32_t me, uint8_t *local, size_t size)
+{
+    while (atomic_load(&p->turn) != me) futex_wait(&p->turn, !me);
+    memcpy(local, p->data, size);
+    memcpy(p->data, local, size);
+    atomic_store(&p->turn, !me);
+    futex_wake(&p->turn);
+}
+
+static int futex_bench(size_t size, long n, int rounds)
+{
+    struct pingpong *p = mmap(NULL, sizeof *p, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    static uint8_t local[MAXSIZE];
+    long total = 1000 + n * rounds;
+    pid_t child = fork();
+    if (child == 0) {
+        for (long i = 0; i < total; i++) hop(p, 1, local, size);
+        _exit(0);
+    }
+    for (long i = 0; i < 1000; i++) hop(p, 0, local, size);
+    for (int r = 0; r < rounds; r++) {
+        uint64_t t0 = now_ns();
+        for (long i = 0; i < n; i++) hop(p, 0, local, size);
+        printf("kernel.futex_%zu_ns=%.0f\n", size, (double)(now_ns() - t0) / (double)n);
+    }
+    while (atomic_load(&p->turn) != 0) futex_wait(&p->turn, 1);
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *verb = argc > 1 ? argv[1] : "";
+    if (!strcmp(verb, "service") && argc > 2) return service(argv[2]);
+    if (!strcmp(verb, "cocall") && argc > 5)
+        return cocall_bench(argv[2], (size_t)atol(argv[3]), atol(argv[4]), atoi(argv[5]));
+    if (!strcmp(verb, "futex") && argc > 4) return futex_bench((size_t)atol(argv[2]), atol(argv[3]), atoi(argv[4]));
+    fprintf(stderr, "usage: kernel_bench service NAME | cocall NAME SIZE N ROUNDS | futex SIZE N ROUNDS\n");
+    return 2;
+}
