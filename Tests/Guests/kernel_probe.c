@@ -9,6 +9,7 @@
  *   call_sleep NAME MS     one call the service answers after MS ms
  *   eintr NAME             a call interrupted by a signal
  *   fetch_fd NAME          ask the service for an fd capability, read through it
+ *   call_raw HEX           one answerback call to a capability given as a number
  * Build: cc -I Sources/GuestAPI/include kernel_probe.c Sources/GuestAPI/colo.c
  *        Sources/GuestAPI/syscall.c -pthread */
 #define _GNU_SOURCE
@@ -245,6 +246,16 @@ static int eintr(const char *name)
     interrupt_soon(&self, &poker);
     REPORT("cocall_interrupted", cocall(service_target, m, HDR, m, HDR));
     pthread_join(poker, NULL);
+    return 0;
+}
+
+static int call_raw(const char *hex)
+{
+    void *target = (void *)(uintptr_t)strtoull(hex, NULL, 16);
+    capv_answerback_t ab;
+    capv_t q = { .len = sizeof(capv_t), .op = 0 };
+    if (cosetup(COSETUP_COCALL) != 0) return 1;
+    REPORT("cocall_raw", cocall(target, &q, sizeof q, &ab, sizeof ab));
     return 0;
 }
 
@@ -500,6 +511,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "call_sleep") && argc > 3) return call_sleep(argv[2], atoi(argv[3]));
     if (!strcmp(verb, "eintr") && argc > 2) return eintr(argv[2]);
     if (!strcmp(verb, "fetch_fd") && argc > 2) return fetch_fd(argv[2]);
+    if (!strcmp(verb, "call_raw") && argc > 2) return call_raw(argv[2]);
     fprintf(stderr, "kernel_probe: unknown verb %s\n", verb);
     return 2;
 }

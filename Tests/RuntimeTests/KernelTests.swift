@@ -62,6 +62,25 @@ import Testing
         #expect(v["captofd_flipped"] == "EINVAL")
     }
 
+    @Test func aTargetIsValidInItsOwnAddressSpaceOnly() throws {
+        let s = try KernelService(name: "home")
+        let text = try s.service.value("target")
+        let hex = try #require(text.split(separator: " ").first).dropFirst(2)
+        #expect(values(try s.join(["call_raw", String(hex)]).stdout)["cocall_raw"] == "OK", "copied as a number, same space")
+        let elsewhere = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "call_raw", String(hex)])
+        #expect(values(elsewhere.stdout)["cocall_raw"] == "EINVAL", "another address space")
+    }
+
+    @Test func aCheriBSDStyleServiceAndClientWork() throws {
+        let cs = try Guests.buildWithAPI("coservice")
+        let r = try Run.colo([cs, "serve", cs, "ask", "200"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["capc"] == "4", "capvset grew the vector to index 3, coexecvpc passed it")
+        #expect(v["answerback"]?.hasPrefix("coservice, pid ") == true && v["answerback"]?.hasSuffix("(slow)") == true)
+        #expect(v["good"] == "199")
+    }
+
     @Test func captofdGivesANewDescriptorForTheSameFile() throws {
         let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "fdcap"])
         #expect(r.status == 0, "\(r.stderr)")
