@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "clocks", targets: ["clocks"]),
         .executable(name: "coping", targets: ["coping"]),
         .executable(name: "copong", targets: ["copong"]),
+        .executable(name: "coregister", targets: ["coregister"]),
+        .executable(name: "colookup", targets: ["colookup"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
@@ -57,6 +59,8 @@ let package = Package(
         .executableTarget(name: "clocks", dependencies: ["CoTools"], path: "Sources/Userland/clocks"),
         .executableTarget(name: "coping", dependencies: ["CoTools"], path: "Sources/Userland/coping"),
         .executableTarget(name: "copong", dependencies: ["CoTools"], path: "Sources/Userland/copong"),
+        .executableTarget(name: "coregister", dependencies: ["CoTools"], path: "Sources/Userland/coregister"),
+        .executableTarget(name: "colookup", dependencies: ["CoTools"], path: "Sources/Userland/colookup"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),

@@ -314,3 +314,240 @@ int colo_capfmt(char *buf, size_t size, const void *cap)
     return snprintf(buf, size, "%#lx [%s] (%s)", (unsigned long)v, names[type & 7],
                     (v & COLO_CAP_TAG) ? "sealed" : "cookie");
 }
+
+/* ---- SCM_CAPS (see capv.h) ---- */
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include "capv.h"
+
+#define SCM_CAPS_MAGIC 0x53504143434f4c43ULL    /* "CLOCCAPS" */
+#define SCM_CAPS_MAX   1024
+
+struct scm_caps_wire {
+    uint64_t magic;
+    uint32_t count;
+    uint32_t dummy;         /* 1: the message carried one filler byte */
+    uint64_t caps[];
+};
+
+ssize_t colo_sendmsg(int s, const struct msghdr *msg, int flags)
+{
+    struct cmsghdr *c;
+    size_t ncaps = 0, other = 0;
+
+    for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CAPS)
+            ncaps += (c->cmsg_len - CMSG_LEN(0)) / sizeof(void *);
+        else
+            other += CMSG_ALIGN(c->cmsg_len);
+    }
+    if (msg->msg_controllen == 0 || (ncaps == 0 && other == msg->msg_controllen))
+        return sendmsg(s, msg, flags);
+    if (ncaps > SCM_CAPS_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+
+    size_t datalen = 0;
+    for (size_t i = 0; i < msg->msg_iovlen; i++)
+        datalen += msg->msg_iov[i].iov_len;
+    size_t wlen = sizeof(struct scm_caps_wire) + ncaps * sizeof(uint64_t);
+    struct scm_caps_wire *w = calloc(1, wlen);
+    if (w == NULL)
+        return -1;
+    w->magic = SCM_CAPS_MAGIC;
+    w->count = (uint32_t)ncaps;
+    w->dummy = datalen == 0;
+    size_t k = 0;
+    for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CAPS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(void *);
+        memcpy(&w->caps[k], CMSG_DATA(c), n * sizeof(uint64_t));
+        k += n;
+    }
+
+    int fd = memfd_create("colo-scm-caps", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        free(w);
+        return -1;
+    }
+    ssize_t wr = write(fd, w, wlen);
+    free(w);
+    if (wr != (ssize_t)wlen || fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+        int e = errno;
+        close(fd);
+        errno = wr < 0 ? e : (wr != (ssize_t)wlen ? EIO : e);
+        return -1;
+    }
+
+    /* The other control messages, then SCM_RIGHTS with the memfd. */
+    size_t clen = other + CMSG_SPACE(sizeof(int));
+    char *control = calloc(1, clen);
+    if (control == NULL) {
+        close(fd);
+        return -1;
+    }
+    size_t off = 0;
+    for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CAPS)
+            continue;
+        memcpy(control + off, c, c->cmsg_len);
+        off += CMSG_ALIGN(c->cmsg_len);
+    }
+    struct cmsghdr *r = (struct cmsghdr *)(control + off);
+    r->cmsg_level = SOL_SOCKET;
+    r->cmsg_type = SCM_RIGHTS;
+    r->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(r), &fd, sizeof fd);
+
+    char filler = 0;
+    struct iovec one = { &filler, 1 };
+    struct msghdr m = *msg;
+    m.msg_control = control;
+    m.msg_controllen = clen;
+    if (datalen == 0) {
+        m.msg_iov = &one;
+        m.msg_iovlen = 1;
+    }
+    ssize_t ret = sendmsg(s, &m, flags);
+    int e = errno;
+    free(control);
+    close(fd);
+    errno = e;
+    if (ret > 0 && datalen == 0)
+        ret = 0;
+    return ret;
+}
+
+/* Is `fd` one of colo_sendmsg's capability memfds?  Then read it. */
+static struct scm_caps_wire *scm_caps_read(int fd)
+{
+    struct scm_caps_wire head;
+    if (pread(fd, &head, sizeof head, 0) != (ssize_t)sizeof head || head.magic != SCM_CAPS_MAGIC ||
+        head.count > SCM_CAPS_MAX)
+        return NULL;
+    if ((fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE) == 0)
+        return NULL;
+    size_t wlen = sizeof head + head.count * sizeof(uint64_t);
+    struct scm_caps_wire *w = malloc(wlen);
+    if (w == NULL)
+        return NULL;
+    if (pread(fd, w, wlen, 0) != (ssize_t)wlen) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Is every capability valid in this address space (NULL is allowed)? */
+static int scm_caps_ours(const struct scm_caps_wire *w)
+{
+    if (colo_syscall(COLO_SYS_cogetpid, 0, 0, 0, 0, 0, 0) == -ENOSYS)
+        return 0;           /* not colocated: no capability can be ours */
+    struct colo_cap_table *t = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
+    if (t->magic != COLO_CAP_TABLE_MAGIC)
+        return 0;
+    for (uint32_t i = 0; i < w->count; i++) {
+        uint64_t v = w->caps[i];
+        if (v == 0)
+            continue;
+        unsigned type = colo_cap_type_of(v);
+        if (type == 0 || colo_cap_lookup(t, v, type) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+ssize_t colo_recvmsg(int s, struct msghdr *msg, int flags)
+{
+    size_t ulen = msg->msg_controllen;
+    size_t clen = ulen + CMSG_SPACE(64 * sizeof(int));
+    char *control = calloc(1, clen);
+    if (control == NULL)
+        return -1;
+    size_t datalen = 0;
+    for (size_t i = 0; i < msg->msg_iovlen; i++)
+        datalen += msg->msg_iov[i].iov_len;
+    char filler;
+    struct iovec one = { &filler, 1 };
+    struct msghdr m = *msg;
+    m.msg_control = control;
+    m.msg_controllen = clen;
+    if (datalen == 0) {
+        m.msg_iov = &one;
+        m.msg_iovlen = 1;
+    }
+    ssize_t ret = recvmsg(s, &m, flags | MSG_CMSG_CLOEXEC);
+    if (ret < 0) {
+        int e = errno;
+        free(control);
+        errno = e;
+        return -1;
+    }
+
+    /* Rebuild the control messages in the caller's buffer, SCM_RIGHTS
+     * without our memfd, SCM_CAPS from it. */
+    struct scm_caps_wire *w = NULL;
+    char *out = msg->msg_control;
+    size_t off = 0;
+    int flagsout = m.msg_flags & ~MSG_CTRUNC;
+    int truncated = (m.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+        char *data = (char *)CMSG_DATA(c);
+        size_t dlen = c->cmsg_len - CMSG_LEN(0);
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && dlen >= sizeof(int) && w == NULL) {
+            int last;
+            memcpy(&last, data + dlen - sizeof(int), sizeof last);
+            if ((w = scm_caps_read(last)) != NULL) {
+                close(last);
+                dlen -= sizeof(int);
+                if (dlen == 0)
+                    continue;
+            }
+        }
+        if (off + CMSG_SPACE(dlen) > ulen || out == NULL) {
+            truncated = 1;
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                for (size_t i = 0; i < dlen / sizeof(int); i++)
+                    close(((int *)data)[i]);
+            continue;
+        }
+        struct cmsghdr *o = (struct cmsghdr *)(out + off);
+        o->cmsg_level = c->cmsg_level;
+        o->cmsg_type = c->cmsg_type;
+        o->cmsg_len = CMSG_LEN(dlen);
+        memcpy(CMSG_DATA(o), data, dlen);
+        off += CMSG_SPACE(dlen);
+    }
+    free(control);
+    if (w != NULL) {
+        if (w->dummy && ret > 0)
+            ret--;
+        if (!scm_caps_ours(w)) {
+            free(w);
+            errno = EPROT;
+            return -1;
+        }
+        size_t dlen = w->count * sizeof(uint64_t);
+        if (out == NULL || off + CMSG_SPACE(dlen) > ulen) {
+            truncated = 1;
+        } else {
+            struct cmsghdr *o = (struct cmsghdr *)(out + off);
+            o->cmsg_level = SOL_SOCKET;
+            o->cmsg_type = SCM_CAPS;
+            o->cmsg_len = CMSG_LEN(dlen);
+            memcpy(CMSG_DATA(o), w->caps, dlen);
+            off += CMSG_SPACE(dlen);
+        }
+        free(w);
+    }
+    msg->msg_controllen = off;
+    msg->msg_flags = flagsout | (truncated ? MSG_CTRUNC : 0);
+    msg->msg_namelen = m.msg_namelen;
+    return ret;
+}

@@ -137,4 +137,18 @@ typedef union {
     };
 } capv_paths_return_t;
 
+/*
+ * SCM_CAPS over unix(4) sockets.  Linux has no such control message, so send
+ * and receive capabilities with these two wrappers of sendmsg(2)/recvmsg(2):
+ * they take and give CheriBSD's form (cmsg_level SOL_SOCKET, cmsg_type
+ * SCM_CAPS, an array of capabilities; any other control message passes
+ * unchanged).  On the wire the capabilities travel in a sealed memfd passed
+ * with SCM_RIGHTS, plus one byte of data when the message has none.  The
+ * receiver accepts them only if every capability is valid in its own address
+ * space: otherwise colo_recvmsg fails with EPROT ("likely not colocated"),
+ * as CheriBSD's kernel refuses capabilities across address spaces.
+ */
+ssize_t colo_sendmsg(int s, const struct msghdr *msg, int flags);
+ssize_t colo_recvmsg(int s, struct msghdr *msg, int flags);
+
 #endif

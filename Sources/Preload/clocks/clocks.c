@@ -62,7 +62,7 @@ int clock_gettime(clockid_t clock_id, struct timespec *tp)
     }
     if (in.error != 0)
         errno = in.errno_;
-    else if (tp != NULL)
+    else
         *tp = in.ts;
     return (in.error);
 }

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/auxv.h>
+#define LIBBSD_NETBSD_VIS 1    /* FreeBSD's strnvis() argument order */
 #include <bsd/vis.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <colo.h>
 #include <capv.h>
 #include "cohelpers.h"
@@ -100,4 +103,114 @@ void cotool_flush_if_tty(void)
 {
     if (isatty(1))
         fflush(stdout);
+}
+
+int cotool_send_cap(int fd, void *cap)
+{
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(void *))];
+    } control;
+    struct msghdr msg;
+    struct cmsghdr *c;
+
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_CAPS;
+    c->cmsg_len = CMSG_LEN(sizeof cap);
+    memcpy(CMSG_DATA(c), &cap, sizeof cap);
+    return colo_sendmsg(fd, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+ssize_t cotool_recv_cap(int fd, struct cotool_received *r)
+{
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(void *))];
+    } control;
+    struct msghdr msg;
+    struct cmsghdr *c;
+    ssize_t received;
+
+    memset(r, 0, sizeof *r);
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    received = colo_recvmsg(fd, &msg, MSG_WAITALL);
+    if (received < 0)
+        return -1;
+    r->flags = msg.msg_flags;
+    r->expected_len = CMSG_LEN(sizeof(void *));
+    c = CMSG_FIRSTHDR(&msg);
+    if (c != NULL) {
+        r->has_cmsg = 1;
+        r->len = (int)c->cmsg_len;
+        r->level = c->cmsg_level;
+        r->type = c->cmsg_type;
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CAPS && c->cmsg_len == CMSG_LEN(sizeof(void *)))
+            memcpy(&r->cap, CMSG_DATA(c), sizeof r->cap);
+    }
+    return received;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+
+int cotool_listen_unix(const char *path, int *stepp)
+{
+    struct sockaddr_un sun;
+    int s;
+
+    *stepp = 0;
+    s = socket(PF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    *stepp = 1;
+    if (unix_address(path, &sun) != 0 || bind(s, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        int e = errno;
+        close(s);
+        errno = e;
+        return -1;
+    }
+    *stepp = 2;
+    if (listen(s, SOMAXCONN) != 0) {
+        int e = errno;
+        close(s);
+        errno = e;
+        return -1;
+    }
+    return s;
+}
+
+int cotool_connect_unix(const char *path, int *stepp)
+{
+    struct sockaddr_un sun;
+    int s;
+
+    *stepp = 0;
+    s = socket(PF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    *stepp = 1;
+    if (unix_address(path, &sun) != 0 || connect(s, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        int e = errno;
+        close(s);
+        errno = e;
+        return -1;
+    }
+    return s;
 }

@@ -106,7 +106,7 @@ public struct CapVector {
 public func capText(_ cap: UnsafeRawPointer?) -> String {
     var buf = [CChar](repeating: 0, count: 80)
     _ = colo_capfmt(&buf, UInt(buf.count), cap)
-    return String(cString: buf)
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// An output or input buffer of cocall/coaccept: capability-aligned, zeroed,

@@ -54,6 +54,29 @@ void cotool_line_buffer_stdout(void);
 /* fflush(stdout) if it is a terminal (coping's dots appear one by one). */
 void cotool_flush_if_tty(void);
 
+/* One capability sent with SCM_CAPS and no data (colo_sendmsg, MSG_NOSIGNAL),
+ * as coregister(1) -f does.  0, or -1 with errno. */
+int cotool_send_cap(int fd, void *cap);
+
+/* What colookup(1) -f received: recvmsg's flags and the first control
+ * message (cmsg_len, level, type) for its checks, and the capability. */
+struct cotool_received {
+    int flags;
+    int has_cmsg;
+    int len, level, type;
+    unsigned long expected_len;     /* CMSG_LEN(sizeof(void *)) */
+    void *cap;
+};
+/* colo_recvmsg(fd, ..., MSG_WAITALL) with room for one SCM_CAPS capability:
+ * the bytes received, or -1 with errno (EPROT: from another address space). */
+ssize_t cotool_recv_cap(int fd, struct cotool_received *r);
+
+/* A listening (SOMAXCONN) or connected SOCK_STREAM unix(4) socket at `path`;
+ * -1 with errno, *stepp telling what failed (0 socket, 1 bind/connect,
+ * 2 listen). */
+int cotool_listen_unix(const char *path, int *stepp);
+int cotool_connect_unix(const char *path, int *stepp);
+
 /* cap_getmode(2): 0, there is no capability mode here (see capv(7)). */
 int cotool_cap_getmode(unsigned *modep);
 
