@@ -24,6 +24,8 @@ let package = Package(
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
         .library(name: "clocks-preload", type: .dynamic, targets: ["libclocks"]),
+        /// CheriBSD's colocation API for Swift programs run colocated.
+        .library(name: "Colo", targets: ["Colo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -64,6 +66,10 @@ let package = Package(
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
+        /// The guest library (<colo.h>) for Swift: typed errors, byte-array calls.
+        .target(name: "Colo", dependencies: ["GuestAPI"], path: "Sources/Colo"),
+        /// A Swift service and caller using Colo, run colocated by the kernel tests.
+        .executableTarget(name: "coswift", dependencies: ["Colo"], path: "Tests/Guests/coswift"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], path: "Tests/RuntimeTests"),
     ]

@@ -22,20 +22,26 @@ extension Guests {
     }
 }
 
-/// A colocated service of kernel_probe and the address space it runs in:
-/// the first process is an idle probe, so the service can die alone.
+/// A colocated service (kernel_probe's by default) and the address space it
+/// runs in: the first process is an idle probe, so the service can die alone.
 final class KernelService {
     let space: Background
     let service: Background
     let spacePID: pid_t
     let pid: pid_t
 
-    init(name: String) throws {
+    /// Start `program args` (which prints pid= and ready) as the service.
+    init(_ program: String, _ args: [String]) throws {
         space = try Background([Run.colo, try Guests.probe(), "sleep", "120"])
         spacePID = pid_t(try space.value("pid"))!
-        service = try Background([Run.colo, "--join", String(spacePID), try Guests.buildWithAPI("kernel_probe"), "service", name])
+        service = try Background([Run.colo, "--join", String(spacePID), program] + args)
         pid = pid_t(try service.value("pid"))!
         try service.waitFor { $0 == "ready" }
+    }
+
+    /// kernel_probe's service registered as `name`.
+    convenience init(name: String) throws {
+        try self.init(try Guests.buildWithAPI("kernel_probe"), ["service", name])
     }
 
     /// Run kernel_probe ARGS in the service's address space, to completion.

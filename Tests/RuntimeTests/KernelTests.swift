@@ -156,6 +156,19 @@ import Testing
         #expect(values(try s.join(["call_sleep", "knob", "0"]).stdout)["cocall"] == "OK")
     }
 
+    @Test func aSwiftServiceAndCallerUseTheColoModule() throws {
+        let coswift = URL(fileURLWithPath: Run.colo).deletingLastPathComponent().appendingPathComponent("coswift").path
+        let s = try KernelService(coswift, ["serve", "swifty"])
+        #expect(try s.service.value("target").hasSuffix("[target] (sealed)"))
+        let r = try Run.colo(["--join", String(s.spacePID), coswift, "call", "swifty", "200"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["good"] == "200")
+        #expect(v["lookup_missing"] == "true" && v["call_forged"] == "true")
+        #expect(v["fdcap"]?.hasSuffix("[fd] (sealed)") == true && v["captofd_fd_ok"] == "true")
+        #expect(v["vector"] == "0")
+    }
+
     @Test func capabilityFormatting() {
         #expect(CapabilityTable.describe(0x1000) == "0x1000")
         let sealed: UInt64 = 0xA400_0000_0000_1234    // sealed, tagged, type 1

@@ -82,6 +82,8 @@ ssize_t cocall_slow(void * __capability,
             const void * __capability, size_t, void * __capability, size_t);
 pid_t   cogetpid2(void);
 lwpid_t cogettid(void);
+/* capfromfd: as in CheriBSD ("we never free that fp"), the runtime keeps
+ * the open file for the life of the address space. */
 int     capfromfd(void * __capability *capp, int fd);
 int     captofd(void * __capability cap, int *fdp);
 
