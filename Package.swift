@@ -20,10 +20,12 @@ let package = Package(
         .executable(name: "copong", targets: ["copong"]),
         .executable(name: "coregister", targets: ["coregister"]),
         .executable(name: "colookup", targets: ["colookup"]),
+        .executable(name: "binds", targets: ["binds"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
         .library(name: "clocks-preload", type: .dynamic, targets: ["libclocks"]),
+        .library(name: "binds-preload", type: .dynamic, targets: ["libbinds"]),
         /// CheriBSD's colocation API for Swift programs run colocated.
         .library(name: "Colo", targets: ["Colo"]),
     ],
@@ -63,7 +65,9 @@ let package = Package(
         .executableTarget(name: "copong", dependencies: ["CoTools"], path: "Sources/Userland/copong"),
         .executableTarget(name: "coregister", dependencies: ["CoTools"], path: "Sources/Userland/coregister"),
         .executableTarget(name: "colookup", dependencies: ["CoTools"], path: "Sources/Userland/colookup"),
+        .executableTarget(name: "binds", dependencies: ["CoTools"], path: "Sources/Userland/binds"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
+        .target(name: "libbinds", dependencies: ["GuestAPI"], path: "Sources/Preload/binds"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
         /// The guest library (<colo.h>) for Swift: typed errors, byte-array calls.

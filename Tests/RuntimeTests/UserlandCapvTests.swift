@@ -94,8 +94,8 @@ import Testing
         let guest = try Guests.build("userland_clock", .dynamicGlibc)
         let lib = Tools.path("libclocks-preload.so")
         // Colocated, but with no capability at index 8; and outside colocation.
-        for argv in [[Run.colo, guest], [guest]] {
-            let r = try Tools.run(argv, env: ["LD_PRELOAD=" + lib])
+        for argv in [[Run.colo, "/usr/bin/env", "LD_PRELOAD=" + lib, guest], ["/usr/bin/env", "LD_PRELOAD=" + lib, guest]] {
+            let r = try Tools.run(argv)
             #expect(r.status == 0)
             #expect(values(r.stdout)["realtime"] == "-1 -1", "\(r.stdout)")
             #expect(r.stderr.contains("userland_clock-dynamic-glibc: null capability 8: Link has been severed"), "\(r.stderr)")

@@ -5,6 +5,14 @@ import GuestAPI
 /// Where the tools run: always inside a colocated address space.
 public enum Colocation {
     private static let reexecMarker = "COLO_TOOL_STARTED"
+    private static let savedPreload = "COLO_TOOL_LD_PRELOAD"
+
+    private static func restorePreload() {
+        if let p = getenv(savedPreload) {
+            setenv("LD_PRELOAD", String(cString: p), 1)
+            unsetenv(savedPreload)
+        }
+    }
 
     /// Started from a plain shell, a tool first creates an address space, as
     /// `colo COMMAND` does: it runs itself again as the first process of a new
@@ -12,13 +20,21 @@ public enum Colocation {
     public static func ensure() {
         if cotool_colocated() != 0 {
             unsetenv(reexecMarker)
+            restorePreload()
             return
         }
         // Started by colo and still not colocated (e.g. not a PIE): carry on
         // outside, where every colocation call fails with ENOSYS.
-        if getenv(reexecMarker) != nil { unsetenv(reexecMarker); return }
+        if getenv(reexecMarker) != nil { unsetenv(reexecMarker); restorePreload(); return }
         guard let me = selfPath, let colo = coloPath(near: me) else { return }
         setenv(reexecMarker, "1", 1)
+        // The runtime must not load the services' client libraries (libbinds
+        // would bind its own socket through a service that does not exist):
+        // LD_PRELOAD goes around it, and the tool puts it back for its children.
+        if let p = getenv("LD_PRELOAD") {
+            setenv(savedPreload, String(cString: p), 1)
+            unsetenv("LD_PRELOAD")
+        }
         let argv = [colo, me] + CommandLine.arguments.dropFirst()
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         execv(colo, &cargs)

@@ -112,6 +112,6 @@ struct Coping: BSDTool {
     func format(_ v: Double) -> String {
         var buf = [CChar](repeating: 0, count: 64)
         _ = withVaList([v]) { vsnprintf(&buf, buf.count, "%.3f", $0) }
-        return String(cString: buf)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,0 +1,77 @@
+/*
+ * libbinds: bind(2) through the binds(1) service at capv index 10
+ * (CheriBSD's lib/libbinds).  binds(1) adds this library to LD_PRELOAD of the
+ * command it runs; the socket travels to the service as an fd capability
+ * (capfromfd(2)) and the service binds it, subject to its port policy.
+ * Statically linked programs are not interposed.  Without a capability at
+ * index 10 every call warns and fails with ENOLINK.
+ */
+#define _GNU_SOURCE
+#include <err.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <colo.h>
+#include <capv.h>
+#include "libbinds.h"
+
+static __thread void *target;
+
+int bind(int s, const struct sockaddr *addr, socklen_t addrlen)
+{
+    capv_binds_t out;
+    capv_binds_return_t in;
+    void *fdcap;
+    ssize_t received;
+    int error;
+
+    if (target == NULL) {
+        void **capv;
+        int capc;
+
+        capvfetch(&capc, &capv);
+        if (capc <= CAPV_BINDS || capv[CAPV_BINDS] == NULL) {
+            errno = ENOLINK;
+            warn("null capability %d", CAPV_BINDS);
+            errno = ENOLINK;
+            return (-1);
+        }
+        error = cosetup(COSETUP_COCALL);
+        if (error != 0) {
+            errno = error;
+            warn("cosetup");
+            return (-1);
+        }
+        target = capv[CAPV_BINDS];
+    }
+    if (addrlen > sizeof(out.addr)) {
+        errno = EINVAL;
+        return (-1);
+    }
+
+    error = capfromfd(&fdcap, s);
+    if (error != 0) {
+        warn("capfromfd");
+        return (-1);
+    }
+    memset(&out, 0, sizeof(out));
+    out.len = sizeof(out);
+    out.op = CAPV_BINDS;
+    out.s = fdcap;
+    memcpy(&out.addr, addr, addrlen);
+    out.addrlen = addrlen;
+
+    received = cocall(target, &out, out.len, &in, sizeof(in));
+    if (received < 0) {
+        error = errno;
+        warn("cocall");
+        errno = error;
+        return (-1);
+    }
+    if ((size_t)received != in.len || in.len != sizeof(in) || in.op != -CAPV_BINDS) {
+        errno = ENOMSG;
+        return (-1);
+    }
+    errno = in.errno_;
+    return (in.error);
+}
