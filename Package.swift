@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "coregister", targets: ["coregister"]),
         .executable(name: "colookup", targets: ["colookup"]),
         .executable(name: "binds", targets: ["binds"]),
+        .executable(name: "cotrace", targets: ["cotrace"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
@@ -66,6 +67,7 @@ let package = Package(
         .executableTarget(name: "coregister", dependencies: ["CoTools"], path: "Sources/Userland/coregister"),
         .executableTarget(name: "colookup", dependencies: ["CoTools"], path: "Sources/Userland/colookup"),
         .executableTarget(name: "binds", dependencies: ["CoTools"], path: "Sources/Userland/binds"),
+        .executableTarget(name: "cotrace", dependencies: ["CoTools"], path: "Sources/Userland/cotrace"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         .target(name: "libbinds", dependencies: ["GuestAPI"], path: "Sources/Preload/binds"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
