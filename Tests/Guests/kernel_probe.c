@@ -4,8 +4,10 @@
  *   errnos                 the errnos of one process (threads play callee)
  *   forge N                N random values and revoked values used as capabilities
  *   fdcap                  capfromfd/captofd within one process
- *   service NAME           cosetup, coregister(NAME), coaccept loop (see ops)
- *   client NAME T N SIZE   T threads x N checksummed calls of SIZE bytes
+ *   service NAME [K]       cosetup, coregister(NAME), coaccept loop (see ops); K accepting
+ *                          threads (default 1), registered as NAME.0 .. NAME.K-1 too
+ *   client NAME T N SIZE [K]  T threads x N checksummed calls of SIZE bytes (with K,
+ *                          thread i calls NAME.(i % K))
  *   call_sleep NAME MS     one call the service answers after MS ms
  *   eintr NAME             a call interrupted by a signal
  *   fetch_fd NAME          ask the service for an fd capability, read through it
@@ -78,19 +80,28 @@ static uint64_t checksum(const uint8_t *p, size_t n)
 /* ---- service ---- */
 struct seen { pid_t pid; int thread; uint64_t next; };
 
-static int service(const char *name)
+/* What every accepting thread of the service has seen, under stats_lock. */
+static struct seen seen[256];
+static int nseen;
+static uint64_t served, dups, gaps, badsum;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *service_name;
+
+/* Set the calling thread up as an accepting thread registered as `name`. */
+static int accept_as(const char *name, void **target)
 {
-    void *target;
     if (cosetup(COSETUP_COACCEPT) != 0) { perror("cosetup"); return 1; }
-    if (coregister(name, &target) != 0) { printf("coregister=%s\n", ename(errno)); return 1; }
-    char text[128];
-    colo_capfmt(text, sizeof text, target);
-    printf("target=%s\npid=%d\nready\n", text, getpid());
+    if (coregister(name, target) != 0) { printf("coregister=%s\n", ename(errno)); return 1; }
+    return 0;
+}
+
+/* The coaccept loop of one accepting thread. */
+static void *serve_loop(void *arg)
+{
+    (void)arg;
+    const char *name = service_name;
     uint64_t *in = aligned_alloc(8, MAXMSG), *out = aligned_alloc(8, MAXMSG);
     struct msg *req = (struct msg *)in, *rep = (struct msg *)out;
-    static struct seen seen[256];
-    int nseen = 0;
-    uint64_t served = 0, dups = 0, gaps = 0, badsum = 0;
     size_t outlen = 0;
     for (;;) {
         void *cookie = NULL;
@@ -110,6 +121,7 @@ static int service(const char *name)
             usleep((useconds_t)req->arg * 1000);
             /* fall through */
         case OP_ECHO: {
+            pthread_mutex_lock(&stats_lock);
             served++;
             if ((size_t)n != req->len || checksum(req->data, dlen) != req->sum) badsum++;
             int k = 0;
@@ -120,17 +132,20 @@ static int service(const char *name)
                 else if (req->seq > seen[k].next) gaps++;
                 seen[k].next = req->seq + 1;
             }
+            pthread_mutex_unlock(&stats_lock);
             for (size_t i = 0; i < dlen; i++) rep->data[i] = (uint8_t)(req->data[i] + 1);
             rep->sum = checksum(rep->data, dlen);
             outlen = HDR + dlen;
             break;
         }
         case OP_STATS:
+            pthread_mutex_lock(&stats_lock);
             rep->seq = served; rep->sum = dups; rep->arg = gaps; rep->thread = (int)badsum;
+            pthread_mutex_unlock(&stats_lock);
             break;
         case OP_FDCAP: {
             int p[2];
-            if (pipe(p) != 0 || write(p[1], "through captofd", 15) != 15) return 1;
+            if (pipe(p) != 0 || write(p[1], "through captofd", 15) != 15) exit(1);
             close(p[1]);
             if (capfromfd(&rep->cap, p[0]) != 0) printf("capfromfd=%s\n", ename(errno));
             close(p[0]);
@@ -145,11 +160,44 @@ static int service(const char *name)
         }
         rep->len = outlen;
     }
+    return NULL;
+}
+
+static void *extra_acceptor(void *arg)
+{
+    char name[256];
+    void *target;
+    snprintf(name, sizeof name, "%s.%d", service_name, (int)(intptr_t)arg);
+    if (accept_as(name, &target) != 0) exit(1);
+    return serve_loop(NULL);
+}
+
+static int service(const char *name, int threads)
+{
+    void *target;
+    char text[128], alias[256];
+    service_name = name;
+    if (accept_as(name, &target) != 0) return 1;
+    snprintf(alias, sizeof alias, "%s.0", name);
+    if (coregister(alias, NULL) != 0) return 1;
+    for (int i = 1; i < threads; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, extra_acceptor, (void *)(intptr_t)i);
+    }
+    for (int i = 1; i < threads; i++) {     /* every thread has registered */
+        void *c;
+        snprintf(alias, sizeof alias, "%s.%d", name, i);
+        while (colookup(alias, &c) != 0) usleep(1000);
+    }
+    colo_capfmt(text, sizeof text, target);
+    printf("target=%s\npid=%d\nready\n", text, getpid());
+    serve_loop(NULL);
+    return 0;
 }
 
 /* ---- client ---- */
 static void *service_target;
-static int calls, size;
+static int calls, size, targets;
 static uint64_t total_ok, total_bad;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -157,6 +205,12 @@ static void *client_thread(void *arg)
 {
     int id = (int)(intptr_t)arg;
     if (cosetup(COSETUP_COCALL) != 0) { printf("cosetup=%s\n", ename(errno)); return NULL; }
+    void *target = service_target;
+    if (targets > 0) {
+        char name[256];
+        snprintf(name, sizeof name, "%s.%d", service_name, id % targets);
+        if (colookup(name, &target) != 0) { printf("colookup=%s\n", ename(errno)); return NULL; }
+    }
     uint64_t *in = aligned_alloc(8, MAXMSG), *out = aligned_alloc(8, MAXMSG);
     struct msg *req = (struct msg *)out, *rep = (struct msg *)in;
     uint64_t ok = 0, bad = 0;
@@ -165,7 +219,7 @@ static void *client_thread(void *arg)
         req->op = OP_ECHO; req->thread = id; req->seq = (uint64_t)i;
         for (int j = 0; j < size; j++) req->data[j] = (uint8_t)(i * 7 + j + id);
         req->sum = checksum(req->data, (size_t)size);
-        ssize_t n = cocall(service_target, out, req->len, in, MAXMSG);
+        ssize_t n = cocall(target, out, req->len, in, MAXMSG);
         int good = n == (ssize_t)(HDR + (size_t)size) && rep->op == -OP_ECHO && rep->seq == (uint64_t)i &&
                    rep->thread == id && rep->arg == (uint64_t)getpid() &&
                    rep->sum == checksum(rep->data, (size_t)size);
@@ -184,10 +238,10 @@ static int lookup(const char *name)
     return 0;
 }
 
-static int client(const char *name, int threads, int n, int sz)
+static int client(const char *name, int threads, int n, int sz, int k)
 {
     if (lookup(name)) return 1;
-    calls = n; size = sz;
+    calls = n; size = sz; targets = k; service_name = name;
     pthread_t t[64];
     for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, client_thread, (void *)(intptr_t)i);
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
@@ -506,8 +560,9 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "errnos")) return errnos();
     if (!strcmp(verb, "forge") && argc > 2) return forge(atol(argv[2]));
     if (!strcmp(verb, "fdcap")) return fdcap();
-    if (!strcmp(verb, "service") && argc > 2) return service(argv[2]);
-    if (!strcmp(verb, "client") && argc > 5) return client(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if (!strcmp(verb, "service") && argc > 2) return service(argv[2], argc > 3 ? atoi(argv[3]) : 1);
+    if (!strcmp(verb, "client") && argc > 5)
+        return client(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 0);
     if (!strcmp(verb, "call_sleep") && argc > 3) return call_sleep(argv[2], atoi(argv[3]));
     if (!strcmp(verb, "eintr") && argc > 2) return eintr(argv[2]);
     if (!strcmp(verb, "fetch_fd") && argc > 2) return fetch_fd(argv[2]);

@@ -39,9 +39,9 @@ final class KernelService {
         try service.waitFor { $0 == "ready" }
     }
 
-    /// kernel_probe's service registered as `name`.
-    convenience init(name: String) throws {
-        try self.init(try Guests.buildWithAPI("kernel_probe"), ["service", name])
+    /// kernel_probe's service registered as `name`, with `acceptors` accepting threads.
+    convenience init(name: String, acceptors: Int = 1) throws {
+        try self.init(try Guests.buildWithAPI("kernel_probe"), ["service", name, String(acceptors)])
     }
 
     /// Run kernel_probe ARGS in the service's address space, to completion.

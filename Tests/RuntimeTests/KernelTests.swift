@@ -90,12 +90,14 @@ import Testing
         #expect(v["read"] == "via capability", "written through the new descriptor, read from the pipe")
     }
 
-    @Test(arguments: [(1, 8), (2, 4096), (8, 8), (1, 65536)])
-    func everyCallIsAnsweredExactlyOnce(threads: Int, size: Int) throws {
-        let s = try KernelService(name: "echo")
+    /// N caller threads of one process against a service with K accepting
+    /// threads (thread i calls the target of accepting thread i % K).
+    @Test(arguments: [(1, 8, 1), (2, 4096, 1), (8, 8, 1), (1, 65536, 1), (8, 64, 3)])
+    func everyCallIsAnsweredExactlyOnce(threads: Int, size: Int, acceptors: Int) throws {
+        let s = try KernelService(name: "echo", acceptors: acceptors)
         #expect(try s.wchan(s.pid) == "coaccept", "the idle service sleeps in coaccept")
         let calls = 300
-        let r = try s.join(["client", "echo", String(threads), String(calls), String(size)], timeout: 120)
+        let r = try s.join(["client", "echo", String(threads), String(calls), String(size), String(acceptors)], timeout: 120)
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         let v = values(r.stdout)
         let total = String(threads * calls)
@@ -133,6 +135,16 @@ import Testing
         #expect(try caller.value("cocall") == "ENOLINK")
         let again = try s.join(["call_sleep", "victim", "0"])
         #expect(values(again.stdout)["colookup"] == "ESRCH", "the dead service's name is gone")
+    }
+
+    @Test func namesOfADeadServiceStayWhenTheKnobSaysSo() throws {
+        let s = try KernelService(name: "ghost")
+        #expect(try Run.colo(["sysctl", "--pid", String(s.spacePID), "debug.counregister_on_exit=0"]).status == 0)
+        kill(s.pid, SIGKILL)
+        #expect(eventually { isGone(s.pid) })
+        let v = values(try s.join(["call_sleep", "ghost", "0"]).stdout)
+        #expect(v["colookup"] == nil, "the name is still registered")
+        #expect(v["cocall"] == "ENOLINK", "its target names an exited thread")
     }
 
     @Test func aSignalInterruptsACallToAnotherProcess() throws {
