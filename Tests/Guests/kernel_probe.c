@@ -367,6 +367,24 @@ static void *accept_interrupted(void *arg)
     return NULL;
 }
 
+/* A callee with bad buffers.  An unmapped input buffer fails its coaccept
+ * and the caller stays queued for the next coaccept; an unmapped output
+ * buffer fails both that coaccept and the call it answers. */
+static void *bad_buffers(void *arg)
+{
+    void **target = arg;
+    uint64_t in[2], reply[2] = { 0xbadbeef, 0 };
+    void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cosetup(COSETUP_COACCEPT);
+    coregister(NULL, target);
+    REPORT("coaccept_unmapped_inbuf", coaccept(NULL, NULL, 0, none, 8));
+    coaccept(NULL, NULL, 0, in, sizeof in);                     /* the first call, again */
+    REPORT("coaccept_unmapped_outbuf", coaccept(NULL, none, 8, in, sizeof in));
+    coaccept(NULL, NULL, 0, in, sizeof in);                     /* the second call */
+    coaccept(NULL, reply, sizeof reply, in, sizeof in);         /* answered */
+    return NULL;
+}
+
 static void *short_lived(void *arg)
 {
     cosetup(COSETUP_COACCEPT);
@@ -462,6 +480,15 @@ static int errnos(void)
     out[0] = 0x51ee9;
     REPORT("cocall_interrupted", cocall(helper_target, out, 8, in, sizeof in));
     pthread_join(poker, NULL);
+
+    /* faults on the callee's side */
+    void *picky = NULL;
+    pthread_t b;
+    pthread_create(&b, NULL, bad_buffers, &picky);
+    while (picky == NULL) usleep(1000);
+    REPORT("cocall_callee_outbuf_fault", cocall(picky, out, 8, in, sizeof in));
+    n = cocall(picky, out, 8, in, sizeof in);
+    printf("cocall_after_faults=%ld\nreply_after_faults=%lx\n", (long)n, (unsigned long)in[0]);
 
     /* a thread that exits: its target gives ENOLINK, its name goes */
     void *gone = NULL;

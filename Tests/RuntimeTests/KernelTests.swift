@@ -42,6 +42,8 @@ import Testing
             "captofd_target": "EINVAL", "captofd_cookie": "EINVAL", "captofd_null": "EINVAL", "captofd_efault": "EFAULT",
             "capfromfd_badfd": "EBADF", "capfromfd_negative": "EBADF", "capfromfd_efault": "EFAULT",
             "coaccept_interrupted": "EINTR", "cocall_interrupted": "EINTR",
+            "coaccept_unmapped_inbuf": "EFAULT", "coaccept_unmapped_outbuf": "EFAULT",
+            "cocall_callee_outbuf_fault": "EFAULT", "cocall_after_faults": "16", "reply_after_faults": "badbeef",
             "cocall_exited_thread": "ENOLINK", "colookup_exited_thread": "ESRCH",
         ]
         for (k, e) in expected.sorted(by: { $0.key < $1.key }) { #expect(v[k] == e, "\(k)") }
