@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "clocks", targets: ["clocks"]),
         .executable(name: "coping", targets: ["coping"]),
         .executable(name: "copong", targets: ["copong"]),
+        .executable(name: "syscall_timing", targets: ["syscall_timing"]),
+        .executable(name: "syscall_timing_pong", targets: ["syscall_timing_pong"]),
         .executable(name: "coregister", targets: ["coregister"]),
         .executable(name: "colookup", targets: ["colookup"]),
         .executable(name: "binds", targets: ["binds"]),
@@ -64,6 +66,14 @@ let package = Package(
         .executableTarget(name: "clocks", dependencies: ["CoTools"], path: "Sources/Userland/clocks"),
         .executableTarget(name: "coping", dependencies: ["CoTools"], path: "Sources/Userland/coping"),
         .executableTarget(name: "copong", dependencies: ["CoTools"], path: "Sources/Userland/copong"),
+        /// syscall_timing(1) and its responder: Swift, with the timed loops in C
+        /// (TimingLoops, optimised in every configuration so debug and release time the same loops).
+        .target(name: "TimingLoops", dependencies: ["GuestAPI"], path: "Sources/Userland/syscall_timing/TimingLoops",
+                cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("bsd")]),
+        .executableTarget(name: "syscall_timing", dependencies: ["CoTools", "TimingLoops"],
+                          path: "Sources/Userland/syscall_timing", exclude: ["TimingLoops", "pong"]),
+        .executableTarget(name: "syscall_timing_pong", dependencies: ["CoTools", "TimingLoops"],
+                          path: "Sources/Userland/syscall_timing/pong"),
         .executableTarget(name: "coregister", dependencies: ["CoTools"], path: "Sources/Userland/coregister"),
         .executableTarget(name: "colookup", dependencies: ["CoTools"], path: "Sources/Userland/colookup"),
         .executableTarget(name: "binds", dependencies: ["CoTools"], path: "Sources/Userland/binds"),
