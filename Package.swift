@@ -24,6 +24,9 @@ let package = Package(
         .executable(name: "colookup", targets: ["colookup"]),
         .executable(name: "binds", targets: ["binds"]),
         .executable(name: "cotrace", targets: ["cotrace"]),
+        .executable(name: "clearances", targets: ["clearances"]),
+        .executable(name: "dispatch", targets: ["dispatch"]),
+        .executable(name: "stevie", targets: ["stevie"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
@@ -78,6 +81,9 @@ let package = Package(
         .executableTarget(name: "colookup", dependencies: ["CoTools"], path: "Sources/Userland/colookup"),
         .executableTarget(name: "binds", dependencies: ["CoTools"], path: "Sources/Userland/binds"),
         .executableTarget(name: "cotrace", dependencies: ["CoTools"], path: "Sources/Userland/cotrace"),
+        .executableTarget(name: "clearances", dependencies: ["CoTools"], path: "Sources/Userland/clearances"),
+        .executableTarget(name: "dispatch", dependencies: ["CoTools"], path: "Sources/Userland/dispatch"),
+        .executableTarget(name: "stevie", dependencies: ["CoTools"], path: "Sources/Userland/stevie"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         .target(name: "libbinds", dependencies: ["GuestAPI"], path: "Sources/Preload/binds"),
         /// scripts/bench drives it: start-up, memory and system-call costs.

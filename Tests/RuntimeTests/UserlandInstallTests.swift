@@ -38,7 +38,7 @@ import Testing
         let dir = Self.root + "/man"
         let pages = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".1") || $0.hasSuffix(".7") }
         let ours = ["capv.1", "clocks.1", "binds.1", "cotrace.1", "coping.1", "copong.1", "coregister.1", "colookup.1",
-                    "capv.7", "colocation.7"]
+                    "clearances.1", "dispatch.1", "capv.7", "colocation.7"]
         for p in ours { #expect(pages.contains(p), "\(p)") }
         for p in pages {
             let r = try Run.capture(["mandoc", "-Tlint", dir + "/" + p])

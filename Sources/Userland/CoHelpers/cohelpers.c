@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/auxv.h>
+#include <sys/wait.h>
 #define LIBBSD_NETBSD_VIS 1    /* FreeBSD's strnvis() argument order */
 #include <bsd/vis.h>
 #include <sys/socket.h>
@@ -46,11 +47,37 @@ int cotool_colocated(void)
     return r != -ENOSYS;
 }
 
-/* As CheriBSD's services: exit(0) from the handler (stdio is flushed). */
+static volatile pid_t watched = -1;
+
+/* As CheriBSD's services: exit(0) from the handler (stdio is flushed); once
+ * the command is known, only when it is the child that ended (a service's
+ * own popen(3) children do not end the service). */
 static void exit_zero(int sig)
 {
     (void)sig;
+    pid_t w = watched;
+    if (w > 0) {
+        int e = errno;
+        pid_t r = waitpid(w, NULL, WNOHANG);
+        if (r != w && !(r < 0 && errno == ECHILD)) {
+            errno = e;
+            return;
+        }
+    }
     exit(0);
+}
+
+void cotool_exit_with_child(pid_t pid)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    watched = pid;
+    pid_t r = waitpid(pid, NULL, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD))
+        exit(0);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void cotool_exit_on_sigchld(void)

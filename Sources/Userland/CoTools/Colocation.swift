@@ -97,10 +97,23 @@ public struct CapVector {
     public var capc: Int32 = 0
     public var capv: UnsafeMutablePointer<UnsafeMutableRawPointer?>? = nil
 
-    /// capvfetch(3) (which exits the process if the auxv cannot be read).
+    public init(capc: Int32 = 0, capv: UnsafeMutablePointer<UnsafeMutableRawPointer?>? = nil) {
+        self.capc = capc
+        self.capv = capv
+    }
+
+    /// capvfetch(3) (which exits the process if the auxv cannot be read),
+    /// copied: capvset(3) on the vector itself would change this process's
+    /// own AT_CAPV in place, and a client library initialised later in the
+    /// process (libclocks in clearances -O) would then call the tool itself.
     public static func fetch() -> CapVector {
         var v = CapVector()
         capvfetch(&v.capc, &v.capv)
+        if v.capc > 0, let original = v.capv {
+            let copy = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: Int(v.capc))
+            copy.initialize(from: original, count: Int(v.capc))
+            v.capv = copy
+        }
         return v
     }
 

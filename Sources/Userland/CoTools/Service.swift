@@ -28,6 +28,7 @@ public struct Service {
         if let index { vector.set(index, target) }
         if let library { Colocation.appendPreload(Colocation.preloadLibrary(library)) }
         let child = spawn(command, vector, errorName: spawnError)
+        cotool_exit_with_child(child)
         return Service(target: target, vector: vector, child: child)
     }
 

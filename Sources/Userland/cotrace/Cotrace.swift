@@ -37,7 +37,7 @@ struct Cotrace: BSDTool {
             vector.set(t.index, t.publicTarget)
         }
         cotool_exit_on_sigchld()
-        _ = Service.spawn(command, vector)
+        cotool_exit_with_child(Service.spawn(command, vector))
         for t in tracers { t.join() }
         while true { pause() }
     }

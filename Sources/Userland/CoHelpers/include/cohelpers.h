@@ -35,6 +35,10 @@ int cotool_colocated(void);
  * exit(3), so stdio is flushed. */
 void cotool_exit_on_sigchld(void);
 
+/* From now on, exit(0) on SIGCHLD only when child `pid` (the command) has
+ * ended; if it already has, exit(0) at once. */
+void cotool_exit_with_child(pid_t pid);
+
 /* vfork(); the child runs coexecvpc(getppid(), argv[0], argv, capv, capc)
  * and, if that returns, prints "progname: errname: strerror(errno)" (errname
  * NULL: argv[0]) and _exit(1)s.  Returns the child's PID, or -1 with errno. */
