@@ -185,7 +185,8 @@ public final class Acceptor {
     deinit { input.free(); output.free() }
 
     /// Send `reply` to the previous caller (if any), then wait for the next
-    /// call: its request and its cookie.
+    /// call: its request and its cookie.  After `CoError.interrupted`, call
+    /// again with the same reply (it is delivered at most once).
     public func accept(reply: [UInt8] = []) throws(CoError) -> (request: [UInt8], cookie: Capability?) {
         outputLength = output.load(reply)
         var cookie: UnsafeMutableRawPointer? = nil
@@ -195,7 +196,8 @@ public final class Acceptor {
     }
 
     /// Serve forever: each request's reply is `handler(request, cookie)`.
-    /// Throws only if coaccept fails with something other than EINTR.
+    /// Throws only if coaccept fails with something other than EINTR (after
+    /// which the same reply is offered again: it reaches its caller once).
     public func serve(_ handler: ([UInt8], Capability?) -> [UInt8]) throws(CoError) -> Never {
         var reply = [UInt8]()
         while true {
@@ -203,7 +205,7 @@ public final class Acceptor {
                 let (request, cookie) = try accept(reply: reply)
                 reply = handler(request, cookie)
             } catch where error == .interrupted {
-                reply = []
+                continue
             }
         }
     }

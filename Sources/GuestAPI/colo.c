@@ -34,12 +34,26 @@ static long result(long r)
 #define CALL(nr, a, b, c, d, e, f) \
     result(colo_syscall(nr, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f)))
 
+/* A call that never sleeps in CheriBSD, so never fails with EINTR there.
+ * Here a signal can interrupt it on its way to the runtime (before the
+ * runtime took it: nothing happened) or on its way back (it happened, the
+ * answer is lost): retry, for these calls repeat harmlessly (coregister with
+ * a name is handled by its wrapper). */
+static long instant(long nr, long a, long b, long c)
+{
+    long r;
+    do
+        r = colo_syscall(nr, a, b, c, 0, 0, 0);
+    while (r == -EINTR);
+    return result(r);
+}
+
 /* Per-thread capabilities handed out by _cosetup (cosetup.c). */
 static __thread void *cocall_code, *cocall_data, *coaccept_code, *coaccept_data;
 
 int _cosetup(int what, void **code, void **data)
 {
-    return (int)CALL(COLO_SYS_cosetup, what, code, data, 0, 0, 0);
+    return (int)instant(COLO_SYS_cosetup, what, (long)code, (long)data);
 }
 
 int cosetup(int what)
@@ -56,17 +70,31 @@ int cosetup(int what)
 
 int coregister(const char *name, void **cap)
 {
-    return (int)CALL(COLO_SYS_coregister, name, cap, 0, 0, 0, 0);
+    int interrupted = 0;
+    long r;
+    while ((r = colo_syscall(COLO_SYS_coregister, (long)name, (long)cap, 0, 0, 0, 0)) == -EINTR)
+        interrupted = 1;
+    if (r == -EEXIST && interrupted) {
+        /* The interrupted attempt may have registered the name: then it is ours. */
+        void *mine = NULL, *found = NULL;
+        if (instant(COLO_SYS_coregister, 0, (long)&mine, 0) == 0 &&
+            instant(COLO_SYS_colookup, (long)name, (long)&found, 0) == 0 && found == mine) {
+            if (cap != NULL)
+                *cap = mine;
+            return 0;
+        }
+    }
+    return (int)result(r);
 }
 
 int colookup(const char *name, void **cap)
 {
-    return (int)CALL(COLO_SYS_colookup, name, cap, 0, 0, 0, 0);
+    return (int)instant(COLO_SYS_colookup, (long)name, (long)cap, 0);
 }
 
 int cogetpid(pid_t *pidp)
 {
-    return (int)CALL(COLO_SYS_cogetpid, pidp, 0, 0, 0, 0, 0);
+    return (int)instant(COLO_SYS_cogetpid, (long)pidp, 0, 0);
 }
 
 ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
@@ -170,12 +198,12 @@ int cocachedpid(pid_t *pidp, void *cookie)
 
 int capfromfd(void **capp, int fd)
 {
-    return (int)CALL(COLO_SYS_capfromfd, capp, fd, 0, 0, 0, 0);
+    return (int)instant(COLO_SYS_capfromfd, (long)capp, fd, 0);
 }
 
 int captofd(void *cap, int *fdp)
 {
-    return (int)CALL(COLO_SYS_captofd, cap, fdp, 0, 0, 0, 0);
+    return (int)instant(COLO_SYS_captofd, (long)cap, (long)fdp, 0);
 }
 
 int coexecvec(pid_t pid, const char *path, char * const *argv, char * const *envp, void * const *capv, int capc)

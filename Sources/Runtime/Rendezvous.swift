@@ -60,9 +60,11 @@ struct Accept {
 /// (cocall_slow) and callees (coaccept_slow).  Single-threaded: it runs on the
 /// runtime's poll loop.
 final class Kernel {
+    /// The address space's capabilities.
     let caps: CapabilityTable
     /// epoll instance watching every known thread's pidfd; readable when one exits.
     let watchFD: Int32
+    /// Every thread that has made a kernel call and not exited, by tid.
     var threads = [pid_t: ThreadContext]()
     /// coregister'd names of the address space and their targets.
     var names = [[UInt8]: UInt64]()
@@ -105,9 +107,8 @@ final class Kernel {
         return t
     }
 
-    static let pidfdOpen = 434
-    static let pidfdGetfd = 438
-    static let pidfdThread = Int(O_EXCL)    // PIDFD_THREAD
+    /// pidfd_open(2), pidfd_getfd(2) and pidfd_open's PIDFD_THREAD flag (x86-64).
+    static let pidfdOpen = 434, pidfdGetfd = 438, pidfdThread = Int(O_EXCL)
 
     /// Give `t` its SCB capability (cosetup's data, source of its cookies).
     func ensureSCB(_ t: ThreadContext) -> Bool {

@@ -82,11 +82,13 @@ static int serve(char **argv)
     for (;;) {
         received = coaccept(&cookie, &out, outlen, &in, sizeof(in));
         if (received < 0) {
-            if (errno == EINTR && waitpid(pid, &status, WNOHANG) == pid)
+            if (errno != EINTR) {
+                warn("coaccept");
+                outlen = 0;
+            } else if (waitpid(pid, &status, WNOHANG) == pid) {
                 break;
-            warn("coaccept");
-            outlen = 0;
-            continue;
+            }
+            continue;      /* after EINTR, offer the same reply again */
         }
         pid_t caller = -1;
         if (cocachedpid(&caller, cookie) != 0)

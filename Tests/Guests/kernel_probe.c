@@ -12,6 +12,8 @@
  *   eintr NAME             a call interrupted by a signal
  *   fetch_fd NAME          ask the service for an fd capability, read through it
  *   call_raw HEX           one answerback call to a capability given as a number
+ *   signal_storm [restart] 4 callers x 3000 calls to a thread of the same process
+ *                          while SIGUSR1 hits callers and callee (SA_RESTART or not)
  * Build: cc -I Sources/GuestAPI/include kernel_probe.c Sources/GuestAPI/colo.c
  *        Sources/GuestAPI/syscall.c -pthread */
 #define _GNU_SOURCE
@@ -106,7 +108,10 @@ static void *serve_loop(void *arg)
     for (;;) {
         void *cookie = NULL;
         ssize_t n = coaccept(&cookie, out, outlen, in, MAXMSG);
-        if (n < 0) { printf("coaccept=%s\n", ename(errno)); outlen = 0; continue; }
+        if (n < 0) {        /* EINTR: offer the same reply again */
+            if (errno != EINTR) { printf("coaccept=%s\n", ename(errno)); outlen = 0; }
+            continue;
+        }
         pid_t pid = -1;
         if (cocachedpid(&pid, cookie) != 0) printf("cocachedpid=%s\n", ename(errno));
         size_t dlen = (size_t)n >= HDR ? (size_t)n - HDR : 0;
@@ -310,6 +315,55 @@ static int call_raw(const char *hex)
     capv_t q = { .len = sizeof(capv_t), .op = 0 };
     if (cosetup(COSETUP_COCALL) != 0) return 1;
     REPORT("cocall_raw", cocall(target, &q, sizeof q, &ab, sizeof ab));
+    return 0;
+}
+
+static void *storm_target;
+static long storm_ok, storm_intr, storm_other;
+
+static void *storm_caller(void *arg)
+{
+    (void)arg;
+    uint64_t out[8] = { 1 }, in[8];
+    cosetup(COSETUP_COCALL);
+    for (int k = 0; k < 3000; k++) {
+        ssize_t n = cocall(storm_target, out, sizeof out, in, sizeof in);
+        long *count = n == (ssize_t)sizeof in ? &storm_ok : errno == EINTR ? &storm_intr : &storm_other;
+        __atomic_add_fetch(count, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void *storm_callee(void *arg)
+{
+    (void)arg;
+    uint64_t buf[8];
+    size_t outlen = 0;
+    cosetup(COSETUP_COACCEPT);
+    coregister(NULL, &storm_target);
+    for (;;) {
+        ssize_t n = coaccept(NULL, buf, outlen, buf, sizeof buf);
+        if (n >= 0)
+            outlen = (size_t)n;     /* after EINTR, offer the same reply again */
+    }
+    return NULL;
+}
+
+static int signal_storm(int restart)
+{
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = restart ? SA_RESTART : 0 };
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t callee, callers[4];
+    pthread_create(&callee, NULL, storm_callee, NULL);
+    while (storm_target == NULL) usleep(1000);
+    for (int i = 0; i < 4; i++) pthread_create(&callers[i], NULL, storm_caller, NULL);
+    for (int k = 0; k < 2000; k++) {
+        pthread_kill(callers[k % 4], SIGUSR1);
+        pthread_kill(callee, SIGUSR1);
+        usleep(200);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(callers[i], NULL);
+    printf("ok=%ld\ninterrupted=%ld\nother=%ld\n", storm_ok, storm_intr, storm_other);
     return 0;
 }
 
@@ -594,6 +648,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "eintr") && argc > 2) return eintr(argv[2]);
     if (!strcmp(verb, "fetch_fd") && argc > 2) return fetch_fd(argv[2]);
     if (!strcmp(verb, "call_raw") && argc > 2) return call_raw(argv[2]);
+    if (!strcmp(verb, "signal_storm")) return signal_storm(argc > 2 && !strcmp(argv[2], "restart"));
     fprintf(stderr, "kernel_probe: unknown verb %s\n", verb);
     return 2;
 }

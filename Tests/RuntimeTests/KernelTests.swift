@@ -155,6 +155,20 @@ import Testing
         #expect(values(r.stdout)["cocall_interrupted"] == "EINTR", "\(r.stdout)")
     }
 
+    /// Signals fired at callers and callee during a load run: without
+    /// SA_RESTART a call may end in EINTR, with it every call completes.
+    @Test(arguments: [false, true])
+    func signalsDuringALoadRun(restart: Bool) throws {
+        let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "signal_storm"] + (restart ? ["restart"] : []),
+                             timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        let ok = Int(v["ok"] ?? "") ?? -1, interrupted = Int(v["interrupted"] ?? "") ?? -1
+        #expect(v["other"] == "0", "no call failed otherwise")
+        #expect(ok + interrupted == 12000)
+        if restart { #expect(ok == 12000) }
+    }
+
     @Test func anFdCapabilityCrossesProcesses() throws {
         let s = try KernelService(name: "files")
         let v = values(try s.join(["fetch_fd", "files"]).stdout)

@@ -9,6 +9,12 @@
  *
  * Outside a colocated address space every call fails with ENOSYS.
  *
+ * Signals: cocall(), cocall_slow(), coaccept() and coaccept_slow() fail with
+ * EINTR when a signal interrupts them, as in CheriBSD.  An interrupted
+ * coaccept may or may not have delivered its output buffer to the previous
+ * caller: call coaccept again with the same output buffer (it is delivered
+ * at most once).  The other calls never fail with EINTR (the library retries).
+ *
  * Alignment rule (checked by the runtime, EINVAL otherwise): for cocall(),
  * cocall_slow(), coaccept() and coaccept_slow(), every non-NULL buffer must be
  * 8-byte aligned (COLO_CAP_ALIGN, the size of a capability here) and every
