@@ -37,8 +37,9 @@ static long result(long r)
 /* A call that never sleeps in CheriBSD, so never fails with EINTR there.
  * Here a signal can interrupt it on its way to the runtime (before the
  * runtime took it: nothing happened) or on its way back (it happened, the
- * answer is lost): retry, for these calls repeat harmlessly (coregister with
- * a name is handled by its wrapper). */
+ * answer is lost): retry.  Repeating is harmless for these calls, except
+ * that a repeated capfromfd leaves the runtime one more reference to the file
+ * (coregister with a name is handled by its wrapper). */
 static long instant(long nr, long a, long b, long c)
 {
     long r;

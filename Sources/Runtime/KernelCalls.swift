@@ -74,7 +74,12 @@ enum KernelCalls {
         switch GuestMemory.shared.path(at: call.args[0]) {
         case .failure(let e): return .error(e.errno)
         case .success(let name):
-            guard let cap = space.kernel.names[name] else { return .error(ESRCH) }
+            let k = space.kernel
+            // The name of a thread whose program exec'd goes as it retires.
+            if let cap = k.names[name], let e = k.caps.lookup(cap, .target), e.flags & UInt32(COLO_CAP_DEAD) == 0 {
+                _ = k.current(e.tid, space)
+            }
+            guard let cap = k.names[name] else { return .error(ESRCH) }
             return GuestMemory.shared.store(cap, at: call.args[1]) ? .value(0) : .error(EFAULT)
         }
     }

@@ -11,6 +11,10 @@ final class ThreadContext {
     let tid: pid_t
     /// The thread's process (thread group).
     let pid: pid_t
+    /// The process's slot and the time its program was loaded there (the
+    /// table's start_ns, rewritten by every exec in place): the context
+    /// belongs to that program only.
+    let slot: Int, programStart: UInt64
     /// pidfd of the thread (PIDFD_THREAD), readable once it has exited.
     let pidfd: Int32
     /// cosetup(COSETUP_COCALL) / cosetup(COSETUP_COACCEPT) done.
@@ -30,7 +34,9 @@ final class ThreadContext {
     /// Where it sleeps, and in which call.
     var sleep: (Sleep, UInt64)?
 
-    init(tid: pid_t, pid: pid_t, pidfd: Int32) { self.tid = tid; self.pid = pid; self.pidfd = pidfd }
+    init(tid: pid_t, pid: pid_t, pidfd: Int32, slot: Int, programStart: UInt64) {
+        self.tid = tid; self.pid = pid; self.pidfd = pidfd; self.slot = slot; self.programStart = programStart
+    }
 
     /// The cookie that identifies this thread to the callees it calls.
     var cookie: UInt64 { scb & ~UInt64(COLO_CAP_TAG) }
@@ -90,21 +96,32 @@ final class Kernel {
 
     // MARK: threads
 
-    /// The calling thread's context, created at its first call; nil if the
-    /// caller is not a colocated process of this address space (ENOSYS).
+    /// The calling thread's context, created at its first call (or its first
+    /// since its process exec'd); nil if the caller is not a colocated process
+    /// of this address space (ENOSYS).
     func context(_ call: GuestCall, _ space: AddressSpace) -> ThreadContext? {
-        if let t = threads[call.pid] { return t }
+        if let t = current(call.pid, space) { return t }
         let tid = call.pid
         guard let status = readFile("/proc/\(tid)/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
               let pid = pid_t(line.dropFirst(5).trimmingPrefix(while: { $0 == " " || $0 == "\t" })),
-              space.members[pid]?.slot != nil, shareAddressSpace(tid, space.runtimePID) else { return nil }
+              let slot = space.members[pid]?.slot, shareAddressSpace(tid, space.runtimePID) else { return nil }
         let fd = Int32(rawSyscall(Kernel.pidfdOpen, Int(tid), Kernel.pidfdThread))
         guard fd >= 0 else { return nil }
         guard Epoll.add(watchFD, fd, data: UInt64(UInt32(bitPattern: tid))) else { close(fd); return nil }
-        let t = ThreadContext(tid: tid, pid: pid, pidfd: fd)
+        let t = ThreadContext(tid: tid, pid: pid, pidfd: fd, slot: slot, programStart: space.table.entry(slot).pointee.start_ns)
         threads[tid] = t
         return t
+    }
+
+    /// The context of thread `tid` if it still runs the program it was made
+    /// for; a context left over from before an exec in place is retired, as
+    /// if the thread had exited (its callers get ENOLINK, its names go).
+    func current(_ tid: pid_t, _ space: AddressSpace) -> ThreadContext? {
+        guard let t = threads[tid] else { return nil }
+        if space.members[t.pid]?.slot == t.slot && space.table.entry(t.slot).pointee.start_ns == t.programStart { return t }
+        retire(t, space)
+        return nil
     }
 
     /// pidfd_open(2), pidfd_getfd(2) and pidfd_open's PIDFD_THREAD flag (x86-64).
@@ -160,7 +177,7 @@ final class Kernel {
     func cocall(_ call: GuestCall, from caller: ThreadContext, target: UInt64, _ b: CallBuffers,
                 _ space: AddressSpace) -> CallResult {
         guard caller.cocallReady, let e = caps.lookup(target, .target) else { return .error(EINVAL) }
-        guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = threads[e.tid] else { return .error(ENOLINK) }
+        guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = current(e.tid, space) else { return .error(ENOLINK) }
         guard callee.hasAccepted else { return .error(EAGAIN) }
         callee.queue.append(Call(call: call, caller: caller, buffers: b))
         setSleep(caller, .busy, call, space)

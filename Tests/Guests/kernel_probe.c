@@ -12,6 +12,8 @@
  *   eintr NAME             a call interrupted by a signal
  *   fetch_fd NAME          ask the service for an fd capability, read through it
  *   call_raw HEX           one answerback call to a capability given as a number
+ *   register_exec NAME     coregister(NAME), print the target, exec itself in place ("pause")
+ *   pause                  print pid= and paused, then wait for a signal
  *   signal_storm [restart] 4 callers x 3000 calls to a thread of the same process
  *                          while SIGUSR1 hits callers and callee (SA_RESTART or not)
  * Build: cc -I Sources/GuestAPI/include kernel_probe.c Sources/GuestAPI/colo.c
@@ -367,6 +369,17 @@ static int signal_storm(int restart)
     return 0;
 }
 
+/* A service that registers, then execs a new program in its place. */
+static int register_exec(const char *self, const char *name)
+{
+    void *target;
+    if (cosetup(COSETUP_COACCEPT) != 0 || coregister(name, &target) != 0) return 1;
+    printf("target=%#lx\n", (unsigned long)(uintptr_t)target);
+    execl(self, self, "pause", (char *)NULL);
+    printf("exec=%s\n", ename(errno));
+    return 1;
+}
+
 static int fetch_fd(const char *name)
 {
     if (lookup(name) || cosetup(COSETUP_COCALL) != 0) return 1;
@@ -648,6 +661,8 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "eintr") && argc > 2) return eintr(argv[2]);
     if (!strcmp(verb, "fetch_fd") && argc > 2) return fetch_fd(argv[2]);
     if (!strcmp(verb, "call_raw") && argc > 2) return call_raw(argv[2]);
+    if (!strcmp(verb, "register_exec") && argc > 2) return register_exec(argv[0], argv[2]);
+    if (!strcmp(verb, "pause")) { printf("pid=%d\npaused\n", getpid()); pause(); return 0; }
     if (!strcmp(verb, "signal_storm")) return signal_storm(argc > 2 && !strcmp(argv[2], "restart"));
     fprintf(stderr, "kernel_probe: unknown verb %s\n", verb);
     return 2;

@@ -149,6 +149,17 @@ import Testing
         #expect(v["cocall"] == "ENOLINK", "its target names an exited thread")
     }
 
+    @Test func execInPlaceEndsTheOldProgramsTargetAndNames() throws {
+        let s = try KernelService(name: "unrelated")
+        let svc = try s.start(["register_exec", "reborn"])
+        let target = try svc.value("target")
+        try svc.waitFor { $0 == "paused" }
+        let raw = values(try s.join(["call_raw", String(target.dropFirst(2))]).stdout)
+        #expect(raw["cocall_raw"] == "ENOLINK", "the target named the program before the exec")
+        #expect(values(try s.join(["call_sleep", "reborn", "0"]).stdout)["colookup"] == "ESRCH", "its name went with it")
+        kill(pid_t(try svc.value("pid"))!, SIGKILL)
+    }
+
     @Test func aSignalInterruptsACallToAnotherProcess() throws {
         let s = try KernelService(name: "sleepy")
         let r = try s.join(["eintr", "sleepy"])
