@@ -30,7 +30,9 @@ import Testing
 
     @Test(arguments: [false, true]) func capvListsTheVectorWithAnswerbacks(slow: Bool) throws {
         let k = slow ? " -k" : ""
-        let r = try Tools.run(["clocks", "sh", "-c", "capv\(k); echo; capv -c\(k); echo; capv -n; echo; capv -cn; echo; capv -v\(k)"])
+        // clocks -C stays out of capability mode: its answerback then ends with
+        // " (capsicum disabled)", long enough to be truncated.
+        let r = try Tools.run(["clocks", "-C", "sh", "-c", "capv\(k); echo; capv -c\(k); echo; capv -n; echo; capv -cn; echo; capv -v\(k)"])
         #expect(r.status == 0, "\(r.stderr)")
         let parts = r.stdout.components(separatedBy: "\n\n")
         try #require(parts.count == 5, "\(r.stdout)")
@@ -44,6 +46,13 @@ import Testing
         #expect(hasLine(parts[3], "8:\t" + cap), "\(parts[3])")
         let full = lines(parts[4], matching: #"8:\t""# + Self.clocksAnswer + #"(.*)""#)
         #expect(full.count == 1 && full.first?[2] == " (capsicum disabled)", "\(parts[4])")
+    }
+
+    @Test func servicesEnterCapabilityModeUnlessC() throws {
+        let r = try Tools.run(["clocks", "capv", "-v"])
+        #expect(hasLine(r.stdout, #"8:\t""# + Self.clocksAnswer + #"""#), "as in the tutorial: \(r.stdout)")
+        let c = try Tools.run(["clocks", "-C", "capv", "-v"])
+        #expect(hasLine(c.stdout, #"8:\t""# + Self.clocksAnswer + #" \(capsicum disabled\)""#), "\(c.stdout)")
     }
 
     @Test func capvRestrictsTheVectorForACommand() throws {

@@ -29,9 +29,10 @@ import Testing
             #""\\020\\004\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0clocks\(1\), pid \d+, responding to clock_gettime\(\).*(\\0)+""# + s
         #expect(hasLine(r.stdout, reply), "\(r.stdout)")
         #expect(hasLine(r.stdout, #"cotrace: returning answerback to pid\[\#(caller)\] 8 <- pid \#(tracer)"# + s))
+        // Both services are in capability mode: no "(capsicum disabled)".
         let rewritten: String = #"8:\t"clocks\(1\), pid \d+, responding to clock_gettime\(\)"#
-            + #" \(capsicum disabled\) -- via cotrace\(1\), pid \#(tracer), threadid \d+, tracing 0x[0-9a-f]{16} \[target\] \(sealed\)"#
-            + s + #" \(capsicum disabled\)""#
+            + #" -- via cotrace\(1\), pid \#(tracer), threadid \d+, tracing 0x[0-9a-f]{16} \[target\] \(sealed\)"#
+            + s + #"""#
         #expect(hasLine(r.stdout, rewritten), "\(r.stdout)")
     }
 

@@ -44,17 +44,18 @@ import Testing
         let s = slow ? #" \(slow\)"# : ""
         #expect(hasLine(r.stdout, #"clearances: pid \d+ failed authorization; canceled"#))
         // A refused answerback request gets clearances' own answerback.
-        #expect(hasLine(r.stdout, #"answerback=clearances\(1\), pid \d+, wrapping "# + Self.cap + s + #" \(capsicum disabled\)"#), "\(r.stdout)")
+        #expect(hasLine(r.stdout, #"answerback=clearances\(1\), pid \d+, wrapping "# + Self.cap + s), "\(r.stdout)")
         #expect(hasLine(r.stdout, #"clearances: returning answerback to pid \d+ <- pid \d+"# + s))
     }
 
     @Test func clearancesAllowedAnswerbackIsWrapped() throws {
-        let r = try Tools.run(["clocks", "clearances", "-E", "true", "-i", "8", "capv", "-v"])
-        #expect(hasLine(r.stdout, #"8:\t"clocks\(1\), pid \d+, responding to clock_gettime\(\) \(capsicum disabled\) -- via clearances\(1\), pid \d+, wrapping "#
+        // -E runs a command: not in capability mode (-C).
+        let r = try Tools.run(["clocks", "clearances", "-C", "-E", "true", "-i", "8", "capv", "-v"])
+        #expect(hasLine(r.stdout, #"8:\t"clocks\(1\), pid \d+, responding to clock_gettime\(\) -- via clearances\(1\), pid \d+, wrapping "#
                         + Self.cap + #" \(capsicum disabled\)""#), "\(r.stdout)")
         #expect(r.stderr.contains("authorise_exec: pclose 'true' ret 0"))
         let raw = try rawcall()
-        let d = try Tools.run(["clocks", "clearances", "-E", "false", "-v", "-i", "8", raw, "8", "8"])
+        let d = try Tools.run(["clocks", "clearances", "-C", "-E", "false", "-v", "-i", "8", raw, "8", "8"])
         #expect(hasLine(d.stdout, "received=24 len=24 op=-8 error=-1 errno=\(ECANCELED)"), "\(d.stdout) \(d.stderr)")
         #expect(hasLine(d.stdout, #"authorise_exec: "false" returned \d+"#))
     }

@@ -12,8 +12,8 @@ import Testing
                                           "colookup -n name -i index [-n name -i index ...] command [args ...]",
                                           "colookup -s"])
     static let cap = #"0x[0-9a-f]{16} \[target\] \(sealed\)"#
-    static let clocksAnswer = #"clocks\(1\), pid \d+, responding to clock_gettime\(\) \(capsicum disabled\)"#
-    static let slowClocksAnswer = #"clocks\(1\), pid \d+, responding to clock_gettime\(\) \(slow\) \(capsicum disabled\)"#
+    static let clocksAnswer = #"clocks\(1\), pid \d+, responding to clock_gettime\(\)"#
+    static let slowClocksAnswer = #"clocks\(1\), pid \d+, responding to clock_gettime\(\) \(slow\)"#
 
     /// A fresh socket path.
     func socketPath() -> String { Guests.buildDir + "/sock-\(UInt32.random(in: 0...UInt32.max))" }
@@ -138,7 +138,7 @@ import Testing
         #expect(hasLine(r.stdout, "colookup: 5: colookedup " + Self.cap + " from fab"), "\(r.stdout)")
         let s = slow ? #" \(slow\)"# : ""
         #expect(hasLine(r.stdout, #"5:\t""# + Self.clocksAnswer + #" -- via coregister\(1\), pid \d+, sharing "# + Self.cap
-                        + " as fab" + s + #" \(capsicum disabled\)""#), "\(r.stdout)")
+                        + " as fab" + s + #"""#), "\(r.stdout)")
         try svc.waitFor { hasLine($0, #"coregister: cocall op 0, len 16, received 16, from pid \d+ -> pid \d+"# + s) }
         try svc.waitFor { hasLine($0, #"coregister: returning answerback to pid \d+ <- pid \d+"# + s) }
         // A clock call through the relay: op 8 forwarded, the reply passed back.

@@ -53,3 +53,21 @@ func hasLine(_ text: String, _ pattern: String) -> Bool { !lines(text, matching:
 func usageText(_ lines: [String]) -> String {
     lines.enumerated().map { ($0.offset == 0 ? "usage: " : "       ") + $0.element + "\n" }.joined()
 }
+
+extension Guests {
+    /// A guest linked with every source of the guest library, capsicum.c
+    /// (cap_enter) included: static-pie glibc with threads.
+    static func buildWithGuestLibrary(_ name: String) throws -> String {
+        lock.lock(); defer { lock.unlock() }
+        let key = "\(name)-guest-library"
+        if let p = built[key] { return p }
+        let out = buildDir + "/" + key
+        let api = sourceDir.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/GuestAPI").path
+        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", api + "/include",
+                                 sourceDir.appendingPathComponent("\(name).c").path,
+                                 api + "/colo.c", api + "/syscall.c", api + "/capsicum.c", "-o", out])
+        guard r.status == 0 else { throw TestFailure("building \(key) failed: \(r.stderr)") }
+        built[key] = out
+        return out
+    }
+}

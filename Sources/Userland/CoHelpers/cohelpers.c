@@ -105,11 +105,6 @@ int cotool_strvisx(char *dst, const char *src, size_t len)
     return strvisx(dst, src, len, VIS_DQ | VIS_NL | VIS_CSTYLE | VIS_OCTAL);
 }
 
-int cotool_cap_getmode(unsigned *modep)
-{
-    *modep = 0;
-    return 0;
-}
 
 const char *cotool_execfn(void)
 {

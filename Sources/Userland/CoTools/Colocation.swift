@@ -220,11 +220,15 @@ public func call(_ target: Capability?, _ out: Message, _ outlen: Int, _ input: 
 /// " (slow)" when `slow`.
 public func slowSuffix(_ slow: Bool) -> String { slow ? " (slow)" : "" }
 
-/// " (capsicum disabled)" unless the process is in capability mode, which it
-/// never is here (no Capsicum on Linux; see capv(7)).
+/// " (capsicum disabled)" unless the process is in capability mode.
 public var capsicumSuffix: String {
     var mode: UInt32 = 0
-    return cotool_cap_getmode(&mode) == 0 && mode == 0 ? " (capsicum disabled)" : ""
+    return cap_getmode(&mode) == 0 && mode == 0 ? " (capsicum disabled)" : ""
+}
+
+/// cap_enter(2) unless `-C` (err(1, "cap_enter") on failure).
+public func enterCapabilityMode(unless noCapsicum: Bool) {
+    if !noCapsicum && cap_enter() != 0 { Diag.err(1, "cap_enter") }
 }
 
 /// The PID of the caller a cookie names (cocachedpid(3)); warn("cogetpid")

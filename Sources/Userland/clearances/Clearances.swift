@@ -21,7 +21,7 @@ struct Clearances: BSDTool {
     @Flag(name: .customShort("G"), help: "(not implemented)") var g = false
     @Flag(name: .customShort("O"), help: "Deny calls during odd minutes.") var odd = false
     @Flag(name: .customShort("X"), help: "(not implemented)") var x = false
-    @Flag(name: .customShort("C"), help: "Do not enter capability mode (the only mode here).") var noCapsicum = false
+    @Flag(name: .customShort("C"), help: "Do not enter capability mode.") var noCapsicum = false
     @Option(name: .customShort("i"), parsing: .unconditionalSingleValue, help: "The entry to interpose.") var entries: [String] = []
     @Flag(name: .customShort("k"), help: "Use coaccept_slow(2) and cocall_slow(2).") var slow = false
     @Flag(name: .customShort("v"), help: "Verbose.") var verbose = false
@@ -64,6 +64,7 @@ struct Clearances: BSDTool {
         vector.set(Int32(chosen), pub)
         var pid = Service.spawn(command, vector)
         cotool_exit_with_child(pid)
+        enterCapabilityMode(unless: noCapsicum)
 
         let l = Layout.l, prog = Diag.progname, me = getpid(), s = slowSuffix(slow)
         let size = 65536        // MAXBSIZE

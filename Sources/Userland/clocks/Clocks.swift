@@ -14,7 +14,7 @@ struct Clocks: BSDTool {
     static let optstring = "Ckv"
     static let usageLines = ["clocks [-Ckv] command [args ...]"]
 
-    @Flag(name: .customShort("C"), help: "Do not enter capability mode (the only mode here).") var noCapsicum = false
+    @Flag(name: .customShort("C"), help: "Do not enter capability mode.") var noCapsicum = false
     @Flag(name: .customShort("k"), help: "Use coaccept_slow(2).") var slow = false
     @Flag(name: .customShort("v"), help: "Verbose.") var verbose = false
     @Argument(parsing: .postTerminator, help: "command [args ...]") var command: [String] = []
@@ -25,6 +25,7 @@ struct Clocks: BSDTool {
         if command.isEmpty { Self.usage() }
         Colocation.ensure()
         _ = Service.start(index: CapvIndex.clocks, library: "clocks", command: command)
+        enterCapabilityMode(unless: noCapsicum)
         let l = Layout.l
         let a = Acceptor(slow: slow, inputSize: Layout.answerback, outputSize: max(Layout.answerback, Int(l.clocks)))
         let me = getpid()

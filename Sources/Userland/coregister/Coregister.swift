@@ -17,7 +17,7 @@ struct Coregister: BSDTool {
     static let optstring = "Cf:i:kn:v"
     static let usageLines = ["coregister [-Ckv] -i entry -f path", "coregister [-Ckv] -i entry -n new-name"]
 
-    @Flag(name: .customShort("C"), help: "Do not enter capability mode (the only mode here).") var noCapsicum = false
+    @Flag(name: .customShort("C"), help: "Do not enter capability mode.") var noCapsicum = false
     @Option(name: .customShort("f"), parsing: .unconditionalSingleValue, help: "Unix socket to serve the capability on.") var paths: [String] = []
     @Option(name: .customShort("i"), parsing: .unconditionalSingleValue, help: "Capability-vector entry to share.") var entries: [String] = []
     @Flag(name: .customShort("k"), help: "Use coaccept_slow(2) and cocall_slow(2).") var slow = false
@@ -88,6 +88,7 @@ struct Coregister: BSDTool {
         Service.setupCaller()
         var me: UnsafeMutableRawPointer? = nil
         if coregister(name, &me) != 0 { Diag.err(1, "failed to coregister \"\(name)\"") }
+        enterCapabilityMode(unless: noCapsicum)
         let buffer = 65536
         let a = Acceptor(slow: slow, inputSize: buffer, outputSize: buffer)
         let pid = getpid()

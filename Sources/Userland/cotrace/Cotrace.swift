@@ -15,7 +15,7 @@ struct Cotrace: BSDTool {
     static let optstring = "Ckv"
     static let usageLines = ["cotrace [-Ckv] command [args ...]"]
 
-    @Flag(name: .customShort("C"), help: "Do not enter capability mode (the only mode here).") var noCapsicum = false
+    @Flag(name: .customShort("C"), help: "Do not enter capability mode.") var noCapsicum = false
     @Flag(name: .customShort("k"), help: "Use coaccept_slow(2) and cocall_slow(2).") var slow = false
     @Flag(name: .customShort("v"), help: "Verbose: full dumps.") var verbose = false
     @Argument(parsing: .postTerminator, help: "command [args ...]") var command: [String] = []
@@ -38,6 +38,7 @@ struct Cotrace: BSDTool {
         }
         cotool_exit_on_sigchld()
         cotool_exit_with_child(Service.spawn(command, vector))
+        enterCapabilityMode(unless: noCapsicum)
         for t in tracers { t.join() }
         while true { pause() }
     }

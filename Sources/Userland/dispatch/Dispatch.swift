@@ -34,6 +34,7 @@ struct Dispatch: BSDTool {
         if verbose { print("\(Diag.progname): taking over the switcher") }
         if _cosetup(COSETUP_TAKEOVER, &code, &data) != 0 { Diag.err(1, "cosetup") }
         _ = Service.spawn(command, CapVector(capc: 1, capv: nil))
+        enterCapabilityMode(unless: noCapsicum)
         var status: Int32 = 0
         while wait(&status) < 0 && errno == EINTR {}
         Glibc.exit((status >> 8) & 0xff)

@@ -81,7 +81,5 @@ ssize_t cotool_recv_cap(int fd, struct cotool_received *r);
 int cotool_listen_unix(const char *path, int *stepp);
 int cotool_connect_unix(const char *path, int *stepp);
 
-/* cap_getmode(2): 0, there is no capability mode here (see capv(7)). */
-int cotool_cap_getmode(unsigned *modep);
 
 #endif
