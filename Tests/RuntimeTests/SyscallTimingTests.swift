@@ -162,6 +162,25 @@ import Testing
         #expect(u.status == 0 && u.stdout == "6\n", "warm-up and two runs, each marked: \(u.stdout) \(u.stderr)")
     }
 
+    /// The path tests: on -p's file, or on a temporary file removed at the end.
+    @Test func pathTests() throws {
+        let temporary = { (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("syscall_timing.") }.count ?? 0 }
+        let before = temporary()
+        let names = ["access", "lstat", "readlink", "open_close", "open_read_close_1000", "read_1000000", "create_unlink"]
+        var r = try Tools.run(["syscall_timing", "-i", "3", "-l", "1"] + names)
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        Self.expectRan(names, in: r.stdout)
+        #expect(temporary() == before, "the temporary directory is removed")
+        let file = NSTemporaryDirectory() + "syscall-timing-p-\(getpid())"
+        FileManager.default.createFile(atPath: file, contents: Data(repeating: 1, count: 4096))
+        defer { unlink(file) }
+        r = try Tools.run(["syscall_timing", "-p", file, "-i", "3", "-l", "1", "access", "read_1000"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        Self.expectRan(["access", "read_1000"], in: r.stdout)
+        r = try Tools.run(["syscall_timing", "-p", "/nonexistent/file", "-i", "3", "access"])
+        #expect(r.status == 255 && r.stderr == "syscall_timing: test_access: /nonexistent/file: No such file or directory\n", "\(r.stderr)")
+    }
+
     @Test func everyTestWithoutATargetRuns() throws {
         let all = try Self.listedTests()
         #expect(all.count > 90, "\(all)")
