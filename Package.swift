@@ -27,11 +27,15 @@ let package = Package(
         .executable(name: "clearances", targets: ["clearances"]),
         .executable(name: "dispatch", targets: ["dispatch"]),
         .executable(name: "stevie", targets: ["stevie"]),
+        .executable(name: "paths", targets: ["paths"]),
+        .executable(name: "cs", targets: ["cs"]),
         /// LD_PRELOAD client libraries of the services, built as libNAME-preload.so
         /// (the product name NAME belongs to the command); scripts/install installs
         /// them as PREFIX/lib/libNAME.so, the name CheriBSD uses.
         .library(name: "clocks-preload", type: .dynamic, targets: ["libclocks"]),
         .library(name: "binds-preload", type: .dynamic, targets: ["libbinds"]),
+        .library(name: "paths-preload", type: .dynamic, targets: ["libpaths"]),
+        .library(name: "cs-preload", type: .dynamic, targets: ["libcs"]),
         /// CheriBSD's colocation API for Swift programs run colocated.
         .library(name: "Colo", targets: ["Colo"]),
     ],
@@ -84,8 +88,12 @@ let package = Package(
         .executableTarget(name: "clearances", dependencies: ["CoTools"], path: "Sources/Userland/clearances"),
         .executableTarget(name: "dispatch", dependencies: ["CoTools"], path: "Sources/Userland/dispatch"),
         .executableTarget(name: "stevie", dependencies: ["CoTools"], path: "Sources/Userland/stevie"),
+        .executableTarget(name: "paths", dependencies: ["CoTools"], path: "Sources/Userland/paths"),
+        .executableTarget(name: "cs", dependencies: ["CoTools"], path: "Sources/Userland/cs"),
         .target(name: "libclocks", dependencies: ["GuestAPI"], path: "Sources/Preload/clocks"),
         .target(name: "libbinds", dependencies: ["GuestAPI"], path: "Sources/Preload/binds"),
+        .target(name: "libpaths", dependencies: ["GuestAPI"], path: "Sources/Preload/paths"),
+        .target(name: "libcs", dependencies: ["GuestAPI"], path: "Sources/Preload/cs"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
         /// The guest library (<colo.h>) for Swift: typed errors, byte-array calls.

@@ -12,7 +12,8 @@ import Testing
         let i = try Tools.run([Self.root + "/scripts/install", prefix], env: ["COLO_BIN=" + Tools.binDir], timeout: 180)
         #expect(i.status == 0, "\(i.stdout) \(i.stderr)")
         for f in ["bin/colo", "bin/capv", "bin/clocks", "bin/binds", "bin/cotrace", "bin/coping", "bin/copong", "bin/coregister",
-                  "bin/colookup", "lib/libcolo.a", "lib/libcolo.so.0", "lib/libclocks.so", "lib/libbinds.so",
+                  "bin/colookup", "lib/libcolo.a", "lib/libcolo.so.0", "lib/libclocks.so", "lib/libbinds.so", "lib/libcs.so", "lib/libpaths.so",
+                  "bin/cs", "bin/paths", "bin/clearances", "include/sys/capsicum.h",
                   "include/colo.h", "include/capv.h", "lib/pkgconfig/colo.pc", "share/man/man1/capv.1", "share/man/man7/capv.7",
                   "share/man/man7/colocation.7"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + f), "\(f)")
@@ -38,7 +39,7 @@ import Testing
         let dir = Self.root + "/man"
         let pages = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".1") || $0.hasSuffix(".7") }
         let ours = ["capv.1", "clocks.1", "binds.1", "cotrace.1", "coping.1", "copong.1", "coregister.1", "colookup.1",
-                    "clearances.1", "dispatch.1", "capv.7", "colocation.7"]
+                    "clearances.1", "dispatch.1", "cs.1", "paths.1", "capv.7", "colocation.7"]
         for p in ours { #expect(pages.contains(p), "\(p)") }
         for p in pages {
             let r = try Run.capture(["mandoc", "-Tlint", dir + "/" + p])

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #define LIBBSD_NETBSD_VIS 1    /* FreeBSD's strnvis() argument order */
 #include <bsd/vis.h>
@@ -37,6 +38,13 @@ const struct cotool_layout cotool_capv_layout = {
     .paths = SIZE(capv_paths_t), .paths_path = OFF(capv_paths_t, path),
     .paths_return = SIZE(capv_paths_return_t), .paths_return_fdcap = OFF(capv_paths_return_t, fdcap),
     .paths_return_path = OFF(capv_paths_return_t, path),
+};
+
+const struct cotool_sysnos cotool_sysnos = {
+    .bind = SYS_bind, .connect = SYS_connect, .newfstatat = SYS_newfstatat, .statx = SYS_statx,
+    .fchmodat = SYS_fchmodat, .fchownat = SYS_fchownat, .utimensat = SYS_utimensat,
+    .openat = SYS_openat, .faccessat2 = SYS_faccessat2, .unlinkat = SYS_unlinkat,
+    .fchdir = SYS_fchdir, .mkdir = SYS_mkdir, .rmdir = SYS_rmdir, .getcwd = SYS_getcwd,
 };
 
 int cotool_colocated(void)

@@ -25,6 +25,13 @@ struct cotool_layout {
 };
 extern const struct cotool_layout cotool_capv_layout;
 
+/* Linux system-call numbers cs(1) serves (Swift cannot read <sys/syscall.h>). */
+struct cotool_sysnos {
+    int bind, connect, newfstatat, statx, fchmodat, fchownat, utimensat, openat, faccessat2,
+        unlinkat, fchdir, mkdir, rmdir, getcwd;
+};
+extern const struct cotool_sysnos cotool_sysnos;
+
 /* 1 if the calling process is a member of a colocated address space (the
  * colocation calls exist for it), else 0. */
 int cotool_colocated(void);
