@@ -111,6 +111,14 @@ import Testing
         }
     }
 
+    @Test func aToolForkedOutOfAnAddressSpaceDoesNotTryToCreateOne() throws {
+        // A pipeline stage is forked: outside the address space (no vector),
+        // or back in it once fork re-colocation exists, never a failed runtime.
+        let r = try Tools.run(["clocks", "sh", "-c", "capv | cat"])
+        #expect(!r.stderr.contains("colo:"), "\(r.stderr)")
+        #expect(r.stderr == "capv: no capability vector\n" || hasLine(r.stdout, #"8:\t"clocks\(1\).*""#), "\(r.stdout) \(r.stderr)")
+    }
+
     @Test func aToolStartedFromAPlainShellCreatesAnAddressSpace() throws {
         let r = try Tools.run(["clocks", "sh", "-c", "colo ps $$"])
         let rows = r.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }

@@ -26,6 +26,10 @@ public enum Colocation {
         // Started by colo and still not colocated (e.g. not a PIE): carry on
         // outside, where every colocation call fails with ENOSYS.
         if getenv(reexecMarker) != nil { unsetenv(reexecMarker); restorePreload(); return }
+        // fork()ed out of an address space (a pipeline, `&`, `$(...)`): the
+        // child keeps the runtime's seccomp filter, under which no new address
+        // space can be created.  Carry on outside, as CheriBSD's forked child is.
+        if underSeccompFilter { return }
         guard let me = selfPath, let colo = coloPath(near: me) else { return }
         setenv(reexecMarker, "1", 1)
         // The runtime must not load the services' client libraries (libbinds
@@ -39,6 +43,18 @@ public enum Colocation {
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         execv(colo, &cargs)
         Diag.err(1, colo)
+    }
+
+    /// Does a seccomp filter (the runtime's, inherited across fork) apply?
+    static var underSeccompFilter: Bool {
+        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = read(fd, &bytes, bytes.count)
+        guard n > 0 else { return false }
+        let text = String(decoding: bytes[..<n], as: UTF8.self)
+        return text.split(separator: "\n").contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("2") }
     }
 
     /// The tool's own executable: AT_EXECFN inside an address space (where
