@@ -126,14 +126,17 @@ enum KernelCalls {
     /// the reference is kept for the life of the address space.
     static func capfromfd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         let fd = Int32(truncatingIfNeeded: call.args[1])
+        let k = space.kernel
         guard GuestMemory.shared.store(UInt64(0), at: call.args[0]) else { return .error(EFAULT) }
+        guard k.roomForFileCapability() else { return .error(EMFILE) }
         let own = Int32(truncatingIfNeeded: rawSyscall(Kernel.pidfdGetfd, Int(t.pidfd), Int(fd), 0))
         guard own >= 0 else { return .error(-own) }
-        guard let cap = space.kernel.caps.mint(.fd, pid: t.pid, object: UInt64(own)) else { close(own); return .error(ENFILE) }
+        guard let cap = k.caps.mint(.fd, pid: t.pid, object: UInt64(own)) else { close(own); return .error(ENFILE) }
         guard GuestMemory.shared.store(cap, at: call.args[0]) else {
-            space.kernel.caps.revoke(cap); close(own)
+            k.caps.revoke(cap); close(own)
             return .error(EFAULT)
         }
+        k.fileCapabilities += 1
         return .value(0)
     }
 

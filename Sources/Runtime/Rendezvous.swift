@@ -74,6 +74,10 @@ final class Kernel {
     var threads = [pid_t: ThreadContext]()
     /// coregister'd names of the address space and their targets.
     var names = [[UInt8]: UInt64]()
+    /// Descriptors the runtime holds for fd capabilities (never closed, as in CheriBSD).
+    var fileCapabilities = 0
+    /// Descriptors always left free for the runtime's own work (pidfds, joins, /proc).
+    static let descriptorReserve = 256
     /// cosetup's code capability (the switcher's entry), one per address space.
     private(set) var code: UInt64 = 0
     /// WCHAN of each process in the table: how many of its threads sleep in a
@@ -126,6 +130,21 @@ final class Kernel {
 
     /// pidfd_open(2), pidfd_getfd(2) and pidfd_open's PIDFD_THREAD flag (x86-64).
     static let pidfdOpen = 434, pidfdGetfd = 438, pidfdThread = Int(O_EXCL)
+
+    /// May the runtime hold one more descriptor for an fd capability?  It
+    /// raises its soft RLIMIT_NOFILE up to the hard limit as needed, and
+    /// always keeps `descriptorReserve` descriptors free, so that guests
+    /// cannot starve it (capfromfd then fails with EMFILE).
+    func roomForFileCapability() -> Bool {
+        var rl = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return false }
+        // Held: fd capabilities, a pidfd per known thread, and a few of its own.
+        let needed = rlim_t(fileCapabilities + threads.count + 64 + Kernel.descriptorReserve)
+        if needed <= rl.rlim_cur { return true }
+        guard needed <= rl.rlim_max else { return false }
+        rl.rlim_cur = min(rl.rlim_max, max(needed, rl.rlim_cur * 2))
+        return setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0
+    }
 
     /// Give `t` its SCB capability (cosetup's data, source of its cookies).
     func ensureSCB(_ t: ThreadContext) -> Bool {

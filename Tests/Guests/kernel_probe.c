@@ -14,6 +14,7 @@
  *   call_raw HEX           one answerback call to a capability given as a number
  *   register_exec NAME     coregister(NAME), print the target, exec itself in place ("pause")
  *   pause                  print pid= and paused, then wait for a signal
+ *   fdcap_flood N          N capfromfd calls (the runtime keeps each file), then a new thread's cosetup
  *   signal_storm [restart] 4 callers x 3000 calls to a thread of the same process
  *                          while SIGUSR1 hits callers and callee (SA_RESTART or not)
  * Build: cc -I Sources/GuestAPI/include kernel_probe.c Sources/GuestAPI/colo.c
@@ -50,6 +51,7 @@ static const char *ename(int e)
     case EINTR: return "EINTR";
     case EBADF: return "EBADF";
     case EPROT: return "EPROT";
+    case EMFILE: return "EMFILE";
     default: return "E?";
     }
 }
@@ -369,6 +371,31 @@ static int signal_storm(int restart)
     return 0;
 }
 
+static void *late_thread(void *arg)
+{
+    void *target;
+    (void)arg;
+    REPORT("late_cosetup", cosetup(COSETUP_COACCEPT));
+    REPORT("late_coregister", coregister(NULL, &target));
+    return NULL;
+}
+
+static int fdcap_flood(long n)
+{
+    long ok = 0;
+    int first_error = 0;
+    for (long i = 0; i < n && first_error == 0; i++) {
+        void *cap;
+        if (capfromfd(&cap, 0) == 0) ok++;
+        else first_error = errno;
+    }
+    printf("flood_ok=%ld\nflood_error=%s\n", ok, ename(first_error));
+    pthread_t t;
+    pthread_create(&t, NULL, late_thread, NULL);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 /* A service that registers, then execs a new program in its place. */
 static int register_exec(const char *self, const char *name)
 {
@@ -662,6 +689,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "fetch_fd") && argc > 2) return fetch_fd(argv[2]);
     if (!strcmp(verb, "call_raw") && argc > 2) return call_raw(argv[2]);
     if (!strcmp(verb, "register_exec") && argc > 2) return register_exec(argv[0], argv[2]);
+    if (!strcmp(verb, "fdcap_flood") && argc > 2) return fdcap_flood(atol(argv[2]));
     if (!strcmp(verb, "pause")) { printf("pid=%d\npaused\n", getpid()); pause(); return 0; }
     if (!strcmp(verb, "signal_storm")) return signal_storm(argc > 2 && !strcmp(argv[2], "restart"));
     fprintf(stderr, "kernel_probe: unknown verb %s\n", verb);

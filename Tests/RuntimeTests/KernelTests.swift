@@ -83,6 +83,17 @@ import Testing
         #expect(v["good"] == "199")
     }
 
+    /// fd capabilities keep their files open in the runtime (as CheriBSD
+    /// keeps the struct file); a guest minting many cannot starve the runtime.
+    @Test func manyFdCapabilitiesLeaveTheRuntimeWorking() throws {
+        let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "fdcap_flood", "30000"], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        #expect((Int(v["flood_ok"] ?? "") ?? 0) >= 900)
+        #expect(v["flood_error"] == "OK" || v["flood_error"] == "EMFILE", "at the hard limit: EMFILE")
+        #expect(v["late_cosetup"] == "OK" && v["late_coregister"] == "OK", "the runtime still has descriptors of its own")
+    }
+
     @Test func captofdGivesANewDescriptorForTheSameFile() throws {
         let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "fdcap"])
         #expect(r.status == 0, "\(r.stderr)")
