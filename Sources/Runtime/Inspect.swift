@@ -66,7 +66,7 @@ public enum Inspect {
             for m in space.members {
                 // The table's ppid is the runtime; the kernel knows the real parent.
                 if let v = view(pid: m.pid, ppid: nil, wchan: m.wchan, start: m.startNanoseconds,
-                                vmaddr: space.table.vmaddr, command: m.argv.joined(separator: " ")) { out.append(v) }
+                                vmaddr: space.table.vmaddr, command: printable(m.argv.joined(separator: " "))) { out.append(v) }
             }
         }
         return out
@@ -129,6 +129,11 @@ public enum Inspect {
         flush()
         return out
     }
+}
+
+/// A command line for one line of output: control characters shown as `?`, as ps(1) does.
+func printable(_ s: String) -> String {
+    String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
 }
 
 extension Substring {

@@ -45,6 +45,12 @@ import Testing
         #expect(ra.ppid == a.pid, "the runtime is the parent")
         for r in rows where r.vmaddr == ra.vmaddr { #expect(shareAddressSpace(r.pid, apid)) }
 
+        let multi = try Background([Run.colo, "--join", String(apid), probe, "sleep", "30", "two\nlines"])
+        let mpid = pid_t(try multi.value("pid"))!
+        let withMulti = try ps([String(apid)])
+        #expect(withMulti.first { $0.pid == mpid }?.command == "\(probe) sleep 30 two?lines", "control characters show as ?")
+        multi.terminate()
+
         let only = try ps([String(opid)])
         #expect(Set(only.map(\.pid)) == [other.pid, opid], "ps PID shows only that address space")
 
