@@ -1,0 +1,441 @@
+import Glibc
+import CSeccomp
+
+/// `colo trace`: a system-call tracer for colocated processes (ptrace, like strace -f).
+///
+/// Design.  The tracer is a separate, ordinary process that is not a member of any
+/// address space and is not under the address space's seccomp filter:
+///
+/// - `colo trace -- COMMAND` forks.  The child waits on a pipe until the parent has
+///   seized it (`PTRACE_SEIZE` with TRACESYSGOOD|TRACEFORK|TRACEVFORK|TRACECLONE|TRACEEXEC
+///   and EXITKILL), then becomes the runtime exactly as `colo COMMAND` does (creates the
+///   AddressSpace and spawns COMMAND).  Every guest the runtime clones, and everything the
+///   guests start, is attached automatically through the fork/vfork/clone options.  The
+///   runtime itself (and its threads) is resumed with `PTRACE_CONT`, so its own system
+///   calls are neither stopped nor shown; guests are resumed with `PTRACE_SYSCALL`.
+/// - `colo trace -a PID` seizes every member of PID's address space
+///   (`SpaceDirectory.space(containing:)`) and interrupts each once to start system-call
+///   stops.  On SIGINT/SIGTERM it interrupts every tracee and `PTRACE_DETACH`es it in that
+///   stop (re-injecting a pending signal), which leaves the programs running.
+///
+/// Each stop is decoded with `PTRACE_GET_SYSCALL_INFO`.  Calls whose instruction pointer
+/// lies outside the slot region `[Layout.regionBase, Layout.regionEnd)` are issued by the
+/// switcher (the SIGSYS handler, the start and exec-in-place code), and are folded: a
+/// call made by the guest whose exit is followed by a SIGSYS signal-delivery-stop was
+/// trapped by the filter; it is reported once, with the result that the handler's
+/// `rt_sigreturn` puts in the guest's registers (or `0` for an `execve` that replaced the
+/// program in place, seen as the next call from guest code or as `PTRACE_EVENT_EXEC`).
+/// Processes that left colocation by a real `execve` are traced without folding.
+public final class Tracer {
+    public struct Options {
+        public var output: Int32 = 2
+        public var pids: Set<pid_t> = []
+        public var names: Set<String> = []
+        public var json = false
+        public init() {}
+    }
+
+    // ptrace(2) requests, options, events.
+    static let sysPtrace = 101
+    static let PTRACE_CONT = 7, PTRACE_DETACH = 17, PTRACE_SYSCALL = 24
+    static let PTRACE_GETEVENTMSG = 0x4201, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207
+    static let PTRACE_GET_SYSCALL_INFO = 0x420e
+    static let traceOptions = 0x01 | 0x02 | 0x04 | 0x08 | 0x10   // SYSGOOD FORK VFORK CLONE EXEC
+    static let exitKill = 0x100000
+    static let eventExec: Int32 = 4, eventStop: Int32 = 128
+    static let wall: Int32 = 0x40000000
+
+    /// struct ptrace_syscall_info (88 bytes).
+    struct Info {
+        var op: UInt8 = 0, pad0: UInt8 = 0, pad1: UInt16 = 0
+        var arch: UInt32 = 0
+        var ip: UInt64 = 0, sp: UInt64 = 0
+        var u: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    }
+
+    struct Call { var nr: Int; var args: [UInt64]; var text: String; var guest: Bool }
+
+    final class Tracee {
+        let pid: pid_t
+        var quiet: Bool          // the runtime and its threads: no syscall stops
+        var native = false       // left colocation with a real execve: no folding
+        var entry: Call?         // between entry and exit
+        var finished: (Call, Int64)?   // completed guest call, printed at the next stop
+        var trapped: Call?       // trapped to the SIGSYS handler, awaiting its result
+        init(pid: pid_t, quiet: Bool) { self.pid = pid; self.quiet = quiet }
+    }
+
+    var options: Options
+    var tracees = [pid_t: Tracee]()
+    var rootPID: pid_t = 0
+    var rootStatus: Int32 = 0
+
+    public init(options: Options) { self.options = options }
+
+    static func ptrace(_ req: Int, _ pid: pid_t, _ addr: Int = 0, _ data: Int = 0) -> Int {
+        rawSyscall(sysPtrace, req, Int(pid), addr, data)
+    }
+
+    // MARK: - Starting
+
+    /// Fork; the child runs `start` (which becomes the runtime) once seized.  Returns the
+    /// exit status to give (the runtime's).
+    public func launch(_ start: () -> Never) -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return 1 }
+        let child = fork()
+        if child < 0 { return 1 }
+        if child == 0 {
+            close(fds[1])
+            var b: UInt8 = 0
+            _ = read(fds[0], &b, 1)
+            close(fds[0])
+            start()
+        }
+        close(fds[0])
+        rootPID = child
+        let r = Self.ptrace(Self.PTRACE_SEIZE, child, 0, Self.traceOptions | Self.exitKill)
+        if r < 0 { printError("colo trace: ptrace(PTRACE_SEIZE, \(child)): \(String(cString: strerror(Int32(-r))))"); kill(child, SIGKILL); return 1 }
+        tracees[child] = Tracee(pid: child, quiet: true)
+        close(fds[1])
+        loop()
+        return rootStatus
+    }
+
+    /// Attach to every member of `pid`'s address space; returns when they are gone or on
+    /// SIGINT/SIGTERM (after detaching).
+    public func attach(_ pid: pid_t) -> Int32 {
+        guard let space = SpaceDirectory.space(containing: pid) else {
+            printError("colo trace: \(pid) is not in an address space"); return 1
+        }
+        var any = false
+        for m in space.members {
+            let r = Self.ptrace(Self.PTRACE_SEIZE, m.pid, 0, Self.traceOptions)
+            if r < 0 { printError("colo trace: attach \(m.pid): \(String(cString: strerror(Int32(-r))))"); continue }
+            tracees[m.pid] = Tracee(pid: m.pid, quiet: false)
+            _ = Self.ptrace(Self.PTRACE_INTERRUPT, m.pid)
+            any = true
+        }
+        guard any else { return 1 }
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
+        sa.sa_flags = 0   // no SA_RESTART: waitpid returns EINTR
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGTERM, &sa, nil)
+        loop()
+        return 0
+    }
+
+    // MARK: - The loop
+
+    func loop() {
+        while true {
+            if tracerInterrupted != 0 { detachAll(); return }
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, Self.wall)
+            if pid < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            let t = tracee(pid)
+            if status & 0x7f == 0 || (status & 0x7f != 0x7f) {      // exited or killed
+                flush(t)
+                if status & 0x7f == 0 {
+                    let code = (status >> 8) & 0xff
+                    if pid == rootPID { rootStatus = code }
+                    if !t.quiet { event(pid, "exited", "+++ exited with \(code) +++", extra: "\"status\":\(code)") }
+                } else {
+                    let sig = status & 0x7f
+                    if pid == rootPID { rootStatus = 128 + sig }
+                    if !t.quiet { event(pid, "killed", "+++ killed by \(Self.signalName(sig)) +++", extra: "\"signal\":\"\(Self.signalName(sig))\"") }
+                }
+                tracees[pid] = nil
+                continue
+            }
+            let sig = (status >> 8) & 0xff
+            let ev = (status >> 16) & 0xffff
+            if sig == SIGTRAP | 0x80 {
+                syscallStop(t)
+                resume(t, 0)
+            } else if sig == SIGTRAP && ev != 0 {
+                if ev == Self.eventExec {
+                    flush(t)
+                    if let call = t.trapped ?? t.entry, call.nr == 59 || call.nr == 322 {
+                        report(t.pid, call, 0)
+                    }
+                    t.trapped = nil; t.entry = nil; t.native = true
+                    if t.quiet && pid != rootPID { t.quiet = false }
+                }
+                resume(t, 0)
+            } else if ev == Self.eventStop {
+                resume(t, 0)         // group-stop, new-child or interrupt stop
+            } else {
+                // signal-delivery-stop
+                if sig == SIGSYS, !t.native, let (call, _) = t.finished, call.guest {
+                    t.finished = nil
+                    t.trapped = call
+                } else {
+                    flush(t)
+                    if !t.quiet { event(pid, "signal", "--- \(Self.signalName(sig)) ---", extra: "\"signal\":\"\(Self.signalName(sig))\"") }
+                }
+                resume(t, sig)
+            }
+        }
+    }
+
+    func tracee(_ pid: pid_t) -> Tracee {
+        if let t = tracees[pid] { return t }
+        // A new child: quiet if it is a thread of the runtime.
+        var quiet = false
+        if rootPID != 0, let s = readFile("/proc/\(pid)/status"),
+           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
+           Int32(line.dropFirst(5).trimmingCharactersSpace()) == rootPID { quiet = true }
+        let t = Tracee(pid: pid, quiet: quiet)
+        tracees[pid] = t
+        return t
+    }
+
+    func resume(_ t: Tracee, _ sig: Int32) {
+        _ = Self.ptrace(t.quiet ? Self.PTRACE_CONT : Self.PTRACE_SYSCALL, t.pid, 0, Int(sig))
+    }
+
+    func detachAll() {
+        for t in tracees.values { _ = Self.ptrace(Self.PTRACE_INTERRUPT, t.pid) }
+        var pending = Set(tracees.keys)
+        while !pending.isEmpty {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, Self.wall)
+            if pid < 0 { if errno == EINTR { continue }; break }
+            guard pending.contains(pid) else { continue }
+            let t = tracee(pid)
+            flush(t)
+            if status & 0xff != 0x7f { pending.remove(pid); continue }   // gone
+            let sig = (status >> 8) & 0xff, ev = (status >> 16) & 0xffff
+            let inject = (sig == SIGTRAP | 0x80 || ev != 0 || sig == SIGTRAP) ? 0 : sig
+            _ = Self.ptrace(Self.PTRACE_DETACH, pid, 0, Int(inject))
+            pending.remove(pid)
+        }
+    }
+
+    // MARK: - System calls
+
+    func syscallStop(_ t: Tracee) {
+        var info = Info()
+        let n = withUnsafeMutablePointer(to: &info) {
+            Self.ptrace(Self.PTRACE_GET_SYSCALL_INFO, t.pid, MemoryLayout<Info>.size, Int(bitPattern: $0))
+        }
+        guard n > 0 else { return }
+        let guest = t.native || (info.ip >= Layout.regionBase && info.ip < Layout.regionEnd)
+        if info.op == 1 {              // entry
+            flush(t)
+            let nr = Int(info.u.0)
+            let args = [info.u.1, info.u.2, info.u.3, info.u.4, info.u.5, info.u.6]
+            if guest, let pending = t.trapped {
+                // The handler never returned: an exec in place replaced the program.
+                t.trapped = nil
+                report(t.pid, pending, (pending.nr == 59 || pending.nr == 322) ? 0 : nil)
+            }
+            t.entry = Call(nr: nr, args: args, text: guest ? format(t.pid, nr, args) : "", guest: guest)
+        } else if info.op == 2 {       // exit
+            guard let call = t.entry else { return }
+            t.entry = nil
+            let rval = Int64(bitPattern: info.u.0)
+            if call.guest {
+                if call.nr == 15, t.trapped == nil || t.native {
+                    report(t.pid, call, rval)    // a guest's own handler returning
+                } else {
+                    t.finished = (call, rval)
+                }
+            } else if call.nr == 15, let pending = t.trapped {
+                // The SIGSYS handler returns: the trapped call's result is in rax.
+                t.trapped = nil
+                report(t.pid, pending, rval)
+            }
+        }
+    }
+
+    /// Print a completed guest call that was held until the next stop.
+    func flush(_ t: Tracee) {
+        if let (call, rval) = t.finished { t.finished = nil; report(t.pid, call, rval) }
+    }
+
+    func report(_ pid: pid_t, _ call: Call, _ rval: Int64?) {
+        let name = Self.name(call.nr)
+        if !options.pids.isEmpty && !options.pids.contains(pid) { return }
+        if !options.names.isEmpty && !options.names.contains(name) { return }
+        var result = "?", errName = "", json = "\"result\":null,\"errno\":null"
+        if let r = rval {
+            if r < 0 && r >= -4095 {
+                let e = Int32(-r)
+                errName = Self.errnoName(e)
+                result = "-1 \(errName) (\(String(cString: strerror(e))))"
+                json = "\"result\":-1,\"errno\":\"\(errName)\""
+            } else {
+                result = (call.nr == 9 || call.nr == 12 || call.nr == 25) ? "0x" + String(UInt64(bitPattern: r), radix: 16) : String(r)
+                json = "\"result\":\(r),\"errno\":null"
+            }
+        }
+        if options.json {
+            let args = call.text.isEmpty ? "" : splitArgs(call.text).map { "\"\(Self.jsonEscape($0))\"" }.joined(separator: ",")
+            emit("{\"pid\":\(pid),\"event\":\"syscall\",\"name\":\"\(name)\",\"args\":[\(args)],\(json)}")
+        } else {
+            emit("\(pid) \(name)(\(call.text)) = \(result)")
+        }
+    }
+
+    func event(_ pid: pid_t, _ kind: String, _ text: String, extra: String) {
+        if !options.pids.isEmpty && !options.pids.contains(pid) { return }
+        if options.json {
+            emit("{\"pid\":\(pid),\"event\":\"\(kind)\",\(extra)}")
+        } else {
+            emit("\(pid) \(text)")
+        }
+    }
+
+    func emit(_ line: String) {
+        var s = line + "\n"
+        s.withUTF8 { b in
+            var off = 0
+            while off < b.count {
+                let n = write(options.output, b.baseAddress! + off, b.count - off)
+                if n <= 0 { break }
+                off += n
+            }
+        }
+    }
+
+    // MARK: - Formatting
+
+    /// Arguments split on the top-level ", " (strings and arrays kept whole).
+    func splitArgs(_ text: String) -> [String] {
+        var out = [String](), cur = "", depth = 0, inString = false, escaped = false
+        var chars = Array(text)[...]
+        while let c = chars.first {
+            chars = chars.dropFirst()
+            if inString {
+                cur.append(c)
+                if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
+                continue
+            }
+            if c == "\"" { inString = true } else if c == "[" { depth += 1 } else if c == "]" { depth -= 1 }
+            if c == ",", depth == 0, chars.first == " " {
+                out.append(cur); cur = ""; chars = chars.dropFirst(); continue
+            }
+            cur.append(c)
+        }
+        out.append(cur)
+        return out
+    }
+
+    static func jsonEscape(_ s: String) -> String {
+        var o = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": o += "\\\""
+            case "\\": o += "\\\\"
+            case "\n": o += "\\n"
+            default:
+                if u.value < 0x20 { o += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
+                else { o.unicodeScalars.append(u) }
+            }
+        }
+        return o
+    }
+
+    static func quote(_ s: String?) -> String {
+        guard let s else { return "NULL?" }
+        var o = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": o += "\\\""
+            case "\\": o += "\\\\"
+            case "\n": o += "\\n"
+            case "\t": o += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7f { o += "\\x" + String(u.value, radix: 16) } else { o.unicodeScalars.append(u) }
+            }
+        }
+        return o + "\""
+    }
+
+    /// Which argument is a path, by system call number.
+    static let pathArg: [Int: Int] = [
+        2: 0, 257: 1, 437: 1, 59: 0, 322: 1, 4: 0, 6: 0, 262: 1, 332: 1, 21: 0, 269: 1, 439: 1,
+        89: 0, 267: 1, 80: 0, 87: 0, 263: 1, 83: 0, 258: 1, 84: 0, 85: 0, 90: 0, 92: 0, 161: 0,
+        137: 0, 76: 0, 82: 0, 86: 0, 88: 0, 133: 0,
+    ]
+
+    /// How many arguments to show (others: 6).
+    static let argCount: [Int: Int] = [
+        0: 3, 1: 3, 2: 3, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 6, 10: 3, 11: 2, 12: 1, 13: 4, 14: 4,
+        15: 0, 16: 3, 17: 4, 18: 4, 19: 3, 20: 3, 21: 2, 22: 1, 23: 5, 24: 0, 25: 5, 28: 3, 32: 1,
+        33: 2, 34: 0, 35: 2, 39: 0, 41: 3, 42: 3, 56: 5, 57: 0, 58: 0, 59: 3, 60: 1, 61: 4, 62: 2,
+        63: 1, 72: 3, 79: 2, 80: 1, 83: 2, 87: 1, 89: 3, 96: 2, 102: 0, 104: 0, 107: 0, 108: 0,
+        110: 0, 219: 0, 158: 2, 186: 0, 202: 6, 217: 3, 218: 1, 228: 2, 230: 4, 231: 1, 234: 3, 257: 4, 262: 4,
+        267: 4, 269: 3, 273: 2, 293: 2, 302: 4, 318: 3, 322: 5, 332: 5, 334: 4, 435: 2, 439: 4,
+    ]
+
+    func format(_ pid: pid_t, _ nr: Int, _ args: [UInt64]) -> String {
+        let mem = GuestMemory(pid: pid)
+        let count = Self.argCount[nr] ?? 6
+        var parts = [String]()
+        for i in 0..<count {
+            let a = args[i]
+            if Self.pathArg[nr] == i {
+                parts.append(a == 0 ? "NULL" : Self.quote(mem.string(a, limit: 4096)))
+            } else if (nr == 59 && i == 1) || (nr == 322 && i == 2) {
+                if let v = mem.strings(a, limit: 64) { parts.append("[" + v.map { Self.quote($0) }.joined(separator: ", ") + "]") }
+                else { parts.append("0x" + String(a, radix: 16)) }
+            } else if (nr == 59 && i == 2) || (nr == 322 && i == 3) {
+                parts.append("0x" + String(a, radix: 16))
+            } else if (nr == 257 || nr == 262 || nr == 267 || nr == 269 || nr == 322 || nr == 332 || nr == 439 || nr == 437) && i == 0
+                        && Int32(truncatingIfNeeded: a) == -100 {
+                parts.append("AT_FDCWD")
+            } else if a < 0x10000 || Int64(bitPattern: a) > -4096 && Int64(bitPattern: a) < 0 {
+                parts.append(String(Int64(bitPattern: a)))
+            } else {
+                parts.append("0x" + String(a, radix: 16))
+            }
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    nonisolated(unsafe) static var names = [Int: String]()
+
+    /// The colocation table's names, then libseccomp's.
+    public static func name(_ nr: Int) -> String {
+        if let n = names[nr] { return n }
+        var out = "syscall_\(nr)"
+        if let n = SyscallTable.names[Int32(truncatingIfNeeded: nr)] {
+            out = n
+        } else if let p = seccomp_syscall_resolve_num_arch(0xC000_003E /* SCMP_ARCH_X86_64 = AUDIT_ARCH_X86_64 */, Int32(truncatingIfNeeded: nr)) {
+            out = String(cString: p)
+            free(p)
+        }
+        names[nr] = out
+        return out
+    }
+
+    typealias NameFunction = @convention(c) (Int32) -> UnsafePointer<CChar>?
+    /// glibc 2.32's sigabbrev_np and strerrorname_np (not exported to Swift by Glibc).
+    static let sigabbrev: NameFunction? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sigabbrev_np").map { unsafeBitCast($0, to: NameFunction.self) }
+    static let errnoname: NameFunction? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "strerrorname_np").map { unsafeBitCast($0, to: NameFunction.self) }
+
+    public static func signalName(_ sig: Int32) -> String {
+        if let f = sigabbrev, let p = f(sig) { return "SIG" + String(cString: p) }
+        return "SIG\(sig)"
+    }
+
+    public static func errnoName(_ e: Int32) -> String {
+        if let f = errnoname, let p = f(e) { return String(cString: p) }
+        return "E\(e)"
+    }
+}
+
+nonisolated(unsafe) var tracerInterrupted: sig_atomic_t = 0
+
+extension Substring {
+    func trimmingCharactersSpace() -> String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Glibc
+import Runtime
+
+/// `colo trace`: trace the system calls of colocated processes (see man/colo-trace.1
+/// and Runtime/Tracer.swift for the design).  The tracer is a plain process that forks
+/// the runtime (which then runs exactly as `colo COMMAND`) and ptraces it and every
+/// process of the address space; with -a it attaches to an existing address space.
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Trace the system calls of colocated processes (like strace -f).",
+        discussion: """
+            colo trace -- COMMAND [ARGS...] runs COMMAND colocated and prints one line per \
+            system call of it and of everything it starts: PID name(args) = result.  Calls \
+            the SIGSYS handler makes on a process's behalf are folded into the call it \
+            trapped.  colo trace -a PID attaches to every member of PID's address space and \
+            detaches on SIGINT.
+            """)
+
+    @Option(name: .short, help: "Write the trace to this file (default: standard error).")
+    var o: String?
+
+    @Option(name: .short, help: "Only show these PIDs (comma-separated).")
+    var p: String?
+
+    @Option(name: .short, help: "Only show these system calls (comma-separated names).")
+    var e: String?
+
+    @Option(name: .short, help: "Attach to the address space of this colocated process.")
+    var a: Int32?
+
+    @Flag(name: .customLong("json"), help: "One JSON object per line.")
+    var json = false
+
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
+    var command: [String] = []
+
+    func run() throws {
+        var options = Tracer.Options()
+        if let o {
+            let fd = open(o, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 { fail("\(o): \(String(cString: strerror(errno)))") }
+            options.output = fd
+        }
+        if let p { options.pids = Set(p.split(separator: ",").compactMap { Int32($0) }) }
+        if let e { options.names = Set(e.split(separator: ",").map(String.init)) }
+        options.json = json
+        let tracer = Tracer(options: options)
+        if let a { Glibc.exit(tracer.attach(a)) }
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty else { fail("no command given (usage: colo trace [-o file] [-p PID] [-e names] [--json] -- command [args ...])", status: 2) }
+        let outFD = options.output
+        let status = tracer.launch {
+            if outFD != 2 { close(outFD) }
+            do { try Run.parse(["--"] + argv).run() } catch { fail("\(error)") }
+            Glibc.exit(0)
+        }
+        Glibc.exit(status)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Runtime
+
+/// colo trace: system calls of colocated processes, with the SIGSYS handler's own
+/// calls folded into the calls they implement; exec in place, signals, exits; attach
+/// and detach; --json.
+@Suite(.serialized) struct TraceTests {
+    static func guest() throws -> String { try Guests.build("trace_guest", .staticGlibc) }
+
+    func tempFile(_ tag: String) -> String { NSTemporaryDirectory() + "colo-trace-\(tag)-\(getpid()).out" }
+
+    /// The trace of `trace_guest steps`: the lines, and the guest's PID.
+    func traceSteps(_ extra: [String] = []) throws -> (lines: [String], pid: String, result: Run.Result) {
+        let out = tempFile("steps\(extra.count)")
+        defer { unlink(out) }
+        let g = try Self.guest()
+        let r = try Run.colo(["trace", "-o", out] + extra + ["--", g, "steps"])
+        let pid = values(r.stdout)["pid"] ?? "?"
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        return (text.split(separator: "\n").map(String.init), pid, r)
+    }
+
+    /// Indices of lines matching each predicate, in order; nil where one is missing.
+    func inOrder(_ lines: [String], _ preds: [(String) -> Bool]) -> Bool {
+        var at = 0
+        for p in preds {
+            guard let i = lines[at...].firstIndex(where: p) else { return false }
+            at = i + 1
+        }
+        return true
+    }
+
+    @Test func getpidOpenExecSegvInOrder() throws {
+        let (lines, pid, r) = try traceSteps()
+        let g = try Self.guest()
+        #expect(r.status == 128 + SIGSEGV)
+        #expect(values(r.stdout)["open"] == "-1")
+        let ok = inOrder(lines, [
+            { $0 == "\(pid) getpid() = \(pid)" },
+            { $0.hasPrefix("\(pid) openat(AT_FDCWD, \"/nonexistent/colo-trace-missing\", ")
+                && $0.hasSuffix(" = -1 ENOENT (No such file or directory)") },
+            { $0.hasPrefix("\(pid) execve(\"\(g)\", [\"\(g)\", \"segv\"], ") && $0.hasSuffix(") = 0") },
+            { $0 == "\(pid) --- SIGSEGV ---" },
+            { $0 == "\(pid) +++ killed by SIGSEGV +++" },
+        ])
+        #expect(ok, "trace:\n\(lines.joined(separator: "\n"))")
+        // The SIGSYS handler's calls are folded: no SIGSYS, no rt_sigreturn of the handler,
+        // and the emulated brk shows its result.
+        #expect(!lines.contains { $0.contains("SIGSYS") || $0.contains("rt_sigreturn") })
+        #expect(lines.contains { $0.hasPrefix("\(pid) brk(0) = 0x") })
+        // Only the guest is shown: not the runtime.
+        #expect(lines.allSatisfy { $0.hasPrefix(pid + " ") })
+    }
+
+    @Test func filtersByNameAndPid() throws {
+        let (lines, pid, _) = try traceSteps(["-e", "getpid,openat"])
+        let calls = lines.filter { !$0.contains("---") && !$0.contains("+++") }
+        #expect(calls.count == 2, "\(lines)")
+        #expect(calls.first == "\(pid) getpid() = \(pid)")
+        #expect(lines.last == "\(pid) +++ killed by SIGSEGV +++")
+        let (none, _, _) = try traceSteps(["-p", "1"])
+        #expect(none.isEmpty, "\(none)")
+    }
+
+    @Test func exitStatusAndExitLine() throws {
+        let out = tempFile("exit")
+        defer { unlink(out) }
+        let r = try Run.colo(["trace", "-o", out, "--", try Self.guest(), "loop", "1"])
+        #expect(r.status == 0)
+        let pid = values(r.stdout)["pid"] ?? "?"
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(text.contains("\(pid) getppid() = "))
+        #expect(text.hasSuffix("\(pid) +++ exited with 0 +++\n"), "\(text)")
+    }
+
+    @Test func jsonLinesParse() throws {
+        let (lines, pid, _) = try traceSteps(["--json"])
+        #expect(!lines.isEmpty)
+        var objects = [[String: Any]]()
+        for l in lines {
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any]
+            #expect(o != nil, "\(l)")
+            if let o { objects.append(o) }
+        }
+        #expect(objects.allSatisfy { ($0["pid"] as? Int).map(String.init) == pid && $0["event"] is String })
+        let open = objects.first { $0["name"] as? String == "openat" }
+        #expect(open?["errno"] as? String == "ENOENT")
+        #expect(open?["result"] as? Int == -1)
+        #expect((open?["args"] as? [String])?[1] == "\"/nonexistent/colo-trace-missing\"")
+        let getpid = objects.first { $0["name"] as? String == "getpid" }
+        #expect((getpid?["result"] as? Int).map(String.init) == pid)
+        #expect(getpid?["errno"] is NSNull)
+        #expect(objects.contains { $0["event"] as? String == "signal" && $0["signal"] as? String == "SIGSEGV" })
+        #expect(objects.last?["event"] as? String == "killed")
+    }
+
+    @Test func attachAndDetachLeaveTheProgramRunning() throws {
+        let loop = try Background([Run.colo, try Self.guest(), "loop", "60"])
+        let pid = try loop.value("pid")
+        let out = tempFile("attach")
+        defer { unlink(out) }
+        let tracer = try Spawned([Run.colo, "trace", "-a", pid, "-o", out])
+        let seen = eventually(timeout: 10) {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(pid) getppid() = ")
+        }
+        #expect(seen)
+        kill(tracer.pid, SIGINT)
+        #expect(tracer.wait(timeout: 10) == 0)
+        // Detached: no tracer any more, and the loop finishes normally.
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        #expect(status.contains("TracerPid:\t0"), "\(status)")
+        try loop.waitFor(timeout: 20) { $0 == "done" }
+        #expect(loop.wait(timeout: 20) == 0)
+    }
+}
