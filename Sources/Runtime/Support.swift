@@ -98,10 +98,10 @@ enum Linux {
 struct PeerCredentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
 
 /// A raw system call with pointer or integer arguments: result or -errno.
+/// (Default arguments rather than variadic ones: no array on the hot paths.)
 @discardableResult
-func rawSyscall(_ n: Int, _ args: Int...) -> Int {
-    var a = args + [Int](repeating: 0, count: 6 - args.count)
-    return colo_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5])
+func rawSyscall(_ n: Int, _ a: Int = 0, _ b: Int = 0, _ c: Int = 0, _ d: Int = 0, _ e: Int = 0, _ f: Int = 0) -> Int {
+    colo_syscall(n, a, b, c, d, e, f)
 }
 
 /// Write a line to standard error.
