@@ -310,6 +310,34 @@ void capvfetch(int *capcp, void ***capvp)
 
 /* capvset(3): store new_value at new_index, growing the vector into a fresh
  * calloc'd array when needed (the old one is not freed, as in CheriBSD). */
+void *colo_capv_target(int index, const char *who)
+{
+    void **capv;
+    int capc, error;
+
+    capvfetch(&capc, &capv);
+    if (capc <= index || capv[index] == NULL) {
+        errno = ENOLINK;
+        if (who != NULL)
+            warn("%s: null capability %d", who, index);
+        else
+            warn("null capability %d", index);
+        errno = ENOLINK;
+        return (NULL);
+    }
+    error = cosetup(COSETUP_COCALL);
+    if (error != 0) {
+        errno = error;
+        if (who != NULL)
+            warn("%s: cosetup", who);
+        else
+            warn("cosetup");
+        errno = error;
+        return (NULL);
+    }
+    return (capv[index]);
+}
+
 int capvset(int *capcp, void ***capvp, int new_index, void *new_value)
 {
     int capc = *capcp;

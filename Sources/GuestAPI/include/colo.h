@@ -73,6 +73,10 @@ int     colookup(const char *, void * __capability *);
 int     cogetpid(pid_t *);
 int     cocachedpid(pid_t *, void * __capability);
 int     capvset(int *, void * __capability **, int, void * __capability);
+/* A client library's first step: the target at capv[index], after
+ * cosetup(COSETUP_COCALL).  NULL with a warning (prefixed with `who` if not
+ * NULL) and errno ENOLINK if the vector has no such entry, or cosetup's error. */
+void * __capability colo_capv_target(int index, const char *who);
 void    capvfetch(int *, void * __capability **);
 /* libc <-> switcher interface */
 ssize_t _coaccept(void * __capability, void * __capability, void * __capability * __capability,

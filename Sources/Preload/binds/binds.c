@@ -25,25 +25,8 @@ int bind(int s, const struct sockaddr *addr, socklen_t addrlen)
     ssize_t received;
     int error;
 
-    if (target == NULL) {
-        void **capv;
-        int capc;
-
-        capvfetch(&capc, &capv);
-        if (capc <= CAPV_BINDS || capv[CAPV_BINDS] == NULL) {
-            errno = ENOLINK;
-            warn("null capability %d", CAPV_BINDS);
-            errno = ENOLINK;
-            return (-1);
-        }
-        error = cosetup(COSETUP_COCALL);
-        if (error != 0) {
-            errno = error;
-            warn("cosetup");
-            return (-1);
-        }
-        target = capv[CAPV_BINDS];
-    }
+    if (target == NULL && (target = colo_capv_target(CAPV_BINDS, NULL)) == NULL)
+        return (-1);
     if (addrlen > sizeof(out.addr)) {
         errno = EINVAL;
         return (-1);

@@ -24,25 +24,8 @@ int clock_gettime(clockid_t clock_id, struct timespec *tp)
     ssize_t received;
     int error;
 
-    if (target == NULL) {
-        void **capv;
-        int capc;
-
-        capvfetch(&capc, &capv);
-        if (capc <= CAPV_CLOCKS || capv[CAPV_CLOCKS] == NULL) {
-            errno = ENOLINK;
-            warn("null capability %d", CAPV_CLOCKS);
-            errno = ENOLINK;
-            return (-1);
-        }
-        error = cosetup(COSETUP_COCALL);
-        if (error != 0) {
-            errno = error;
-            warn("cosetup");
-            return (-1);
-        }
-        target = capv[CAPV_CLOCKS];
-    }
+    if (target == NULL && (target = colo_capv_target(CAPV_CLOCKS, NULL)) == NULL)
+        return (-1);
 
     memset(&out, 0, sizeof(out));
     out.len = sizeof(out);

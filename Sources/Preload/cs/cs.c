@@ -39,26 +39,9 @@ static void libcs_init(void)
 
 static int init_maybe(void)
 {
-    void **capv;
-    int capc, error;
-
-    if (target != NULL)
-        return (0);
-    capvfetch(&capc, &capv);
-    if (capc <= CAPV_SYSCALL || capv[CAPV_SYSCALL] == NULL) {
-        errno = ENOLINK;
-        warn("%s: null capability %d", __func__, CAPV_SYSCALL);
-        errno = ENOLINK;
-        return (-1);
-    }
-    error = cosetup(COSETUP_COCALL);
-    if (error != 0) {
-        errno = error;
-        warn("%s: cosetup", __func__);
-        return (-1);
-    }
-    target = capv[CAPV_SYSCALL];
-    return (0);
+    if (target == NULL)
+        target = colo_capv_target(CAPV_SYSCALL, __func__);
+    return (target == NULL ? -1 : 0);
 }
 
 /* A descriptor argument: AT_FDCWD as it is, others as fd capabilities. */

@@ -38,26 +38,9 @@ static void libpaths_init(void)
 
 static int init_maybe(void)
 {
-    void **capv;
-    int capc, error;
-
-    if (target != NULL)
-        return (0);
-    capvfetch(&capc, &capv);
-    if (capc <= CAPV_PATHS || capv[CAPV_PATHS] == NULL) {
-        errno = ENOLINK;
-        warn("%s: null capability %d", __func__, CAPV_PATHS);
-        errno = ENOLINK;
-        return (-1);
-    }
-    error = cosetup(COSETUP_COCALL);
-    if (error != 0) {
-        errno = error;
-        warn("%s: cosetup", __func__);
-        return (-1);
-    }
-    target = capv[CAPV_PATHS];
-    return (0);
+    if (target == NULL)
+        target = colo_capv_target(CAPV_PATHS, __func__);
+    return (target == NULL ? -1 : 0);
 }
 
 /* Ask paths(1) for the directory `*pathp` lies in: a new descriptor in *fdp
