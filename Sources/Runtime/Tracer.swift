@@ -62,10 +62,12 @@ public final class Tracer {
         var entry: Call?         // between entry and exit
         var finished: (Call, Int64)?   // completed guest call, printed at the next stop
         var trapped: Call?       // trapped to the SIGSYS handler, awaiting its result
+        var child: pid_t?        // the child the handler created for a trapped fork/vfork/clone
         init(pid: pid_t, quiet: Bool) { self.pid = pid; self.quiet = quiet }
     }
 
     var options: Options
+    static let debug = getenv("COLO_TRACE_DEBUG") != nil
     var tracees = [pid_t: Tracee]()
     var rootPID: pid_t = 0
     var rootStatus: Int32 = 0
@@ -154,17 +156,22 @@ public final class Tracer {
             }
             let sig = (status >> 8) & 0xff
             let ev = (status >> 16) & 0xffff
+            if Self.debug && sig != SIGTRAP | 0x80 { printError("[\(pid) stop sig=\(sig) ev=\(ev)]") }
             if sig == SIGTRAP | 0x80 {
                 syscallStop(t)
                 resume(t, 0)
             } else if sig == SIGTRAP && ev != 0 {
                 if ev == Self.eventExec {
                     flush(t)
-                    if let call = t.trapped ?? t.entry, call.nr == 59 || call.nr == 322 {
+                    if let call = t.trapped ?? t.entry, Self.execLike.contains(call.nr) {
                         report(t.pid, call, 0)
                     }
                     t.trapped = nil; t.entry = nil; t.native = true
                     if t.quiet && pid != rootPID { t.quiet = false }
+                } else if ev >= 1 && ev <= 3, t.trapped != nil {
+                    var msg: UInt = 0
+                    _ = Self.ptrace(Self.PTRACE_GETEVENTMSG, pid, 0, Int(bitPattern: UnsafeMutableRawPointer(&msg)))
+                    t.child = pid_t(truncatingIfNeeded: msg)
                 }
                 resume(t, 0)
             } else if ev == Self.eventStop {
@@ -226,6 +233,7 @@ public final class Tracer {
         }
         guard n > 0 else { return }
         let guest = t.native || (info.ip >= Layout.regionBase && info.ip < Layout.regionEnd)
+        if Self.debug { printError("[\(t.pid) op=\(info.op) ip=0x\(String(info.ip, radix: 16)) nr/rv=\(Int64(bitPattern: info.u.0)) guest=\(guest)]") }
         if info.op == 1 {              // entry
             flush(t)
             let nr = Int(info.u.0)
@@ -233,7 +241,9 @@ public final class Tracer {
             if guest, let pending = t.trapped {
                 // The handler never returned: an exec in place replaced the program.
                 t.trapped = nil
-                report(t.pid, pending, (pending.nr == 59 || pending.nr == 322) ? 0 : nil)
+                report(t.pid, pending, Self.execLike.contains(pending.nr) ? 0
+                                       : Self.forkLike.contains(pending.nr) ? t.child.map(Int64.init) : nil)
+                t.child = nil
             }
             t.entry = Call(nr: nr, args: args, text: guest ? format(t.pid, nr, args) : "", guest: guest)
         } else if info.op == 2 {       // exit
@@ -358,12 +368,21 @@ public final class Tracer {
         return o + "\""
     }
 
+    /// Calls that replace the program (execve, execveat, coexecve, coexecvec): 0 when the
+    /// handler or the runtime never returns to the old one.
+    static let execLike: Set<Int> = [59, 322, 1151, 1152]
+    /// Calls that create a process: the child's PID when the handler returns by a jump.
+    static let forkLike: Set<Int> = [56, 57, 58, 435]
+
     /// Which argument is a path, by system call number.
     static let pathArg: [Int: Int] = [
         2: 0, 257: 1, 437: 1, 59: 0, 322: 1, 4: 0, 6: 0, 262: 1, 332: 1, 21: 0, 269: 1, 439: 1,
         89: 0, 267: 1, 80: 0, 87: 0, 263: 1, 83: 0, 258: 1, 84: 0, 85: 0, 90: 0, 92: 0, 161: 0,
-        137: 0, 76: 0, 82: 0, 86: 0, 88: 0, 133: 0,
+        137: 0, 76: 0, 82: 0, 86: 0, 88: 0, 133: 0, 1151: 1, 1152: 1,
     ]
+
+    /// Which argument is an argument vector (the environment follows it).
+    static let argvArg: [Int: Int] = [59: 1, 322: 2, 1151: 2, 1152: 2]
 
     /// How many arguments to show (others: 6).
     static let argCount: [Int: Int] = [
@@ -373,6 +392,7 @@ public final class Tracer {
         63: 1, 72: 3, 79: 2, 80: 1, 83: 2, 87: 1, 89: 3, 96: 2, 102: 0, 104: 0, 107: 0, 108: 0,
         110: 0, 219: 0, 158: 2, 186: 0, 202: 6, 217: 3, 218: 1, 228: 2, 230: 4, 231: 1, 234: 3, 257: 4, 262: 4,
         267: 4, 269: 3, 273: 2, 293: 2, 302: 4, 318: 3, 322: 5, 332: 5, 334: 4, 435: 2, 439: 4,
+        1151: 4, 1152: 6,
     ]
 
     func format(_ pid: pid_t, _ nr: Int, _ args: [UInt64]) -> String {
@@ -383,10 +403,10 @@ public final class Tracer {
             let a = args[i]
             if Self.pathArg[nr] == i {
                 parts.append(a == 0 ? "NULL" : Self.quote(mem.string(a, limit: 4096)))
-            } else if (nr == 59 && i == 1) || (nr == 322 && i == 2) {
+            } else if Self.argvArg[nr] == i {
                 if let v = mem.strings(a, limit: 64) { parts.append("[" + v.map { Self.quote($0) }.joined(separator: ", ") + "]") }
                 else { parts.append("0x" + String(a, radix: 16)) }
-            } else if (nr == 59 && i == 2) || (nr == 322 && i == 3) {
+            } else if Self.argvArg[nr].map({ $0 + 1 }) == i {
                 parts.append("0x" + String(a, radix: 16))
             } else if (nr == 257 || nr == 262 || nr == 267 || nr == 269 || nr == 322 || nr == 332 || nr == 439 || nr == 437) && i == 0
                         && Int32(truncatingIfNeeded: a) == -100 {

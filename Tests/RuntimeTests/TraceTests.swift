@@ -115,3 +115,46 @@ import Testing
         #expect(loop.wait(timeout: 20) == 0)
     }
 }
+
+/// Processes started by a traced process, and the colocation calls.
+@Suite(.serialized) struct TraceChildrenTests {
+    func trace(_ args: [String]) throws -> (lines: [String], result: Run.Result) {
+        let out = NSTemporaryDirectory() + "colo-trace-children-\(getpid()).out"
+        defer { unlink(out) }
+        let r = try Run.colo(["trace", "-o", out, "--"] + args)
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        return (text.split(separator: "\n").map(String.init), r)
+    }
+
+    @Test func probeInfoGetpid() throws {
+        let (lines, r) = try trace([try Guests.probe(), "info"])
+        let v = values(r.stdout)
+        let pid = try #require(v["pid"]), ppid = try #require(v["ppid"])
+        #expect(lines.contains("\(pid) getpid() = \(pid)"), "\(lines)")
+        #expect(lines.contains("\(pid) getppid() = \(ppid)"), "\(lines)")
+        #expect(lines.last == "\(pid) +++ exited with 0 +++")
+    }
+
+    @Test func vforkChildIsTracedWithItsExec() throws {
+        let g = try TraceTests.guest()
+        let (lines, r) = try trace([try Guests.probe(), "vfork", g, "loop", "1"])
+        #expect(r.status == 0)
+        let v = values(r.stdout)
+        let parent = try #require(v["parent"]), child = try #require(v["child"])
+        #expect(lines.contains("\(parent) vfork() = \(child)"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("\(child) execve(\"\(g)\", [\"\(g)\", \"loop\", \"1\"], ") && $0.hasSuffix(" = 0") })
+        #expect(lines.contains { $0.hasPrefix("\(child) getppid() = \(parent)") })
+        #expect(lines.contains("\(child) +++ exited with 0 +++"))
+        #expect(lines.contains { $0.hasPrefix("\(parent) wait4(\(child), ") && $0.hasSuffix(" = \(child)") })
+        #expect(lines.last == "\(parent) +++ exited with 0 +++")
+    }
+
+    @Test func colocationCallsByName() throws {
+        let probe = try Guests.probe()
+        let (lines, r) = try trace([probe, "coexec", "0", probe, "info", "co"])
+        #expect(r.status == 0)
+        let pid = try #require(values(r.stdout)["pid"])
+        #expect(lines.contains { $0.hasPrefix("\(pid) coexecve(0, \"\(probe)\", [\"\(probe)\", \"info\", \"co\"], ") && $0.hasSuffix(" = 0") },
+                "\(lines)")
+    }
+}
