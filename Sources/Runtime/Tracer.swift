@@ -39,6 +39,7 @@ public final class Tracer {
     static let sysPtrace = 101
     static let PTRACE_CONT = 7, PTRACE_DETACH = 17, PTRACE_SYSCALL = 24
     static let PTRACE_GETEVENTMSG = 0x4201, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207
+    static let PTRACE_LISTEN = 0x4208
     static let PTRACE_GET_SYSCALL_INFO = 0x420e
     static let traceOptions = 0x01 | 0x02 | 0x04 | 0x08 | 0x10   // SYSGOOD FORK VFORK CLONE EXEC
     static let exitKill = 0x100000
@@ -100,6 +101,10 @@ public final class Tracer {
         if r < 0 { printError("colo trace: ptrace(PTRACE_SEIZE, \(child)): \(String(cString: strerror(Int32(-r))))"); kill(child, SIGKILL); return 1 }
         tracees[child] = Tracee(pid: child, quiet: true)
         close(fds[1])
+        // ^C and ^\ are for the traced programs (and the runtime): the tracer stays to
+        // report their ends, and ends with the runtime.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
         loop()
         return rootStatus
     }
@@ -175,7 +180,14 @@ public final class Tracer {
                 }
                 resume(t, 0)
             } else if ev == Self.eventStop {
-                resume(t, 0)         // group-stop, new-child or interrupt stop
+                if [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(sig) {
+                    // A group-stop (job control): stay stopped until SIGCONT, still traced.
+                    flush(t)
+                    if !t.quiet { event(pid, "stopped", "--- stopped by \(Self.signalName(sig)) ---", extra: "\"signal\":\"\(Self.signalName(sig))\"") }
+                    _ = Self.ptrace(Self.PTRACE_LISTEN, pid)
+                } else {
+                    resume(t, 0)     // new-child, interrupt or end-of-listen stop
+                }
             } else {
                 // signal-delivery-stop
                 if sig == SIGSYS, !t.native, let (call, _) = t.finished, call.guest {

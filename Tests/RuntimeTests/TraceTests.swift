@@ -158,3 +158,29 @@ import Testing
                 "\(lines)")
     }
 }
+
+/// Job control under colo trace: SIGSTOP stops a traced guest until SIGCONT.
+@Suite(.serialized) struct TraceJobControlTests {
+    func state(_ pid: String) -> String {
+        let s = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return s.split(separator: ")").last.flatMap { $0.split(separator: " ").first.map(String.init) } ?? "?"
+    }
+
+    @Test func stopAndContinueATracedGuest() throws {
+        let out = NSTemporaryDirectory() + "colo-trace-stop-\(getpid()).out"
+        defer { unlink(out) }
+        let traced = try Background([Run.colo, "trace", "-o", out, "--", try TraceTests.guest(), "loop", "30"])
+        let pid = try traced.value("pid")
+        kill(pid_t(pid)!, SIGSTOP)
+        #expect(eventually(timeout: 5) { state(pid) == "T" || state(pid) == "t" })
+        usleep(300_000)
+        let stopped = state(pid)
+        #expect(stopped == "T" || stopped == "t", "\(stopped)")
+        kill(pid_t(pid)!, SIGCONT)
+        try traced.waitFor(timeout: 20) { $0 == "done" }
+        #expect(traced.wait(timeout: 20) == 0)
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(text.contains("\(pid) --- stopped by SIGSTOP ---"), "\(text)")
+        #expect(text.contains("\(pid) +++ exited with 0 +++"))
+    }
+}
