@@ -15,7 +15,8 @@ import CSeccomp
 ///   calls are neither stopped nor shown; guests are resumed with `PTRACE_SYSCALL`.
 /// - `colo trace -a PID` seizes every member of PID's address space
 ///   (`SpaceDirectory.space(containing:)`) and interrupts each once to start system-call
-///   stops.  On SIGINT/SIGTERM it interrupts every tracee and `PTRACE_DETACH`es it in that
+///   stops; it also seizes the runtime's threads (quietly, as above) so that members
+///   started later (`colo --join`, coexec) are traced too.  On SIGINT/SIGTERM it interrupts every tracee and `PTRACE_DETACH`es it in that
 ///   stop (re-injecting a pending signal), which leaves the programs running.
 ///
 /// Each stop is decoded with `PTRACE_GET_SYSCALL_INFO`.  Calls whose instruction pointer
@@ -71,6 +72,7 @@ public final class Tracer {
     static let debug = getenv("COLO_TRACE_DEBUG") != nil
     var tracees = [pid_t: Tracee]()
     var rootPID: pid_t = 0
+    var runtimeTgid: pid_t = 0     // the runtime: its threads are traced quietly
     var rootStatus: Int32 = 0
 
     public init(options: Options) { self.options = options }
@@ -97,6 +99,7 @@ public final class Tracer {
         }
         close(fds[0])
         rootPID = child
+        runtimeTgid = child
         let r = Self.ptrace(Self.PTRACE_SEIZE, child, 0, Self.traceOptions | Self.exitKill)
         if r < 0 { printError("colo trace: ptrace(PTRACE_SEIZE, \(child)): \(String(cString: strerror(Int32(-r))))"); kill(child, SIGKILL); return 1 }
         tracees[child] = Tracee(pid: child, quiet: true)
@@ -124,6 +127,18 @@ public final class Tracer {
             any = true
         }
         guard any else { return 1 }
+        // The runtime's threads, quietly (no system-call stops): members it starts from now
+        // on (colo --join, coexec) are traced from their first instruction.
+        let rt = space.table.runtimePID
+        runtimeTgid = rt
+        if let dir = opendir("/proc/\(rt)/task") {
+            while let ent = readdir(dir) {
+                let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard let tid = pid_t(name), tracees[tid] == nil else { continue }
+                if Self.ptrace(Self.PTRACE_SEIZE, tid, 0, Self.traceOptions) == 0 { tracees[tid] = Tracee(pid: tid, quiet: true) }
+            }
+            closedir(dir)
+        }
         var sa = sigaction()
         sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
         sa.sa_flags = 0   // no SA_RESTART: waitpid returns EINTR
@@ -206,9 +221,9 @@ public final class Tracer {
         if let t = tracees[pid] { return t }
         // A new child: quiet if it is a thread of the runtime.
         var quiet = false
-        if rootPID != 0, let s = readFile("/proc/\(pid)/status"),
+        if runtimeTgid != 0, let s = readFile("/proc/\(pid)/status"),
            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
-           Int32(line.dropFirst(5).trimmingCharactersSpace()) == rootPID { quiet = true }
+           Int32(line.dropFirst(5).trimmingCharactersSpace()) == runtimeTgid { quiet = true }
         let t = Tracee(pid: pid, quiet: quiet)
         tracees[pid] = t
         return t

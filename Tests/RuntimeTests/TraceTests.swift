@@ -106,11 +106,24 @@ import Testing
             ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(pid) getppid() = ")
         }
         #expect(seen)
+        // A member started later by the runtime is traced too.
+        let joined = try Run.colo(["--join", pid, try Self.guest(), "loop", "1"])
+        #expect(joined.status == 0, "\(joined.stderr)")
+        let jpid = try #require(values(joined.stdout)["pid"])
+        let seenJoined = eventually(timeout: 10) {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(jpid) +++ exited with 0 +++")
+        }
+        #expect(seenJoined)
+        #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(jpid) getppid() = "))
         kill(tracer.pid, SIGINT)
         #expect(tracer.wait(timeout: 10) == 0)
         // Detached: no tracer any more, and the loop finishes normally.
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         #expect(status.contains("TracerPid:\t0"), "\(status)")
+        if let rt = SpaceDirectory.space(containing: pid_t(pid)!)?.table.runtimePID {
+            let rs = (try? String(contentsOfFile: "/proc/\(rt)/status", encoding: .utf8)) ?? ""
+            #expect(rs.contains("TracerPid:\t0"), "\(rs)")
+        }
         try loop.waitFor(timeout: 20) { $0 == "done" }
         #expect(loop.wait(timeout: 20) == 0)
     }
