@@ -197,3 +197,17 @@ import Testing
         #expect(text.contains("\(pid) +++ exited with 0 +++"))
     }
 }
+
+/// colo trace's usage errors and help.
+@Suite struct TraceUsageTests {
+    @Test func usageErrorsAndHelp() throws {
+        let none = try Run.colo(["trace"])
+        #expect(none.status == 2 && none.stderr.contains("no command given"))
+        let missing = try Run.colo(["trace", "-o", "/dev/null", "--", "/nonexistent/colo-trace"])
+        #expect(missing.status == 127)
+        let notColocated = try Run.colo(["trace", "-a", "1"])
+        #expect(notColocated.status == 1 && notColocated.stderr.contains("not in an address space"))
+        let help = try Run.colo(["trace", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("--json"))
+    }
+}

@@ -48,6 +48,8 @@ struct Trace: ParsableCommand {
         let tracer = Tracer(options: options)
         if let a { Glibc.exit(tracer.attach(a)) }
         var argv = command
+        // The command is captured as it is, options and all: help is only asked before it.
+        if argv.first == "--help" || argv.first == "-h" { print(Trace.helpMessage()); Glibc.exit(0) }
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { fail("no command given (usage: colo trace [-o file] [-p PID] [-e names] [--json] -- command [args ...])", status: 2) }
         let outFD = options.output
