@@ -302,7 +302,11 @@ public final class Tracer {
         if !options.names.isEmpty && !options.names.contains(name) { return }
         var result = "?", errName = "", json = "\"result\":null,\"errno\":null"
         if let r = rval {
-            if r < 0 && r >= -4095 {
+            if let (kname, text) = Self.restartErrors[-r] {
+                // Kernel-internal: the call is restarted or fails with EINTR afterwards.
+                result = "? \(kname) (\(text))"
+                json = "\"result\":null,\"errno\":\"\(kname)\""
+            } else if r < 0 && r >= -4095 {
                 let e = Int32(-r)
                 errName = Self.errnoName(e)
                 result = "-1 \(errName) (\(String(cString: strerror(e))))"
@@ -395,6 +399,14 @@ public final class Tracer {
         return o + "\""
     }
 
+    /// The kernel's restart codes, which a tracer sees at the exit of an interrupted call.
+    static let restartErrors: [Int64: (String, String)] = [
+        512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+        513: ("ERESTARTNOINTR", "To be restarted"),
+        514: ("ERESTARTNOHAND", "To be restarted if no handler"),
+        516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
+    ]
+
     /// Calls that replace the program (execve, execveat, coexecve, coexecvec): 0 when the
     /// handler or the runtime never returns to the old one.
     static let execLike: Set<Int> = [59, 322, 1151, 1152]
@@ -438,6 +450,8 @@ public final class Tracer {
             } else if (nr == 257 || nr == 262 || nr == 267 || nr == 269 || nr == 322 || nr == 332 || nr == 439 || nr == 437) && i == 0
                         && Int32(truncatingIfNeeded: a) == -100 {
                 parts.append("AT_FDCWD")
+            } else if a >= 0xffff_f000 && a <= 0xffff_ffff {
+                parts.append(String(Int32(truncatingIfNeeded: a)))      // an int: -1 and other small negatives
             } else if a < 0x10000 || Int64(bitPattern: a) > -4096 && Int64(bitPattern: a) < 0 {
                 parts.append(String(Int64(bitPattern: a)))
             } else {

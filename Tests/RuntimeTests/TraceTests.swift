@@ -198,6 +198,32 @@ import Testing
     }
 }
 
+extension TraceJobControlTests {
+    /// A guest's own signal handler: the signal, the interrupted pause, and the handler's
+    /// rt_sigreturn (its own, so shown) around the SIGSYS-folded calls.
+    @Test func signalToAGuestHandler() throws {
+        let out = NSTemporaryDirectory() + "colo-trace-usr1-\(getpid()).out"
+        defer { unlink(out) }
+        let traced = try Background([Run.colo, "trace", "-o", out, "--", try Guests.probe(.dynamicGlibc), "handler"])
+        let pid = try traced.value("pid")
+        try traced.waitFor { $0 == "ready" }
+        #expect(eventually(timeout: 5) { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(pid) write(1, ") })
+        usleep(100_000)
+        kill(pid_t(pid)!, SIGUSR1)
+        try traced.waitFor { $0 == "handled=1" }
+        #expect(traced.wait() == 0)
+        let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let i = lines.firstIndex(of: "\(pid) --- SIGUSR1 ---")
+        #expect(i != nil, "\(lines)")
+        if let i {
+            #expect(lines[i - 1] == "\(pid) pause() = ? ERESTARTNOHAND (To be restarted if no handler)")
+            #expect(lines[i + 1] == "\(pid) rt_sigreturn() = -1 EINTR (Interrupted system call)")
+        }
+        #expect(lines.contains { $0.hasPrefix("\(pid) mmap(0, ") && $0.contains(", -1, 0) = 0x") })
+        #expect(!lines.contains { $0.contains("SIGSYS") })
+    }
+}
+
 /// colo trace's usage errors and help.
 @Suite struct TraceUsageTests {
     @Test func usageErrorsAndHelp() throws {
