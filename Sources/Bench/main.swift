@@ -30,13 +30,6 @@ func fmt(_ x: Double, _ digits: Int = 1) -> String {
     return String(v)
 }
 
-func environ() -> [String] {
-    var out = [String]()
-    var p = Glibc.environ
-    while let s = p.pointee { out.append(String(cString: s)); p += 1 }
-    return out
-}
-
 let devnull = open("/dev/null", O_RDWR)
 
 /// posix_spawn `argv` with stdio on `out` (default /dev/null); returns its pid.
@@ -47,13 +40,8 @@ func spawnNative(_ argv: [String], out: Int32 = devnull) -> pid_t {
     posix_spawn_file_actions_adddup2(&fa, out, 1)
     posix_spawn_file_actions_adddup2(&fa, devnull, 2)
     var pid: pid_t = 0
-    var cargs = argv.map { strdup($0) } + [nil]
-    let env = environ()
-    var cenv = env.map { strdup($0) } + [nil]
-    let rc = posix_spawn(&pid, argv[0], &fa, nil, &cargs, &cenv)
+    let rc = withCStrings(argv) { av in withCStrings(currentEnvironment()) { ev in posix_spawn(&pid, argv[0], &fa, nil, av, ev) } }
     posix_spawn_file_actions_destroy(&fa)
-    for p in cargs { free(p) }
-    for p in cenv { free(p) }
     precondition(rc == 0, "posix_spawn \(argv[0]): \(rc)")
     return pid
 }
@@ -65,7 +53,7 @@ func waitNative(_ pid: pid_t) -> Int32 {
 }
 
 func spawnColocated(_ space: AddressSpace, _ argv: [String], out: Int32 = devnull) -> pid_t {
-    var r = SpawnRequest(path: argv[0], argv: argv, envp: environ())
+    var r = SpawnRequest(path: argv[0], argv: argv, envp: currentEnvironment())
     r.stdio = [devnull, out, devnull]
     do { return try space.spawn(r).pid } catch { fatalError("spawn \(argv[0]): \(error)") }
 }

@@ -410,10 +410,18 @@ func unixAddress(_ path: String) -> sockaddr_un {
     return addr
 }
 
-/// Call `body` with a NULL-terminated C array of the strings.
-func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+/// Call `body` with a NULL-terminated C array of the strings (argv, envp).
+public func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
     var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
     ptrs.append(nil)
     defer { for p in ptrs { free(p) } }
-    return body(ptrs)
+    return ptrs.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// This process's environment, as execve(2) takes it.
+public func currentEnvironment() -> [String] {
+    var out = [String]()
+    var p = Glibc.environ
+    while let s = p.pointee { out.append(String(cString: s)); p += 1 }
+    return out
 }

@@ -33,7 +33,7 @@ struct Coexec: ParsableCommand {
         }
         let pid = pid_t(truncatingIfNeeded: value)
         let argv = Array(words.dropFirst())
-        let envp = environment()
+        let envp = currentEnvironment()
         var lastError: Int32 = ENOENT
         for path in candidates(argv[0]) {
             let rc = withCStrings(argv) { av in withCStrings(envp) { ev in
@@ -69,19 +69,4 @@ func err(_ message: String) -> Never {
 func printStderr(_ s: String) {
     var line = s + "\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-func environment() -> [String] {
-    var out = [String]()
-    var p = Glibc.environ
-    while let s = p.pointee { out.append(String(cString: s)); p += 1 }
-    return out
-}
-
-/// Call `body` with a NULL-terminated C array of the strings.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    ptrs.append(nil)
-    defer { for p in ptrs { free(p) } }
-    return ptrs.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

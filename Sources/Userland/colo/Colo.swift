@@ -28,27 +28,12 @@ func fail(_ message: String, status: Int32 = 1) -> Never {
 /// others are searched in PATH.
 func resolve(_ name: String) -> String {
     if name.contains("/") { return name }
-    let path = ProcessInfoLite.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
     for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
         let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
         if access(candidate, X_OK) == 0 { return candidate }
     }
     return name
-}
-
-/// The environment of this process as strings and as a dictionary.
-enum ProcessInfoLite {
-    static var environ: [String] {
-        var out = [String]()
-        var p = Glibc.environ
-        while let s = p.pointee { out.append(String(cString: s)); p += 1 }
-        return out
-    }
-    static var environment: [String: String] {
-        var d = [String: String]()
-        for kv in environ { if let eq = kv.firstIndex(of: "=") { d[String(kv[..<eq])] = String(kv[kv.index(after: eq)...]) } }
-        return d
-    }
 }
 
 struct Run: ParsableCommand {
@@ -66,15 +51,14 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         guard let name = argv.first else { fail("no command given (usage: colo [--join PID] command [args ...])", status: 2) }
         let path = resolve(name)
-        let envp = ProcessInfoLite.environ
+        let envp = currentEnvironment()
         if let pid = join {
             do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
             catch { fail(error.message, status: error.errno == ENOENT ? 127 : 126) }
         }
         // Already colocated: stay in this address space (the exec is in place).
         if SpaceDirectory.space(containing: getpid()) != nil {
-            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-            execv(path, &cargs)
+            withCStrings(argv) { _ = execv(path, $0) }
             fail("\(name): \(String(cString: strerror(errno)))", status: errno == ENOENT ? 127 : 126)
         }
         let space: AddressSpace
