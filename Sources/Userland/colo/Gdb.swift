@@ -1,0 +1,145 @@
+import ArgumentParser
+import Glibc
+import Runtime
+
+/// `colo gdb`: gdb attached to a colocated process with the guest's program, load bias and
+/// shared libraries instead of what /proc/PID/exe and /proc/PID/auxv say (the runtime's,
+/// since both are per mm).  See man/colo-gdb.1.
+struct Gdb: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Debug a colocated process with gdb, with the guest's program and libraries.",
+        usage: "colo gdb [--script] [--gdb PATH] [GDB-OPTIONS ...] PID",
+        discussion: """
+            Finds PID's slot, program, load bias and shared libraries, and runs gdb \
+            attached to PID with them (so that bt shows the guest's symbols, not the \
+            runtime's).  Options other than --script and --gdb are passed to gdb: \
+            colo gdb --batch -ex bt PID prints a backtrace and detaches.  --script prints \
+            the gdb commands instead of running gdb (gdb -x FILE runs them).
+            """)
+
+    @Argument(parsing: .captureForPassthrough, help: "[--script] [--gdb PATH] [gdb options ...] PID")
+    var arguments: [String] = []
+
+    /// gdb options that take a value (so the value is never taken for the PID).
+    static let valued: Set<String> = [
+        "-ex", "-eval-command", "-iex", "-init-eval-command", "-x", "-command", "-ix", "-init-command",
+        "-cd", "-d", "-directory", "-data-directory", "-D", "-b", "-l", "-tty", "-t", "-i", "-interpreter",
+    ]
+    /// gdb options that would choose another program or process: colo gdb chooses those.
+    static let refused: Set<String> = ["-p", "-pid", "-e", "-exec", "-se", "-s", "-symbols", "-c", "-core", "-args"]
+
+    /// `--opt` and `-opt` are the same option to gdb; `--opt=value` carries its value.
+    static func canonical(_ a: String) -> String {
+        var s = a.hasPrefix("--") ? String(a.dropFirst()) : a
+        if let eq = s.firstIndex(of: "=") { s = String(s[..<eq]) }
+        return s
+    }
+
+    func run() throws {
+        var script = false
+        var gdb: String? = nil
+        var pid: pid_t? = nil
+        var passed = [String]()
+        var i = 0
+        let args = arguments
+        while i < args.count {
+            let a = args[i]
+            let c = Self.canonical(a)
+            if a == "--script" {
+                script = true
+            } else if a == "--gdb" {
+                guard i + 1 < args.count else { fail("--gdb needs a path", status: 2) }
+                gdb = args[i + 1]; i += 1
+            } else if a.hasPrefix("--gdb=") {
+                gdb = String(a.dropFirst(6))
+            } else if a == "-h" || a == "--help" {
+                print(Gdb.helpMessage()); Glibc.exit(0)
+            } else if a.hasPrefix("-") && Self.refused.contains(c) {
+                fail("\(a): colo gdb chooses the program and the process itself (usage: \(Self.configuration.usage!))", status: 2)
+            } else if a.hasPrefix("-") && Self.valued.contains(c) && !a.contains("=") {
+                guard i + 1 < args.count else { fail("\(a) needs a value", status: 2) }
+                passed += [a, args[i + 1]]; i += 1
+            } else if pid == nil, !a.hasPrefix("-"), let n = Int32(a), n > 0 {
+                pid = n
+            } else {
+                passed.append(a)
+            }
+            i += 1
+        }
+        guard let pid else { fail("no PID given (usage: \(Self.configuration.usage!))", status: 2) }
+
+        let images: GuestImages
+        do throws(ColoError) { images = try GuestImages.find(pid) } catch { fail(error.message) }
+        let commands = GdbScript.commands(for: images)
+        if script { print(commands, terminator: ""); return }
+
+        let exe = gdb ?? (getenv("COLO_GDB").map { String(cString: $0) } ?? "gdb")
+        let path = resolve(exe)
+        guard access(path, X_OK) == 0 else { fail("\(exe): not found (install gdb, or give --gdb PATH)", status: 127) }
+        // The command file is an unlinked file that gdb reads through /dev/fd: nothing
+        // to clean up, and gdb replaces this process (terminal, signals and status are its own).
+        let fd = commandFile(commands)
+        withCStrings([exe, "-q", "-x", "/dev/fd/\(fd)"] + passed) { _ = execv(path, $0) }
+        fail("\(exe): \(String(cString: strerror(errno)))", status: 126)
+    }
+
+    /// A descriptor (inherited across exec) of an unlinked file holding `text`.
+    func commandFile(_ text: String) -> Int32 {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((dir + "/colo-gdb-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd < 0 { fail("cannot create the gdb command file in \(dir): \(String(cString: strerror(errno)))") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }   // /dev/fd/N still opens it
+        var bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n <= 0 { fail("cannot write the gdb command file: \(String(cString: strerror(errno)))") }
+            off += n
+        }
+        lseek(fd, 0, SEEK_SET)
+        return fd
+    }
+}
+
+/// The gdb commands that set up a colocated process.
+enum GdbScript {
+    /// A file name as gdb's argument splitter reads it.
+    static func quoted(_ path: String) -> String {
+        if !path.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "'" || $0 == "\\" }) { return path }
+        return "\"" + path.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+    }
+
+    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+    static func commands(for g: GuestImages) -> String {
+        var s = "# colo gdb: process \(g.pid), slot \(g.slot) [\(hex(g.slotStart)), \(hex(g.slotEnd))) of the address space of runtime \(g.runtimePID)\n"
+        s += "# command: \(printableArgs(g.argv))\n"
+        for o in g.objects {
+            s += "# \(o.kind.rawValue): \(o.path) at \(hex(o.base))\n"
+        }
+        s += "# libraries from: " + (g.fromLinkMap ? "the guest's r_debug (gdb reads it through the program's DT_DEBUG)" : "/proc/\(g.pid)/maps (no r_debug)") + "\n"
+        // /proc/PID/exe is the runtime: never let gdb swap the program for it.
+        s += "set exec-file-mismatch off\n"
+        if !g.fromLinkMap {
+            // gdb would fall back on /proc/PID/auxv, i.e. the runtime's r_debug and libraries.
+            s += "set auto-solib-add off\n"
+        }
+        let program = g.objects[0]
+        s += "exec-file \(quoted(program.path))\n"
+        s += "symbol-file -o \(hex(program.base)) \(quoted(program.path))\n"
+        s += "attach \(g.pid)\n"
+        if !g.fromLinkMap {
+            for o in g.objects.dropFirst() {
+                s += "add-symbol-file -o \(hex(o.base)) \(quoted(o.path))\n"
+            }
+        }
+        return s
+    }
+
+    static func printableArgs(_ argv: [String]) -> String {
+        String(String.UnicodeScalarView(argv.joined(separator: " ").unicodeScalars.map {
+            $0.value < 0x20 || $0.value == 0x7f ? "?" : $0
+        }))
+    }
+}
