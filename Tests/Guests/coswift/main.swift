@@ -45,8 +45,34 @@ func call(_ name: String, _ count: Int) throws(CoError) {
     say("vector=\(Colo.vector().count)")
 }
 
+/// `coswift pool N CALLS`: a CoPool of N threads in this process, called
+/// through CoPoolClient round-robin and first-free, then stopped.
+func pool(_ threads: Int, _ calls: Int) throws(CoError) {
+    let p = try CoPool(threads: threads, capacity: 256) { request, call in
+        [UInt8(call.member)] + request.map { $0 ^ 0x5a }
+    }
+    say("pool_members=\(p.members.count) published_is_member0=\(p.members.first == p.target)")
+    let rr = try CoPoolClient(p.target, strategy: .roundRobin)
+    var good = 0, order = [Int]()
+    for i in 0..<calls {
+        let request = (0..<7).map { UInt8(truncatingIfNeeded: i &* 3 &+ $0) }
+        let reply = try rr.call(request, replyCapacity: 64)
+        order.append(CoPoolClient.lastMember)
+        // The 7-byte request arrives padded to 8; the 9-byte reply comes back padded to 16.
+        if reply.count == 16 && Int(reply[0]) == CoPoolClient.lastMember && Array(reply[1..<9]) == (request + [0]).map({ $0 ^ 0x5a }) { good += 1 }
+    }
+    say("rr_discovered=\(rr.memberCount) rr_good=\(good) rr_order_ok=\(order == (0..<calls).map { $0 % threads })")
+    let ff = try CoPoolClient(members: p.members, strategy: .firstFree)
+    var ffGood = 0
+    for i in 0..<calls where (try ff.call([UInt8(i & 0x7f)], replyCapacity: 16)).prefix(2) == [0, UInt8(i & 0x7f) ^ 0x5a] { ffGood += 1 }
+    say("ff_good=\(ffGood)")
+    try p.stop()
+    do { _ = try rr.call([1]) } catch { say("after_stop=\(error == .calleeGone)") }
+}
+
 do {
     switch args.count > 2 ? args[1] : "" {
+    case "pool": try pool(Int(args[2]) ?? 2, args.count > 3 ? Int(args[3]) ?? 30 : 30)
     case "serve": try serve(args[2])
     case "call": try call(args[2], args.count > 3 ? Int(args[3]) ?? 1 : 1)
     default:
