@@ -3,7 +3,7 @@
  *
  *   gdbtarget            block in pause() (a libc call) until killed
  *   gdbtarget spin N     burn CPU in spin_here() for N seconds, then exit 0
- *   gdbtarget count      block, then on SIGUSR1 print "alive=N" (N: signals so far)
+ *   gdbtarget count      block in sigsuspend(); on each SIGUSR1 print "alive=N" (N: signals so far)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -19,12 +19,17 @@ static void on_usr1(int sig) { (void)sig; hits++; }
 
 __attribute__((noinline)) void stop_here(int count)
 {
+    if (!count)
+        for (;;) pause();
+    /* SIGUSR1 only arrives inside sigsuspend, so none is lost while printing. */
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
     for (;;) {
-        pause();
-        if (count) {
-            printf("alive=%d\n", (int)hits);
-            fflush(stdout);
-        }
+        sigsuspend(&old);
+        printf("alive=%d\n", (int)hits);
+        fflush(stdout);
     }
 }
 

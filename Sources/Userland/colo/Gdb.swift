@@ -128,14 +128,63 @@ enum GdbScript {
         let program = g.objects[0]
         s += "exec-file \(quoted(program.path))\n"
         s += "symbol-file -o \(hex(program.base)) \(quoted(program.path))\n"
+        if let rt = g.runtime {
+            // The SIGSYS handler runs on the guest's threads from the runtime's image: its
+            // symbols and unwind tables name those frames (and lead back to the guest's).
+            s += "add-symbol-file -o \(hex(rt.base)) \(quoted(rt.path))\n"
+        }
         s += "attach \(g.pid)\n"
         if !g.fromLinkMap {
             for o in g.objects.dropFirst() {
                 s += "add-symbol-file -o \(hex(o.base)) \(quoted(o.path))\n"
             }
         }
+        s += sigreturnUnwinder
         return s
     }
+
+    /// The handler returns to the runtime's restorer (mov $15,%eax; syscall), which gdb does
+    /// not take for a signal trampoline (glibc's is mov $15,%rax): without this, a backtrace
+    /// of a process inside the SIGSYS handler (a blocking sigsuspend, an exec in place) stops
+    /// there.  The interrupted registers are in the ucontext at the restorer frame's %rsp
+    /// (uc_mcontext at offset 40, gregs in <sys/ucontext.h> order).  Last in the file: a gdb
+    /// without Python fails here and loses only this.
+    static let sigreturnUnwinder = """
+        python
+        import gdb, struct
+        from gdb.unwinder import Unwinder, register_unwinder
+
+        class ColoFrameId:
+            def __init__(self, sp, pc):
+                self.sp = sp
+                self.pc = pc
+
+        class ColoSigreturn(Unwinder):
+            names = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                     "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip")
+
+            def __init__(self):
+                super().__init__("colo-sigreturn")
+
+            def __call__(self, pending):
+                pc = pending.read_register("rip")
+                memory = gdb.selected_inferior()
+                try:
+                    if bytes(memory.read_memory(int(pc), 7)) != b"\\xb8\\x0f\\x00\\x00\\x00\\x0f\\x05":
+                        return None
+                    sp = pending.read_register("rsp")
+                    regs = struct.unpack("<17Q", bytes(memory.read_memory(int(sp) + 40, 17 * 8)))
+                except gdb.MemoryError:
+                    return None
+                info = pending.create_unwind_info(ColoFrameId(sp, pc))
+                for name, value in zip(self.names, regs):
+                    info.add_saved_register(name, gdb.Value(value).cast(pending.read_register(name).type))
+                return info
+
+        register_unwinder(None, ColoSigreturn(), replace=True)
+        end
+
+        """
 
     static func printableArgs(_ argv: [String]) -> String {
         String(String.UnicodeScalarView(argv.joined(separator: " ").unicodeScalars.map {

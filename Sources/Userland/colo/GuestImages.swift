@@ -8,7 +8,7 @@ import Runtime
 /// from the guest's own dynamic linker (r_debug, found through the program's DT_DEBUG), or,
 /// when there is no r_debug, from the file mappings of /proc/PID/maps inside the slot.
 struct GuestImages {
-    enum Kind: String { case program, interpreter, library }
+    enum Kind: String { case program, interpreter, library, runtime }
     struct Object { let kind: Kind; let path: String; let base: UInt64 }
 
     let pid: pid_t
@@ -17,6 +17,9 @@ struct GuestImages {
     let argv: [String]
     /// The program first, then the objects in the dynamic linker's order.
     let objects: [Object]
+    /// The runtime's executable, where the SIGSYS handler that runs on the guest's threads
+    /// lives (outside every slot); nil if its mapping was not found.
+    let runtime: Object?
     /// true: the libraries come from the guest's r_debug list (so gdb's own reading of it,
     /// through the program's DT_DEBUG, finds the same); false: from /proc/PID/maps.
     let fromLinkMap: Bool
@@ -52,6 +55,7 @@ struct GuestImages {
         let interpreter = member.images.count > 1
             ? Object(kind: .interpreter, path: mappedPath(member.images[1]), base: member.images[1].base) : nil
 
+        let runtime = runtimeObject(pid: pid, runtimePID: rt)
         let inSlot = { (a: UInt64) in a >= slotStart && a < slotEnd }
         if let listed = linkMap(pid: pid, program: program, inSlot: inSlot), !listed.isEmpty {
             var objects = [program]
@@ -61,7 +65,7 @@ struct GuestImages {
             }
             if let interpreter, !objects.contains(where: { $0.base == interpreter.base }) { objects.append(interpreter) }
             return GuestImages(pid: pid, runtimePID: rt, slot: member.slot, argv: member.argv,
-                               objects: objects, fromLinkMap: true)
+                               objects: objects, runtime: runtime, fromLinkMap: true)
         }
         // No r_debug (a static program, or a dynamic linker not yet started): every ELF
         // file mapped in the slot, with the bias its first mapping implies.
@@ -74,7 +78,23 @@ struct GuestImages {
             objects.append(Object(kind: .library, path: path, base: m.start - pageDown(seg.vaddr)))
         }
         return GuestImages(pid: pid, runtimePID: rt, slot: member.slot, argv: member.argv,
-                           objects: objects, fromLinkMap: false)
+                           objects: objects, runtime: runtime, fromLinkMap: false)
+    }
+
+    /// The runtime's executable (/proc/RUNTIME/exe) and its load bias, from its first mapping.
+    static func runtimeObject(pid: pid_t, runtimePID: pid_t) -> Object? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(runtimePID)/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let exe = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Through /proc: the file may have been replaced since (a rebuild), "PATH (deleted)".
+        guard let elf = ElfFile(path: "/proc/\(runtimePID)/exe"), let first = elf.loads.first else { return nil }
+        for m in MapLine.read(pid) where m.path == exe {
+            if m.offset == pageDown(first.offset), m.start >= pageDown(first.vaddr) {
+                return Object(kind: .runtime, path: m.usablePath(pid), base: m.start - pageDown(first.vaddr))
+            }
+        }
+        return nil
     }
 
     /// The guest dynamic linker's list of loaded objects (path, l_addr), read from the
