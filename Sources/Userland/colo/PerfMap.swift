@@ -37,7 +37,8 @@ struct PerfMap: ParsableCommand {
         lines.sort { $0.0 < $1.0 }
         var text = ""
         var last = ""
-        for (_, l) in lines where l != last { text += l + "\n"; last = l }   // aliases at one address stay
+        var count = 0
+        for (_, l) in lines where l != last { text += l + "\n"; last = l; count += 1 }   // aliases at one address stay
         let target = o ?? "/tmp/perf-\(pid).map"
         if target == "-" { print(text, terminator: ""); return }
         let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -50,6 +51,6 @@ struct PerfMap: ParsableCommand {
             off += n
         }
         close(fd)
-        print("\(target): \(lines.count) functions of \(images.objects.count) objects")
+        print("\(target): \(count) functions of \(images.objects.count) objects")
     }
 }
