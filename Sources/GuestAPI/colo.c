@@ -51,19 +51,48 @@ static long instant(long nr, long a, long b, long c)
 
 /* Per-thread capabilities handed out by _cosetup (cosetup.c). */
 static __thread void *cocall_code, *cocall_data, *coaccept_code, *coaccept_data;
+/* This thread uses the switcher (cosetup attached it): as a caller, as a callee. */
+static __thread int fast_calls, fast_accepts;
+
+/* The runtime's switcher entry points, from the address-space table (only
+ * read once a cosetup succeeded, i.e. inside an address space). */
+static uint64_t switcher_entry(int i)
+{
+    const struct colo_table_header *h = (const struct colo_table_header *)COLO_TABLE_ADDR;
+    return h->magic == COLO_TABLE_MAGIC ? h->switcher[i] : 0;
+}
+
+typedef long (*switcher_call)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 int _cosetup(int what, void **code, void **data)
 {
     return (int)instant(COLO_SYS_cosetup, what, (long)code, (long)data);
 }
 
+/* Attach the thread to the switcher with its SCB capability; 1 if it can
+ * use the fast path (else calls take the slow path). */
+static int attach(void *data, int calls)
+{
+    uint64_t entry = switcher_entry(COLO_SWITCHER_ATTACH);
+    if (entry == 0 || getenv("COLO_SLOW_PATH") != NULL)
+        return 0;
+    return ((long (*)(uint64_t, long))entry)((uint64_t)data, calls) == 0;
+}
+
 int cosetup(int what)
 {
+    int error;
     switch (what) {
     case COSETUP_COCALL:
-        return _cosetup(what, &cocall_code, &cocall_data);
+        error = _cosetup(what, &cocall_code, &cocall_data);
+        if (error == 0 && !fast_calls)
+            fast_calls = attach(cocall_data, 1);
+        return error;
     case COSETUP_COACCEPT:
-        return _cosetup(what, &coaccept_code, &coaccept_data);
+        error = _cosetup(what, &coaccept_code, &coaccept_data);
+        if (error == 0 && !fast_accepts)
+            fast_accepts = attach(coaccept_data, 0);
+        return error;
     default:
         return EINVAL;      /* CheriBSD's quirk: the errno is the return value */
     }
@@ -108,29 +137,48 @@ ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *i
     return CALL(COLO_SYS_coaccept_slow, cookiep, outbuf, outlen, inbuf, inlen, 0);
 }
 
-/* The switcher entry points.  Until the fast path exists the switcher's
- * code/data capabilities are not used: calls take the slow path. */
+/* The switcher entry points: the fast path when this thread is attached,
+ * else the slow path.  Callee code running on a borrowed context that calls
+ * out is first moved to its own thread by a system call (any will do). */
 ssize_t _cocall(void *code, void *data, const void *target, const void *outbuf, size_t outlen,
                 void *inbuf, size_t inlen)
 {
-    (void)code; (void)data;
+    (void)code;
+    if (fast_calls) {
+        switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
+        long r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+        if (r == -COLO_SWITCH_UNBORROW_FIRST) {
+            (void)syscall(SYS_getpid);
+            r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+        }
+        return result(r);
+    }
     return cocall_slow((void *)target, outbuf, outlen, inbuf, inlen);
 }
 
 ssize_t _coaccept(void *code, void *data, void **cookiep, const void *outbuf, size_t outlen,
                   void *inbuf, size_t inlen)
 {
-    (void)code; (void)data;
+    (void)code;
+    if (fast_accepts) {
+        switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COACCEPT);
+        return result(fast((uint64_t)data, (uint64_t)cookiep, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen));
+    }
     return coaccept_slow(cookiep, outbuf, outlen, inbuf, inlen);
 }
 
 /* cocall(2): while the callee has not called coaccept yet (EAGAIN), wait a
- * millisecond and try again, as CheriBSD's libc does. */
+ * millisecond and try again, as CheriBSD's libc does; a callee that accepts
+ * with coaccept_slow (EPROTOTYPE) is called with cocall_slow. */
 ssize_t cocall(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
     for (;;) {
         ssize_t r = _cocall(cocall_code, cocall_data, target, outbuf, outlen, inbuf, inlen);
-        if (r >= 0 || errno != EAGAIN)
+        if (r >= 0)
+            return r;
+        if (errno == EPROTOTYPE)
+            return cocall_slow(target, outbuf, outlen, inbuf, inlen);
+        if (errno != EAGAIN)
             return r;
         usleep(1000);
         errno = EAGAIN;
@@ -142,17 +190,31 @@ ssize_t coaccept(void **cookiep, const void *outbuf, size_t outlen, void *inbuf,
     return _coaccept(coaccept_code, coaccept_data, cookiep, outbuf, outlen, inbuf, inlen);
 }
 
-/* Without the switcher the subject of a call is always the calling process. */
+/* The subject of the running code: the callee whose context this thread
+ * borrows, else the thread itself; read from the thread's SCB, no system
+ * call, once the thread is attached to the switcher. */
+static const struct colo_scb *subject(void)
+{
+    if (!fast_calls && !fast_accepts)
+        return NULL;
+    const struct colo_scb *me = ((const struct colo_scb *(*)(void))switcher_entry(COLO_SWITCHER_SELF))();
+    if (me == NULL || me->magic != COLO_SCB_MAGIC)
+        return NULL;
+    return me->borrowing != NULL ? me->borrowing : me;
+}
+
 pid_t _cogetpid2(void *code, void *data)
 {
     (void)code; (void)data;
-    return getpid();
+    const struct colo_scb *s = subject();
+    return s != NULL ? s->pid : getpid();
 }
 
 lwpid_t _cogettid(void *code, void *data)
 {
     (void)code; (void)data;
-    return (lwpid_t)syscall(SYS_gettid);
+    const struct colo_scb *s = subject();
+    return s != NULL ? (lwpid_t)s->tid : (lwpid_t)syscall(SYS_gettid);
 }
 
 pid_t cogetpid2(void) { return _cogetpid2(NULL, NULL); }

@@ -63,6 +63,7 @@ public final class AddressSpace {
         kernel = try Kernel()
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
+        Kernel.publishSwitcher(in: table)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
         try openControlSocket()
     }
@@ -164,6 +165,8 @@ public final class AddressSpace {
         slot.pointee.entry = loaded.entry
         slot.pointee.initial_sp = loaded.stackPointer
         slot.pointee.guest_sigsys = colo_sigaction_rec()
+        withUnsafeMutableBytes(of: &slot.pointee.guest_actions) { _ = memset($0.baseAddress!, 0, $0.count) }
+        slot.pointee.switcher_signals = 0
         storeCString(loaded.comm, into: &slot.pointee.comm)
         var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
                                           start: loaded.program.start, end: loaded.program.end)]

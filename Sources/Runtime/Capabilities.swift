@@ -40,7 +40,8 @@ final class CapabilityTable {
         colo_cap_entry_at(table, index)
     }
 
-    private func index(of cap: UInt64) -> UInt32 {
+    /// The table index a capability of this table is stored at.
+    func index(of cap: UInt64) -> UInt32 {
         UInt32(truncatingIfNeeded: ((cap ^ table.pointee.key) >> UInt64(COLO_CAP_INDEX_SHIFT)) & UInt64(COLO_CAP_INDEX_MASK))
     }
 
@@ -66,6 +67,12 @@ final class CapabilityTable {
     /// The entry of `cap` if it is a valid (live or dead) capability of `kind`.
     func lookup(_ cap: UInt64, _ kind: Kind) -> colo_cap_entry? {
         colo_cap_lookup(table, cap, kind.rawValue)?.pointee
+    }
+
+    /// Set what a live capability refers to (its entry's `object`).
+    func setObject(_ cap: UInt64, _ object: UInt64) {
+        let i = index(of: cap)
+        if entry(i).pointee.value == cap { entry(i).pointee.object = object }
     }
 
     /// Invalidate `cap` at once; its entry becomes free.

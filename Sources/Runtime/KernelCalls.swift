@@ -1,5 +1,6 @@
 import Glibc
 import GuestAPI
+import Switcher
 
 /// The capability and call area of the system-call table: cosetup, coregister,
 /// colookup, cogetpid, cocall_slow, coaccept_slow, capfromfd, captofd.
@@ -32,7 +33,7 @@ enum KernelCalls {
         switch what {
         case Int32(0) /* COSETUP_COCALL */, Int32(1) /* COSETUP_COACCEPT */:
             let k = space.kernel
-            guard k.ensureSCB(t) else { return .error(ENOMEM) }
+            guard k.ensureSCB(t, space) else { return .error(ENOMEM) }
             guard GuestMemory.shared.store(k.codeCapability(t.pid), at: call.args[1]),
                   GuestMemory.shared.store(t.scb, at: call.args[2]) else { return .error(EFAULT) }
             if what == 0 { t.cocallReady = true } else { t.coacceptReady = true }
@@ -50,9 +51,10 @@ enum KernelCalls {
     /// calling this thread, published under `name` unless it is NULL.
     static func coregister(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         let k = space.kernel
-        guard k.ensureSCB(t) else { return .error(ENOMEM) }
+        guard k.ensureSCB(t, space) else { return .error(ENOMEM) }
         if t.target == 0 {
-            guard let c = k.caps.mint(.target, pid: t.pid, tid: t.tid) else { return .error(ENOMEM) }
+            guard let c = k.caps.mint(.target, pid: t.pid, tid: t.tid,
+                                      object: UInt64(UInt(bitPattern: t.block))) else { return .error(ENOMEM) }
             t.target = c
         }
         if call.args[1] != 0 && !GuestMemory.shared.store(t.target, at: call.args[1]) { return .error(EFAULT) }
@@ -86,8 +88,15 @@ enum KernelCalls {
 
     /// `int cogetpid(pid_t *pidp)`: the PID of the caller being served.
     static func cogetpid(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
-        guard let s = t.serving else { return .error(ESRCH) }
-        return GuestMemory.shared.store(s.caller.pid, at: call.args[0]) ? .value(0) : .error(EFAULT)
+        let pid: pid_t
+        if let s = t.serving {
+            pid = s.caller.pid
+        } else if let b = t.block, colo_scb_caller_pid(b) != 0 {
+            pid = colo_scb_caller_pid(b)      // a fast call, unborrowed by this very system call
+        } else {
+            return .error(ESRCH)
+        }
+        return GuestMemory.shared.store(pid, at: call.args[0]) ? .value(0) : .error(EFAULT)
     }
 
     /// The buffer arguments (args 1–4) of cocall/coaccept: a NULL buffer only

@@ -1,5 +1,6 @@
 import Glibc
 import GuestAPI
+import Switcher
 
 /// A guest thread as the kernel knows it from its first colocation call: its
 /// identity and its call state (CheriBSD's switcher control block, SCB).
@@ -21,6 +22,8 @@ final class ThreadContext {
     var cocallReady = false, coacceptReady = false
     /// cosetup's data capability (the sealed SCB); the thread's cookies derive from it.
     var scb: UInt64 = 0
+    /// The switcher control block the SCB capability names (in the SCB area).
+    var block: OpaquePointer?
     /// coregister's capability for calling this thread (0: none yet).
     var target: UInt64 = 0
     /// Has called coaccept at least once (before that, cocalls give EAGAIN).
@@ -90,13 +93,37 @@ final class Kernel {
     }
     private var wchans = [pid_t: Wchan]()
 
+    /// The SCB area: one COLO_SCB_SIZE block per capability-table index,
+    /// reserved (not committed) for the life of the address space.
+    private let scbArea: UnsafeMutableRawPointer
+    private static let scbAreaSize = Int(COLO_CAP_TABLE_CAPACITY) * Int(COLO_SCB_SIZE)
+
     init() throws(ColoError) {
         caps = try CapabilityTable()
+        guard let area = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_SCB_AREA_ADDR)), Self.scbAreaSize,
+                              PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
+              area != MAP_FAILED else { throw .last("cannot map the SCB area") }
+        scbArea = area
         watchFD = Int32(rawSyscall(Epoll.create1, Int(O_CLOEXEC)))
         guard watchFD >= 0 else { throw ColoError(-watchFD, "epoll_create1: \(String(cString: strerror(-watchFD)))") }
     }
 
-    deinit { close(watchFD) }
+    deinit {
+        close(watchFD)
+        munmap(scbArea, Self.scbAreaSize)
+    }
+
+    /// Offer the switcher to the address space's guests (their library reads
+    /// the entry points from the table), if this CPU lets user code read and
+    /// write the FS and GS bases; without it every call takes the slow path.
+    static func publishSwitcher(in table: SpaceTable) {
+        guard colo_switcher_supported() != 0 else { return }
+        var entries = [UInt64](repeating: 0, count: 8)
+        colo_switcher_entries(&entries)
+        withUnsafeMutableBytes(of: &table.header.pointee.switcher) { raw in
+            for (i, e) in entries.enumerated() { raw.storeBytes(of: e, toByteOffset: i * 8, as: UInt64.self) }
+        }
+    }
 
     // MARK: threads
 
@@ -146,9 +173,19 @@ final class Kernel {
         return setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0
     }
 
-    /// Give `t` its SCB capability (cosetup's data, source of its cookies).
-    func ensureSCB(_ t: ThreadContext) -> Bool {
-        if t.scb == 0, let c = caps.mint(.scb, pid: t.pid, tid: t.tid) { t.scb = c }
+    /// Give `t` its SCB capability (cosetup's data, source of its cookies)
+    /// and its switcher control block.
+    func ensureSCB(_ t: ThreadContext, _ space: AddressSpace) -> Bool {
+        if t.scb == 0, let c = caps.mint(.scb, pid: t.pid, tid: t.tid) {
+            let block = OpaquePointer(scbArea + Int(caps.index(of: c)) * Int(COLO_SCB_SIZE))
+            let wchan = MemoryLayout<colo_proc_entry>.offset(of: \colo_proc_entry.wchan).map {
+                (UnsafeMutableRawPointer(space.table.entry(t.slot)) + $0).assumingMemoryBound(to: CChar.self)
+            }
+            colo_scb_init(block, t.pid, t.tid, c & ~UInt64(COLO_CAP_TAG), UInt64(UInt(bitPattern: space.slotHeader(t.slot))), wchan)
+            caps.setObject(c, UInt64(UInt(bitPattern: block)))
+            t.scb = c
+            t.block = block
+        }
         return t.scb != 0
     }
 
@@ -181,6 +218,7 @@ final class Kernel {
             if space.table[.counregisterOnExit] != 0 { names = names.filter { $0.value != t.target } }
         }
         if t.scb != 0 { caps.revoke(t.scb) }
+        if let b = t.block { colo_scb_retire(b) }
         t.acceptor = nil
         if let s = t.serving { t.serving = nil; finish(s, .error(ENOLINK), space) }
         let waiting = t.queue
@@ -197,6 +235,9 @@ final class Kernel {
                 _ space: AddressSpace) -> CallResult {
         guard caller.cocallReady, let e = caps.lookup(target, .target) else { return .error(EINVAL) }
         guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = current(e.tid, space) else { return .error(ENOLINK) }
+        if !callee.hasAccepted, let b = callee.block, colo_scb_state(b) != UInt32(COLO_SCB_NEW.rawValue) {
+            return .error(EPROTOTYPE)       // it accepts with the switcher's coaccept
+        }
         guard callee.hasAccepted else { return .error(EAGAIN) }
         callee.queue.append(Call(call: call, caller: caller, buffers: b))
         setSleep(caller, .busy, call, space)
@@ -219,6 +260,7 @@ final class Kernel {
             }
         }
         callee.hasAccepted = true
+        if let b = callee.block { colo_scb_set_slow(b) }
         callee.acceptor = Accept(call: call, cookiep: cookiep, buffers: b)
         setSleep(callee, .accept, call, space)
         offer(callee, handling: call.id, space)

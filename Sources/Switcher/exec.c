@@ -40,7 +40,7 @@ static struct colo_vfork_area *vfork_area(struct colo_slot *s, long tid)
 
 /* Save the trapped guest context so colo_resume() continues it with `rax`
  * (and rsp = `rsp`). */
-static void save_context(struct colo_resume *r, const ucontext_t *uc, long rax, uint64_t rsp)
+void colo_save_context(struct colo_resume *r, const ucontext_t *uc, long rax, uint64_t rsp)
 {
     const greg_t *g = uc->uc_mcontext.gregs;
     for (int i = 0; i < 23; i++) r->gregs[i] = (uint64_t)g[i];
@@ -93,8 +93,8 @@ long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
             return -22;
     }
     struct colo_vfork_area *a = vfork_area(s, sys0(SYS_gettid));
-    save_context(&a->child, uc, 0, rsp);
-    save_context(&a->parent, uc, 0, (uint64_t)g[REG_RSP]);
+    colo_save_context(&a->child, uc, 0, rsp);
+    colo_save_context(&a->parent, uc, 0, (uint64_t)g[REG_RSP]);
     a->flags = flags & ~(unsigned long)CLONE_VFORK;
     a->done = 1;
     colo_on_stack(vfork_from_area, a, (char *)a + COLO_VFORK_AREA_SIZE);

@@ -12,8 +12,34 @@ struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
 long colo_close_cloexec_fds(void);
 
 /* Dispositions as execve leaves them: handled signals back to default,
- * ignored ones kept; the shadowed SIGSYS record of slot `s` too, if given. */
+ * ignored ones kept; the shadowed SIGSYS record of slot `s` too, if given.
+ * The thread also leaves the switcher (colo_switch_detach). */
 void colo_reset_signals_for_exec(struct colo_slot *s);
+
+/* Save the trapped guest context so colo_resume() continues it with `rax`
+ * (and rsp = `rsp`). */
+void colo_save_context(struct colo_resume *r, const ucontext_t *uc, long rax, uint64_t rsp);
+
+/* ---- the switcher (switch.c) ---- */
+
+/* The kernel-level handler of every signal a guest handles, and of the
+ * synchronous fault signals of processes using the switcher: defers signals
+ * that arrive while a thread borrows another process's context, hands faults
+ * of borrowed code to their process, then runs the guest's own disposition. */
+void colo_signal_entry(int sig, siginfo_t *info, void *uctx);
+
+/* Is `handler` the dispatcher? */
+static inline int colo_is_dispatcher(uint64_t handler) { return handler == (uint64_t)colo_signal_entry; }
+
+/* SIGSYS from Syscall User Dispatch: a borrowed context made a system call. */
+void colo_switch_unborrow_syscall(ucontext_t *uc);
+
+/* Turn Syscall User Dispatch off and forget the thread's SCB (exec in place). */
+void colo_switch_detach(void);
+
+/* The restorer of handlers the runtime installs (clone.S). */
+extern void colo_sigreturn(void);
+#define COLO_SA_RESTORER 0x04000000
 
 /* execve (at = 0) or execveat (at = 1) trapped in slot `s`. */
 long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at);

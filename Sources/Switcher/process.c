@@ -42,5 +42,9 @@ void colo_reset_signals_for_exec(struct colo_slot *s)
         colo_memset(&dfl, 0, sizeof dfl);
         sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
     }
-    if (s) colo_memset(&s->guest_sigsys, 0, sizeof s->guest_sigsys);
+    if (s) {
+        colo_memset(&s->guest_sigsys, 0, sizeof s->guest_sigsys);
+        s->switcher_signals = 0;
+    }
+    colo_switch_detach();
 }

@@ -215,11 +215,39 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
         }
         return 0;
     }
-    if (!act) return sys4(SYS_rt_sigaction, sig, 0, (long)oact, 8);
-    struct kernel_sigaction in;
-    if (guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
-    in.mask &= ~SIGBIT(SIGSYS);
-    return sys4(SYS_rt_sigaction, sig, (long)&in, (long)oact, 8);
+    if (sig < 1 || sig > 64 || sig == SIGKILL || sig == SIGSTOP) {
+        struct kernel_sigaction in;
+        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+        return sys4(SYS_rt_sigaction, sig, act ? (long)&in : 0, (long)oact, 8);
+    }
+    /* A handler the guest installs runs under the switcher's dispatcher (see
+     * switch.c); the guest sees its own disposition.  A vfork child sharing
+     * its parent's slot sets its dispositions directly. */
+    struct colo_sigaction_rec *shadow = &s->guest_actions[sig - 1];
+    struct kernel_sigaction old, shown, in;
+    long r = sys4(SYS_rt_sigaction, sig, 0, &old, 8);
+    if (r < 0) return r;
+    if (colo_is_dispatcher(old.handler)) colo_memcpy(&shown, shadow, sizeof shown);
+    else shown = old;
+    if (act) {
+        if (guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+        in.mask &= ~SIGBIT(SIGSYS);
+        int fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP;
+        int handled = in.handler != (uint64_t)SIG_DFL && in.handler != (uint64_t)SIG_IGN;
+        if (s->owner_pid == sys0(SYS_getpid) && (handled || (fault && s->switcher_signals))) {
+            struct kernel_sigaction k = in;
+            colo_memcpy(shadow, &in, sizeof in);
+            k.handler = (uint64_t)colo_signal_entry;
+            k.flags |= SA_SIGINFO | COLO_SA_RESTORER;
+            k.restorer = (uint64_t)colo_sigreturn;
+            r = sys4(SYS_rt_sigaction, sig, &k, 0, 8);
+        } else {
+            r = sys4(SYS_rt_sigaction, sig, &in, 0, 8);
+        }
+        if (r < 0) return r;
+    }
+    if (oact && guest_write(oact, &shown, sizeof shown) < 0) return ERR(E_FAULT);
+    return 0;
 }
 
 /* The mask the guest had when it trapped is in the ucontext; sigreturn installs
@@ -292,6 +320,10 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
         s = (struct colo_slot *)(COLO_SLOT_REGION_BASE +
             (((ip - COLO_SLOT_REGION_BASE) >> COLO_SLOT_SHIFT) << COLO_SLOT_SHIFT));
         if (s->magic != COLO_SLOT_MAGIC) s = 0;
+    }
+    if (info->si_code == 2 /* SYS_USER_DISPATCH */) {
+        colo_switch_unborrow_syscall(uc);
+        return;
     }
     if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_errno != COLO_TRAP_DATA || !s) {
         forward_sigsys(s, sig, info, uctx);

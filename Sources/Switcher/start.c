@@ -16,10 +16,7 @@
 
 extern long colo_clone_start(unsigned long flags, void *stack, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
-extern void colo_sigreturn(void);
 void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
-
-#define SA_RESTORER_FLAG 0x04000000
 
 enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
                   STEP_SIGNALS, STEP_NAME };
@@ -58,7 +55,7 @@ static void child_main(void *arg)
         colo_memset(&sa, 0, sizeof sa);
         if (sig == SIGSYS) {
             sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | SA_RESTORER_FLAG;
+            sa.flags = SA_SIGINFO | COLO_SA_RESTORER;
             sa.restorer = (uint64_t)colo_sigreturn;
         } else {
             sa.handler = (slot->ignored_signals >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;

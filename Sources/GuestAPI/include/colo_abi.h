@@ -139,6 +139,14 @@ struct colo_slot {
     int32_t  start_error;           /* errno if start-up failed before the jump */
     int32_t  start_step;            /* which start-up step failed */
     uint64_t stats_traps;           /* SIGSYS traps served for this process */
+    /* Dispositions of signals whose kernel handler is the switcher's
+     * dispatcher (colo_signal_entry): what the guest installed (SIGSYS: see
+     * guest_sigsys).  For other signals the kernel's disposition is the truth. */
+    struct colo_sigaction_rec guest_actions[64];
+    /* 1 once a thread attached to the switcher: the synchronous fault signals
+     * (SEGV, BUS, FPE, ILL, TRAP) always go through the dispatcher. */
+    uint32_t switcher_signals;
+    uint32_t pad3;
 };
 
 /* ---- The address-space table (shared file) ---- */
@@ -188,7 +196,101 @@ struct colo_table_header {
     uint32_t entry_size;
     uint64_t created_ns;
     int32_t  knobs[COLO_KNOB_COUNT];
-    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT];
+    /* The switcher's entry points in the runtime's text (struct colo_switcher),
+     * which the guest library calls; 0 where a runtime has no switcher. */
+    uint64_t switcher[8];
+    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64];
+};
+
+/* ---- The switcher (fast cocall/coaccept) ------------------------------------
+ * Every thread that called cosetup or coregister has a switcher control block
+ * (SCB) in the SCB area, at the index of its SCB capability.  The switcher
+ * code runs on guest threads; the runtime initialises an SCB when it mints the
+ * capability and retires it when the thread exits.  While a caller borrows a
+ * callee's context, the caller's Syscall User Dispatch selector is BLOCK, so a
+ * system call made by callee code becomes SIGSYS and is handed to the callee's
+ * own thread, parked in the SCB's park loop ("copark"). */
+#define COLO_SCB_AREA_ADDR      0x0f0000000000ULL   /* below the process table */
+#define COLO_SCB_SIZE           0x10000ULL          /* 64 KiB: state, then the park stack */
+#define COLO_SCB_MAGIC          0x42435343534f4c43ULL /* "CLOSCSCB" */
+
+/* Callee side: what a cocall to the thread finds. */
+enum colo_scb_state {
+    COLO_SCB_NEW = 0,       /* has never accepted: EAGAIN */
+    COLO_SCB_IDLE = 1,      /* parked in a fast coaccept: its context may be borrowed */
+    COLO_SCB_BUSY = 2,      /* running (its own code, or serving a call) */
+    COLO_SCB_SLOW = 3,      /* accepts with coaccept_slow: EPROTOTYPE */
+    COLO_SCB_DEAD = 4,      /* the thread exited: ENOLINK */
+};
+
+/* What the park loop of a callee's own thread is asked to do. */
+enum colo_park_command {
+    COLO_PARK_NONE = 0,
+    COLO_PARK_UNBORROW = 1, /* continue the borrowed context saved in `resume` */
+    COLO_PARK_ABANDON = 2,  /* the borrower died: coaccept returns EINTR here */
+    COLO_PARK_RETURN = 3,   /* coaccept returns park_value here */
+};
+
+/* The low two bits of colo_scb.done. */
+enum colo_call_done {
+    COLO_CALL_WAITING = 0,  /* the callee's thread runs the call */
+    COLO_CALL_ANSWERED = 1, /* result holds the answer */
+    COLO_CALL_CANCELLED = 2,/* the caller stopped waiting (EINTR) */
+    COLO_CALL_COPYING = 3,  /* the callee is writing the answer */
+};
+
+/* The callee-saved part of a context: what cocall and coaccept switch. */
+struct colo_switch_context {
+    uint64_t rsp, rip, rbx, rbp, r12, r13, r14, r15;
+    uint64_t fsbase;
+    uint32_t mxcsr;
+    uint16_t fpucw, pad;
+};
+
+struct colo_scb {
+    uint64_t magic;
+    int32_t  pid, tid;            /* the thread it belongs to */
+    uint64_t cookie;              /* its cookie (SCB capability without tag) */
+    uint64_t slot;                /* address of its process's struct colo_slot */
+    char    *wchan;               /* its process's WCHAN field in the table */
+    /* callee side */
+    uint32_t state;               /* enum colo_scb_state (atomic) */
+    uint32_t park;                /* enum colo_park_command: futex of the park loop */
+    struct colo_scb *caller;      /* the caller being served, or 0 */
+    uint32_t caller_seq;          /* that caller's call number */
+    uint32_t pad0;
+    int64_t  park_value;          /* what coaccept returns on COLO_PARK_RETURN */
+    uint64_t cookiep, out, outlen, in, inlen;   /* arguments of the waiting coaccept */
+    struct colo_switch_context accept_ctx;      /* where the waiting coaccept returns */
+    /* caller side */
+    uint8_t  selector;            /* Syscall User Dispatch: 0 allow, 1 block */
+    uint8_t  pad1[3];
+    uint32_t seq;                 /* number of the thread's current call */
+    uint32_t done;                /* futex: seq << 2 | enum colo_call_done, for an unborrowed call */
+    uint32_t redeliver;           /* the callee's input buffer faulted: its next coaccept gets the request */
+    struct colo_scb *borrowing;   /* the callee whose context this thread runs, or 0 */
+    struct colo_scb *wake_after;  /* a callee to wake once this thread has its own context back */
+    uint64_t call_out, call_outlen, call_in, call_inlen;   /* the cocall's buffers */
+    int64_t  result;              /* an unborrowed call's result (bytes or -errno) */
+    uint64_t saved_mask;          /* signal mask when an unborrow started */
+    struct colo_switch_context call_ctx;        /* where the cocall returns */
+    uint64_t pending;             /* signals that arrived while borrowing (bit sig-1) */
+    uint64_t stats_calls, stats_unborrows;
+    uint8_t  pending_info[64][128];             /* their siginfo */
+    struct colo_resume resume;    /* an unborrowed context for the park loop */
+};
+
+/* -COLO_SWITCH_UNBORROW_FIRST from the switcher's cocall: the caller is
+ * callee code running on a borrowed context; it must make any system call
+ * (which moves it to its own thread) and call again. */
+#define COLO_SWITCH_UNBORROW_FIRST 512
+
+/* Index of the switcher's entry points in colo_table_header.switcher. */
+enum colo_switcher_entry {
+    COLO_SWITCHER_ATTACH = 0,     /* long (struct colo_scb *) */
+    COLO_SWITCHER_COCALL = 1,     /* long (scb, target, out, outlen, in, inlen) */
+    COLO_SWITCHER_COACCEPT = 2,   /* long (scb, cookiep, out, outlen, in, inlen) */
+    COLO_SWITCHER_SELF = 3,       /* struct colo_scb *(void): the thread's SCB (GS base) */
 };
 
 /* A raw system call: the result, or -errno.  No errno, no libc. */

@@ -26,4 +26,31 @@ int colo_spawn(struct colo_slot *slot);
  * before anything changes them: a started program inherits these, as after execve. */
 void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked);
 
+/* ---- the switcher (switch.c), as the runtime sees it ---- */
+
+/* 1 if user code may read and write the FS and GS bases (rdfsbase etc.:
+ * CPUID FSGSBASE and the auxv's HWCAP2_FSGSBASE, which Linux sets when it
+ * enabled them), which the switcher needs. */
+int colo_switcher_supported(void);
+
+/* The switcher's entry points, for colo_table_header.switcher. */
+void colo_switcher_entries(uint64_t out[8]);
+
+/* Set up the SCB of thread `tid` of process `pid` (slot header at `slot`,
+ * WCHAN field of its table entry at `wchan`): state NEW. */
+void colo_scb_init(struct colo_scb *scb, int32_t pid, int32_t tid, uint64_t cookie, uint64_t slot, char *wchan);
+
+/* enum colo_scb_state of an SCB. */
+uint32_t colo_scb_state(const struct colo_scb *scb);
+
+/* The thread accepts with coaccept_slow: fast callers get EPROTOTYPE. */
+void colo_scb_set_slow(struct colo_scb *scb);
+
+/* The PID of the caller a fast coaccept of this thread is serving, or 0. */
+int32_t colo_scb_caller_pid(const struct colo_scb *scb);
+
+/* The thread has exited: calls give ENOLINK, a caller waiting for it is
+ * answered ENOLINK, a callee whose context it borrowed gets EINTR. */
+void colo_scb_retire(struct colo_scb *scb);
+
 #endif

@@ -1,0 +1,101 @@
+/* switch.S - the switcher's context primitives (struct colo_switch_context:
+ * rsp 0, rip 8, rbx 16, rbp 24, r12 32, r13 40, r14 48, r15 56, fsbase 64,
+ * mxcsr 72, fpucw 76) and its fault-safe copy.  No system calls here.
+ *
+ * colo_switch(save, load, ret, publish, value): save the caller's
+ *   callee-saved context in `save`, continue `load` with `ret` in rax; once
+ *   on the loaded stack, store `value` at `publish` if it is not NULL (so the
+ *   saved context is complete before anyone else may take it).
+ * colo_switch_load(load, ret): continue `load` with `ret`.  No return.
+ * colo_switch_park(save, fn, arg, top): save like colo_switch, then call
+ *   fn(arg) on the stack ending at `top`; fn does not return, and the saved
+ *   context is continued later by someone else with colo_switch*.
+ * colo_copy_user(dst, src, n, fault): copy n bytes; 0, or -EFAULT if either
+ *   side faults, with the faulting address in *fault if fault is not NULL
+ *   (the signal dispatcher moves a fault at colo_copy_begin..end to
+ *   colo_copy_fault). */
+    .text
+
+.macro SAVE_CONTEXT reg
+    mov     (%rsp), %rax
+    mov     %rax, 8(\reg)
+    lea     8(%rsp), %rax
+    mov     %rax, 0(\reg)
+    mov     %rbx, 16(\reg)
+    mov     %rbp, 24(\reg)
+    mov     %r12, 32(\reg)
+    mov     %r13, 40(\reg)
+    mov     %r14, 48(\reg)
+    mov     %r15, 56(\reg)
+    rdfsbase %rax
+    mov     %rax, 64(\reg)
+    stmxcsr 72(\reg)
+    fnstcw  76(\reg)
+.endm
+
+.macro LOAD_CONTEXT reg
+    mov     0(\reg), %rsp
+    mov     16(\reg), %rbx
+    mov     24(\reg), %rbp
+    mov     32(\reg), %r12
+    mov     40(\reg), %r13
+    mov     48(\reg), %r14
+    mov     56(\reg), %r15
+    mov     64(\reg), %rax
+    wrfsbase %rax
+    ldmxcsr 72(\reg)
+    fldcw   76(\reg)
+.endm
+
+    .globl colo_switch
+    .type colo_switch, @function
+colo_switch:
+    SAVE_CONTEXT %rdi
+    LOAD_CONTEXT %rsi
+    test    %rcx, %rcx
+    jz      1f
+    movl    %r8d, (%rcx)            /* x86 stores are ordered: the save is visible first */
+1:  mov     %rdx, %rax
+    jmp     *8(%rsi)
+    .size colo_switch, .-colo_switch
+
+    .globl colo_switch_load
+    .type colo_switch_load, @function
+colo_switch_load:
+    LOAD_CONTEXT %rdi
+    mov     %rsi, %rax
+    jmp     *8(%rdi)
+    .size colo_switch_load, .-colo_switch_load
+
+    .globl colo_switch_park
+    .type colo_switch_park, @function
+colo_switch_park:
+    SAVE_CONTEXT %rdi
+    mov     %rcx, %rsp
+    and     $-16, %rsp
+    mov     %rsi, %rax
+    mov     %rdx, %rdi
+    xor     %ebp, %ebp
+    call    *%rax
+    hlt
+    .size colo_switch_park, .-colo_switch_park
+
+    .globl colo_copy_user, colo_copy_begin, colo_copy_end, colo_copy_fault
+    .type colo_copy_user, @function
+colo_copy_user:
+    mov     %rcx, %r8
+    mov     %rdx, %rcx
+colo_copy_begin:
+    rep movsb
+colo_copy_end:
+    xor     %eax, %eax
+    ret
+colo_copy_fault:                    /* the dispatcher left the faulting address in r9 */
+    test    %r8, %r8
+    jz      1f
+    mov     %r9, (%r8)
+1:  mov     $-14, %rax
+    ret
+    .size colo_copy_user, .-colo_copy_user
+
+    .section .note.GNU-stack,"",@progbits
