@@ -1,6 +1,7 @@
 import Glibc
 import GuestAPI
 import Loader
+import Switcher
 
 /// The exec area of the system-call table: exec in place, asked for by the
 /// SIGSYS handler when a colocated process calls execve/execveat.
@@ -28,6 +29,10 @@ extension AddressSpace {
         case Int32(COLO_EXEC_COMMIT.rawValue): return commitExec(call)
         case Int32(COLO_EXEC_PLAN_CO.rawValue): return planCoexec(call, vector: false)
         case Int32(COLO_EXEC_PLAN_COVEC.rawValue): return planCoexec(call, vector: true)
+        case COLO_EXEC_RECOLO_COMMIT: return commitRecolocation(call)
+        case COLO_EXEC_RECOLO_PARKED: return recolocationParked(call)
+        case COLO_EXEC_RECOLO_START: return startRecolocated(call)
+        case COLO_EXEC_RECOLO_FAILED: return recolocationFailed(call)
         default: return .error(EINVAL)
         }
     }
@@ -35,10 +40,16 @@ extension AddressSpace {
     private func planExec(_ call: GuestCall) -> CallResult {
         let tid = call.pid
         let native = CallResult.value(Int64(COLO_EXEC_NATIVE.rawValue))
-        // Not colocated any more (a fork child), asked not to, or threaded
-        // (exec would have to kill the other threads): a real execve.
-        guard table[.opportunisticCoexecve] != 0, shareAddressSpace(tid, runtimePID),
-              let tgid = threadGroup(of: tid), threadCount(tgid) == 1 else { return native }
+        guard table[.opportunisticCoexecve] != 0 else { return native }
+        // A fork child (a private copy of the mm): back into its parent's
+        // address space if it may be (Recolocation.swift), else a real execve.
+        let forked = !shareAddressSpace(tid, runtimePID)
+        // Threaded (exec would have to kill the other threads; the
+        // re-colocation helper does not count, it stops itself): a real execve.
+        if !forked {
+            guard let tgid = threadGroup(of: tid),
+                  threadCount(tgid) - (recolocationHelper(of: tgid) != nil ? 1 : 0) == 1 else { return native }
+        }
         let mem = GuestMemory(pid: tid)
         let dirfd = Int32(truncatingIfNeeded: call.args[1])
         let flags = Int32(truncatingIfNeeded: call.args[5])
@@ -47,7 +58,13 @@ extension AddressSpace {
         if rawPath.isEmpty && flags & 0x1000 != 0 { path = "/proc/\(tid)/fd/\(dirfd)" }       // AT_EMPTY_PATH
         else if rawPath.hasPrefix("/") || dirfd == -100 { path = rawPath }
         else { path = "/proc/\(tid)/fd/\(dirfd)/\(rawPath)" }
+        if forked { return planRecolocation(call, path: path) }
         return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: nil)
+    }
+
+    /// Validate a program for thread `tid` (the exec errors are its errnos) and keep it for the commit.
+    func planProgram(_ tid: pid_t, path: String, argv: UInt64, envp: UInt64) -> CallResult {
+        plan(tid, path: path, argv: argv, envp: envp, capv: nil)
     }
 
     /// Validate a program for exec in place by thread `tid` and keep it for the commit.

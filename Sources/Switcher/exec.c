@@ -23,6 +23,8 @@
 #include "switcher.h"
 #include "sys.h"
 #include "internal.h"
+#include "colo_recolo.h"
+#include "fork.h"
 
 extern long colo_clone_resume(unsigned long flags, uint32_t *ctid, const struct colo_resume *child);
 extern void colo_resume(const struct colo_resume *r) __attribute__((noreturn));
@@ -80,9 +82,27 @@ static void vfork_from_area(void *arg)
     colo_resume(&a->parent);
 }
 
+/* fork, or clone without CLONE_VM: the child gets a private copy of the mm.
+ * The re-colocation helper must exist before the child does (it is what
+ * brings the child back when it execs); then the call itself, here: the
+ * child returns from it inside this handler, in its own copy. */
+static long do_fork(struct colo_slot *s, ucontext_t *uc, int nr)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    colo_recolo_ensure_helper(s);
+    if (nr == SYS_fork) return sys0(SYS_fork);
+    if (g[REG_RSI]) {           /* a new stack: the child continues the guest context on it */
+        struct colo_resume child;
+        colo_save_context(&child, uc, 0, (uint64_t)g[REG_RSI]);
+        return colo_clone_resume((unsigned long)g[REG_RDI], (uint32_t *)g[REG_R10], &child);
+    }
+    return sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
+}
+
 long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
 {
     greg_t *g = uc->uc_mcontext.gregs;
+    if (nr == SYS_fork || (nr == SYS_clone && !(g[REG_RDI] & CLONE_VM))) return do_fork(s, uc, nr);
     unsigned long flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
     uint64_t rsp = (uint64_t)g[REG_RSP];
     if (nr == SYS_clone) {
@@ -170,6 +190,8 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
+    if (r == COLO_EXEC_RECOLOCATE)     /* a fork child: back into the parent's address space */
+        return colo_recolocate(uc, dirfd, path, argv, envp, flags);
     return exec_in_place(s, uc);
 }
 
@@ -205,6 +227,7 @@ static long exec_in_place(struct colo_slot *s, ucontext_t *uc)
     sys2(SYS_sigaltstack, &ss, 0);
 
     if (own) {
+        colo_recolo_stop_helper(s);   /* the helper thread ends with the old program */
         struct colo_exec_ctx *c = &s->exec;
         c->mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
         c->vfork_done = 0;

@@ -9,7 +9,8 @@
  * instruction, so one program serves every process and survives exec into
  * another slot.  Memory calls whose whole range lies inside the caller's own
  * slot run natively.  Raw BPF because libseccomp cannot express
- * instruction-pointer or slot arithmetic. */
+ * instruction-pointer or slot arithmetic.  fork and wait4/waitid are trapped
+ * for re-colocation (fork.c). */
 #include <stddef.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -94,8 +95,10 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jgt(&b, 130, L_ABOVE130, 0);
     jge(&b, SYS_setuid, L_CREDS, 0);
     jeq(&b, SYS_clone, L_CLONE, 0);
+    jeq(&b, SYS_fork, L_TRAP, 0);
     jeq(&b, SYS_vfork, L_TRAP, 0);
-    jeq(&b, SYS_execve, L_TRAP, L_ALLOW);
+    jeq(&b, SYS_execve, L_TRAP, 0);
+    jeq(&b, SYS_wait4, L_TRAP, L_ALLOW);
     label(&b, L_CREDS);
     jgt(&b, SYS_setregid, L_CREDS_HIGH, 0);
     jeq(&b, SYS_setuid, L_TRAP, 0);
@@ -113,6 +116,7 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     label(&b, L_ABOVE130);                          /* 131..: memory, exec, colocation calls */
     jge(&b, 1000, L_COLO, 0);
     jeq(&b, SYS_execveat, L_TRAP, 0);
+    jeq(&b, SYS_waitid, L_TRAP, 0);                 /* wait4 too: a forked child's hand-over is invisible */
     /* ENOSYS, and libc falls back: clone3's flags are out of BPF's reach (clone
      * is used instead), and an rseq area registered by one program would
      * outlive it across exec in place (the kernel kills a thread whose rseq
@@ -134,10 +138,13 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jeq(&b, COLO_SYS_coexecvec, L_TRAP, 0);
     jge(&b, 2000, L_ALLOW, L_NOTIF);
 
-    /* clone: only CLONE_VFORK needs the handler (the parent waits in user space). */
+    /* clone: CLONE_VFORK needs the handler (the parent waits in user space),
+     * and so does a fork (no CLONE_VM: the re-colocation helper starts first);
+     * threads and CLONE_VM processes run natively. */
     label(&b, L_CLONE);
     ld(&b, OFF_ARG_LO(0));
-    jset(&b, CLONE_VFORK, L_TRAP, L_ALLOW);
+    jset(&b, CLONE_VFORK, L_TRAP, 0);
+    jset(&b, CLONE_VM, L_ALLOW, L_TRAP);
 
     /* Outside the slot region only the handler's own exec request is not allowed. */
     label(&b, L_OUTSIDE);

@@ -51,4 +51,7 @@ long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec);
  * through a resumed context, never to the caller. */
 long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr);
 
+/* wait4 or waitid trapped in slot `s` (fork.c: re-colocation hand-overs stay invisible). */
+long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr);
+
 #endif

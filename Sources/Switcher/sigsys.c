@@ -344,7 +344,9 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
     case COLO_SYS_coexecve:  r = colo_do_coexecve(s, uc, 0); break;
     case COLO_SYS_coexecvec: r = colo_do_coexecve(s, uc, 1); break;
     case SYS_vfork:
+    case SYS_fork:
     case SYS_clone:          r = colo_do_vfork(s, uc, (int)info->si_syscall); break;
+    case SYS_wait4: case SYS_waitid: r = colo_do_wait(s, uc, (int)info->si_syscall); break;   /* fork.c */
     case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
     case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_capset:
         r = do_credentials(info->si_syscall, g);

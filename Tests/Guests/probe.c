@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <spawn.h>
 
 #define SLOT(p) ((uintptr_t)(p) >> 36)
@@ -41,6 +43,7 @@ static const char *ename(int e)
     case ENOSYS: return "ENOSYS";
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case EPROTO: return "EPROTO";
+    case ECHILD: return "ECHILD";
     default: return "E?";
     }
 }
@@ -52,6 +55,9 @@ static void report(const char *what, long r)
 
 static volatile sig_atomic_t got;
 static void on_usr1(int s) { (void)s; got = 1; }
+static volatile sig_atomic_t chld_count;
+static volatile pid_t chld_pid;
+static void on_chld(int s, siginfo_t *si, void *u) { (void)s; (void)u; chld_count++; chld_pid = si->si_pid; }
 
 int main(int argc, char **argv)
 {
@@ -216,6 +222,13 @@ int main(int argc, char **argv)
         const char *k = getenv("KEEP_FD"), *d = getenv("DROP_FD");
         printf("keep_open=%d\ndrop_open=%d\n", k && fcntl(atoi(k), F_GETFD) >= 0, d && fcntl(atoi(d), F_GETFD) >= 0);
         printf("pid=%d\nslot=%lx\n", getpid(), (unsigned long)own);
+        char cwd[4096];
+        mode_t um = umask(0);
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        printf("cwd=%s\numask=%03o\nnofile=%lu/%lu\npgid_is_pid=%d\nuid=%d\neuid=%d\nppid=%d\n", getcwd(cwd, sizeof cwd),
+               (unsigned)um, (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max, getpgid(0) == getpid(),
+               getuid(), geteuid(), getppid());
         return 0;
     }
     if (!strcmp(verb, "coexec") || !strcmp(verb, "coexecvec")) {
@@ -255,6 +268,55 @@ int main(int argc, char **argv)
         int st;
         if (waitpid(child, &st, 0) != child) { printf("wait=%s\n", ename(errno)); return 1; }
         printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        return 0;
+    }
+    if (!strcmp(verb, "fork")) {              /* fork, the child execs PROGRAM ARGS...; count SIGCHLDs */
+        /* FORK_SETUP=1: the child changes what execve keeps first (see "state");
+         * FORK_UID=n: and becomes user n; FORK_BLOCK=1: the parent blocks SIGCHLD
+         * until it has reaped the child. */
+        struct sigaction sa = { .sa_sigaction = on_chld, .sa_flags = SA_SIGINFO | SA_RESTART };
+        sigaction(SIGCHLD, &sa, NULL);
+        sigset_t chld, old;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        int block = getenv("FORK_BLOCK") != NULL;
+        if (block) sigprocmask(SIG_BLOCK, &chld, &old);
+        pid_t child = fork();
+        if (child == 0) {
+            if (getenv("FORK_SETUP")) {
+                int keep = open("/dev/null", O_RDONLY), drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                char k[16], d[16];
+                snprintf(k, sizeof k, "%d", keep);
+                snprintf(d, sizeof d, "%d", drop);
+                setenv("KEEP_FD", k, 1);
+                setenv("DROP_FD", d, 1);
+                signal(SIGUSR1, on_usr1);
+                signal(SIGUSR2, SIG_IGN);
+                sigset_t m;
+                sigemptyset(&m);
+                sigaddset(&m, SIGHUP);
+                sigprocmask(SIG_BLOCK, &m, NULL);
+                if (chdir("/tmp") != 0) _exit(3);
+                umask(027);
+                struct rlimit rl = { 200, 300 };
+                setrlimit(RLIMIT_NOFILE, &rl);
+                setpgid(0, 0);
+            }
+            if (getenv("FORK_UID") && setresuid(atoi(getenv("FORK_UID")), atoi(getenv("FORK_UID")), atoi(getenv("FORK_UID"))) != 0) _exit(4);
+            execv(argv[2], argv + 2);
+            printf("exec=%s\n", ename(errno));
+            _exit(1);
+        }
+        printf("parent=%d\nchild=%d\n", getpid(), child);
+        int st;
+        pid_t w = waitpid(child, &st, 0);
+        if (w != child) { printf("wait=%s\n", ename(errno)); return 1; }
+        if (block) sigprocmask(SIG_SETMASK, &old, NULL);
+        struct timespec ts = { 0, 200000000 };
+        while (nanosleep(&ts, &ts) != 0) {}
+        printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        printf("sigchld=%d\nsigchld_pid=%d\n", chld_count, (int)chld_pid);
+        printf("after=%s\n", waitpid(-1, &st, WNOHANG) == -1 ? ename(errno) : "child");
         return 0;
     }
     if (!strcmp(verb, "sleep")) { printf("pid=%d\nready\n", getpid()); sleep(atoi(argv[2])); return 0; }

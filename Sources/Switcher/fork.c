@@ -1,0 +1,386 @@
+/* fork.c - a fork()ed child that execs goes back into its parent's address
+ * space with its PID (see colo_recolo.h for the whole protocol).
+ *
+ * Here, all on guest threads, raw system calls only:
+ *  - the re-colocation helper: a thread in the parent's thread group, started
+ *    by the parent's first fork, that parks SIGCHLD, reaps the old child and
+ *    recreates its PID in the shared mm with clone3(set_tid);
+ *  - the forked child's side of execve (commit, then exit);
+ *  - the new process's start-up, which restores what the child had;
+ *  - the parent's wait4/waitid, which never report the old child's exit and
+ *    wait for a hand-over in progress instead of answering ECHILD. */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <asm/prctl.h>
+#include <linux/sched.h>
+#include <linux/futex.h>
+#include "switcher.h"
+#include "colo_recolo.h"
+#include "sys.h"
+#include "internal.h"
+#include "fork.h"
+
+extern long colo_thread_start(unsigned long flags, void *stack_top, int32_t *ctid, void (*fn)(void *), void *arg);
+extern long colo_clone3_start(void *args, unsigned long size);
+extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
+extern void colo_sigreturn(void);
+void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
+
+#define SIGBIT(s) (1ULL << ((s) - 1))
+#define RESTORER_FLAG 0x04000000
+#define E_INTR 4
+#define E_AGAIN 11
+#define E_CHILD 10
+#define E_EXIST 17
+#define E_SRCH 3
+#define E_TIMEDOUT 110
+#define W_NOHANG 1
+#define W_STOPPED 2
+#define W_EXITED 4
+#define W_CONTINUED 8
+#define W_NOWAIT 0x01000000
+#define W_ALL 0x40000000
+#define ID_ALL 0
+#define ID_PID 1
+#define TIOCSPGRP_ 0x5410
+
+struct clone_args_k {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+struct ts { long sec, nsec; };
+
+static struct colo_recolo_area *area_of(struct colo_slot *s)
+{
+    return (struct colo_recolo_area *)((char *)s + COLO_RECOLO_OFFSET);
+}
+static struct colo_slot *slot_at(int32_t index)
+{
+    return (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)index << COLO_SLOT_SHIFT));
+}
+static uint32_t load(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static long futex_wait(uint32_t *w, uint32_t v, long ms)
+{
+    struct ts t = { ms / 1000, (ms % 1000) * 1000000 };
+    return sys6(SYS_futex, (long)w, FUTEX_WAIT, v, ms ? (long)&t : 0, 0, 0);
+}
+static void futex_wake(uint32_t *w) { sys6(SYS_futex, (long)w, FUTEX_WAKE, 0x7fffffff, 0, 0, 0); }
+static void pause_us(long us)
+{
+    struct ts t = { 0, us * 1000 };
+    sys2(SYS_nanosleep, &t, 0);
+}
+
+/* ---- for the runtime --------------------------------------------------------- */
+
+int colo_recolo_helper_alive(struct colo_slot *slot, int32_t tgid)
+{
+    struct colo_recolo_area *a = area_of(slot);
+    return load(&a->helper_state) == COLO_HELPER_RUNNING && a->helper_tgid == tgid &&
+           __atomic_load_n(&a->helper_tid, __ATOMIC_ACQUIRE) != 0;
+}
+
+int colo_recolo_post(struct colo_slot *slot, int32_t pid, int32_t newslot)
+{
+    struct colo_recolo_area *a = area_of(slot);
+    for (int i = 0; i < COLO_RECOLO_REQUESTS; i++) {
+        struct colo_recolo_request *q = &a->req[i];
+        if (load(&q->state) != COLO_RQ_FREE) continue;
+        q->pid = pid;
+        q->slot = newslot;
+        store(&q->reaped, 0);
+        __atomic_add_fetch(&a->in_flight, 1, __ATOMIC_ACQ_REL);
+        store(&q->state, COLO_RQ_REQUESTED);
+        __atomic_add_fetch(&a->seq, 1, __ATOMIC_ACQ_REL);
+        futex_wake(&a->seq);
+        return 0;
+    }
+    return -E_AGAIN;
+}
+
+/* ---- the new process ---------------------------------------------------------- */
+
+static void start_fail(struct colo_recolo_start *st, int step, long err)
+{
+    st->step = step;
+    st->error = (int32_t)-err;
+    sys1(SYS_exit_group, 127);
+}
+
+/* clone3's child, on the new slot's start-up stack: become what the forked
+ * child was, then enter the program. */
+static void recolo_child_main(void *arg)
+{
+    struct colo_slot *ns = arg;
+    struct colo_recolo_start *st = (struct colo_recolo_start *)((char *)ns + COLO_RECOLO_START_OFFSET);
+    long r;
+    /* The helper's descriptors (the parent's) go; the child's come from the runtime. */
+    sys3(SYS_close_range, 0, ~0U, 0);
+    long cwd = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_START, ns->index, 0, 0, 0, 0);
+    if (cwd < 0) start_fail(st, 1, cwd);
+    if ((r = sys1(SYS_fchdir, cwd)) < 0) start_fail(st, 2, r);
+    sys1(SYS_close, cwd);
+    sys1(SYS_umask, st->umask);
+    for (int i = 0; i < 16; i++) sys4(SYS_prlimit64, 0, i, &st->rlim[i], 0);
+    /* Process group and session, as the child had set them up (a job-control
+     * shell's child leads a group of its own, which died with the old child). */
+    long pgid = sys1(SYS_getpgid, 0);
+    if (st->sid == st->pid) {
+        if ((r = sys0(SYS_setsid)) < 0) start_fail(st, 3, r);
+    } else if (st->pgid != pgid) {
+        if ((r = sys2(SYS_setpgid, 0, st->pgid == st->pid ? 0 : st->pgid)) < 0) start_fail(st, 3, r);
+        if (st->foreground) {    /* every signal is blocked still: no SIGTTOU */
+            long tty = sys4(SYS_openat, -100, "/dev/tty", 02 | 0400 | 02000000 /* O_RDWR|O_NOCTTY|O_CLOEXEC */, 0);
+            if (tty >= 0) {
+                int32_t pg = st->pgid;
+                sys3(SYS_ioctl, tty, TIOCSPGRP_, &pg);
+                sys1(SYS_close, tty);
+            }
+        }
+    }
+    if (st->ngroups >= 0 && (r = sys2(SYS_setgroups, st->ngroups, st->groups)) < 0) start_fail(st, 4, r);
+    if ((r = sys3(SYS_setresgid, st->gid[0], st->gid[1], st->gid[2])) < 0) start_fail(st, 4, r);
+    if ((r = sys3(SYS_setresuid, st->uid[0], st->uid[1], st->uid[2])) < 0) start_fail(st, 4, r);
+    /* Dispositions as execve leaves them: handled -> default, ignored stays. */
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct kernel_sigaction sa;
+        colo_memset(&sa, 0, sizeof sa);
+        if (sig == SIGSYS) {
+            sa.handler = (uint64_t)colo_sigsys_handler;
+            sa.flags = SA_SIGINFO | RESTORER_FLAG;
+            sa.restorer = (uint64_t)colo_sigreturn;
+        } else if (st->ignored & SIGBIT(sig)) {
+            sa.handler = (uint64_t)SIG_IGN;
+        }
+        sys4(SYS_rt_sigaction, sig, &sa, 0, 8);
+    }
+    sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
+    sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
+    sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
+    uint64_t mask = st->mask & ~SIGBIT(SIGSYS);
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
+    colo_jump(ns->entry, ns->initial_sp);
+}
+
+/* Recreate `pid` in the shared mm as a child of this thread group. */
+static long spawn_with_pid(int32_t index, int32_t pid)
+{
+    struct colo_slot *ns = slot_at(index);
+    uint64_t top = (uint64_t)ns + COLO_START_STACK_TOP - 16;
+    ((uint64_t *)top)[0] = (uint64_t)recolo_child_main;
+    ((uint64_t *)top)[1] = (uint64_t)ns;
+    int64_t tid = pid;
+    struct clone_args_k ca;
+    colo_memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_VM;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = (uint64_t)ns + 0x20000;
+    ca.stack_size = top - ca.stack;
+    ca.set_tid = (uint64_t)&tid;
+    ca.set_tid_size = 1;
+    long r = -E_EXIST;
+    /* The PID is free once the old child is released; an autoreaped child
+     * may take a moment longer. */
+    for (int i = 0; i < 2000 && r == -E_EXIST; i++) {
+        r = colo_clone3_start(&ca, sizeof ca);
+        if (r == -E_EXIST) pause_us(100);
+    }
+    return r;
+}
+
+/* ---- the helper thread ---------------------------------------------------------- */
+
+static int autoreaps(void)
+{
+    struct kernel_sigaction cur;
+    if (sys4(SYS_rt_sigaction, SIGCHLD, 0, &cur, 8) < 0) return 0;
+    return cur.handler == (uint64_t)SIG_IGN || (cur.flags & SA_NOCLDWAIT);
+}
+
+static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
+{
+    int32_t pid = q->pid;
+    /* Park SIGCHLD: the old child's exit must not reach the parent's handler.
+     * (The default disposition discards it without reaping the child.) */
+    struct kernel_sigaction old, dfl;
+    colo_memset(&dfl, 0, sizeof dfl);
+    int parked = 0;
+    if (sys4(SYS_rt_sigaction, SIGCHLD, 0, &old, 8) == 0 && old.handler != (uint64_t)SIG_DFL &&
+        old.handler != (uint64_t)SIG_IGN && !(old.flags & SA_NOCLDWAIT)) {
+        sys4(SYS_rt_sigaction, SIGCHLD, &dfl, 0, 8);
+        parked = 1;
+    }
+    store(&q->state, COLO_RQ_PARKED);
+    long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_PARKED, pid, 0, 0, 0, 0);
+    if (r == 0) {
+        uint8_t si[128];
+        long w = sys5(SYS_waitid, ID_PID, pid, si, W_EXITED | W_ALL, 0);
+        if (w == -E_CHILD && !autoreaps()) {
+            /* The parent's own wait reaped it: it says so right after. */
+            for (int i = 0; i < 100 && !load(&q->reaped); i++) futex_wait(&q->reaped, 0, 20);
+        }
+    }
+    /* If the parent had SIGCHLD blocked, the kernel queued it anyway: take it
+     * back (this thread blocks it too, and the queue is the process's). */
+    int drained = 0;
+    uint64_t chld = SIGBIT(SIGCHLD);
+    struct ts zero = { 0, 0 };
+    uint8_t dsi[128];
+    if (sys4(SYS_rt_sigtimedwait, &chld, dsi, &zero, 8) == SIGCHLD) drained = *(int32_t *)(dsi + 16) == pid ? 1 : 2;
+    if (parked) {
+        struct kernel_sigaction cur;
+        if (sys4(SYS_rt_sigaction, SIGCHLD, 0, &cur, 8) == 0 && cur.handler == (uint64_t)SIG_DFL)
+            sys4(SYS_rt_sigaction, SIGCHLD, &old, 0, 8);
+    }
+    if (drained == 2) sys2(SYS_kill, sys0(SYS_getpid), SIGCHLD);     /* another child's: give it back */
+    if (r == 0) {
+        long c = spawn_with_pid(q->slot, pid);
+        if (c < 0) sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_FAILED, pid, c, 0, 0, 0);
+        else __atomic_add_fetch(&a->swaps, 1, __ATOMIC_RELAXED);
+    }
+    if (parked || drained) {
+        /* A SIGCHLD of another child discarded while parked (or merged with
+         * the one taken back): raise one. */
+        uint8_t si[128];
+        colo_memset(si, 0, sizeof si);
+        long w = sys5(SYS_waitid, ID_ALL, 0, si, W_EXITED | W_STOPPED | W_CONTINUED | W_NOHANG | W_NOWAIT, 0);
+        if (w == 0 && *(int32_t *)(si + 16) != 0) sys2(SYS_kill, sys0(SYS_getpid), SIGCHLD);
+    }
+    store(&q->state, COLO_RQ_FREE);
+    __atomic_sub_fetch(&a->in_flight, 1, __ATOMIC_ACQ_REL);
+    futex_wake(&a->in_flight);
+}
+
+static void helper_main(void *arg)
+{
+    struct colo_slot *s = arg;
+    struct colo_recolo_area *a = area_of(s);
+    uint64_t all = ~0ULL;
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
+    sys5(SYS_prctl, PR_SET_NAME, "colo-recolo", 0, 0, 0);
+    for (;;) {
+        uint32_t seq = load(&a->seq);
+        int served = 0;
+        for (int i = 0; i < COLO_RECOLO_REQUESTS; i++)
+            if (load(&a->req[i].state) == COLO_RQ_REQUESTED) { serve(a, &a->req[i]); served = 1; }
+        if (served) continue;
+        if (load(&a->helper_state) == COLO_HELPER_QUIT) return;     /* SYS_exit clears helper_tid */
+        futex_wait(&a->seq, seq, 0);
+    }
+}
+
+void colo_recolo_ensure_helper(struct colo_slot *s)
+{
+    long pid = sys0(SYS_getpid);
+    /* Not in a vfork child sharing its parent's slot.  (owner_pid is still 0
+     * while the runtime finishes starting the slot's first process.) */
+    if (s->owner_pid != pid && s->owner_pid != 0) return;
+    struct colo_recolo_area *a = area_of(s);
+    if (colo_recolo_helper_alive(s, (int32_t)pid)) return;
+    uint32_t expect = COLO_HELPER_NONE;
+    if (!__atomic_compare_exchange_n(&a->helper_state, &expect, COLO_HELPER_STARTING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;                                /* another thread is starting it */
+    colo_memset(a->req, 0, sizeof a->req);
+    store(&a->in_flight, 0);
+    a->helper_tgid = (int32_t)pid;
+    long t = colo_thread_start(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                               CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+                               (char *)s + COLO_RECOLO_STACK_TOP, &a->helper_tid, helper_main, s);
+    if (t < 0) { store(&a->helper_state, COLO_HELPER_NONE); return; }
+    __atomic_store_n(&a->helper_tid, (int32_t)t, __ATOMIC_RELEASE);
+    store(&a->helper_state, COLO_HELPER_RUNNING);
+}
+
+void colo_recolo_stop_helper(struct colo_slot *s)
+{
+    struct colo_recolo_area *a = area_of(s);
+    if (a->helper_tgid != (int32_t)sys0(SYS_getpid) || load(&a->helper_state) != COLO_HELPER_RUNNING) return;
+    store(&a->helper_state, COLO_HELPER_QUIT);
+    __atomic_add_fetch(&a->seq, 1, __ATOMIC_ACQ_REL);
+    futex_wake(&a->seq);
+    int32_t t;
+    while ((t = __atomic_load_n(&a->helper_tid, __ATOMIC_ACQUIRE)) != 0)
+        futex_wait((uint32_t *)&a->helper_tid, (uint32_t)t, 0);
+    colo_memset(a, 0, sizeof *a);
+}
+
+/* ---- the forked child's execve -------------------------------------------------- */
+
+long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp, long flags)
+{
+    uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
+    long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, 0, 0, 0, 0);
+    if (r == 0) {
+        /* The runtime holds our descriptors and the program; the helper takes
+         * our PID over once we are gone. */
+        for (;;) sys1(SYS_exit_group, 0);
+    }
+    /* Nothing irreversible happened: a real execve, as CheriBSD retries. */
+    return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+/* ---- the parent's wait calls ---------------------------------------------------- */
+
+static struct colo_recolo_request *swapping(struct colo_recolo_area *a, int32_t pid)
+{
+    for (int i = 0; i < COLO_RECOLO_REQUESTS; i++)
+        if (load(&a->req[i].state) != COLO_RQ_FREE && a->req[i].pid == pid) return &a->req[i];
+    return 0;
+}
+
+static long put_guest(uint64_t dst, const void *src, unsigned long n)
+{
+    if (!dst) return 0;
+    struct { const void *b; unsigned long n; } l = { src, n }, r = { (void *)dst, n };
+    long got = sys6(SYS_process_vm_writev, sys0(SYS_getpid), (long)&l, 1, (long)&r, 1, 0);
+    return got == (long)n ? 0 : -14;
+}
+
+long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    struct colo_recolo_area *a = area_of(s);
+    if (load(&a->helper_state) == COLO_HELPER_NONE || a->helper_tgid != (int32_t)sys0(SYS_getpid))
+        return sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
+    /* We may sleep: let the guest's own handlers make trapped calls meanwhile. */
+    uint64_t m = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &m, 0, 8);
+    int w4 = nr == SYS_wait4;
+    long options = w4 ? g[REG_RDX] : g[REG_R10];
+    uint64_t out = (uint64_t)(w4 ? g[REG_RSI] : g[REG_RDX]), ru = (uint64_t)(w4 ? g[REG_R10] : g[REG_R8]);
+    for (;;) {
+        uint32_t f;
+        while ((f = load(&a->in_flight)) != 0) {        /* a hand-over in progress: its end first */
+            long r = futex_wait(&a->in_flight, f, 2000);
+            if (r == -E_INTR) return r;
+            if (r == -E_TIMEDOUT) break;
+        }
+        /* Every request is posted (seq bumped) before its child may exit. */
+        uint32_t seq = load(&a->seq);
+        int32_t status = 0;
+        uint8_t si[128], usage[144];
+        colo_memset(si, 0, sizeof si);
+        long r = w4 ? sys4(SYS_wait4, g[REG_RDI], &status, options, usage)
+                    : sys5(SYS_waitid, g[REG_RDI], g[REG_RSI], si, options, usage);
+        int32_t pid = w4 ? (int32_t)r : (r == 0 ? *(int32_t *)(si + 16) : 0);
+        struct colo_recolo_request *q = pid > 0 ? swapping(a, pid) : 0;
+        if (q) {                                        /* the old child's exit: not the parent's business */
+            if (!(options & W_NOWAIT)) { store(&q->reaped, 1); futex_wake(&q->reaped); }
+            else futex_wait(&a->in_flight, load(&a->in_flight), 50);
+            continue;
+        }
+        /* No child (the helper reaped the old one) or none ready, while a
+         * hand-over ran: ask again once it is over. */
+        if ((r == -E_CHILD || (r == 0 && pid == 0)) && (load(&a->in_flight) != 0 || load(&a->seq) != seq)) continue;
+        if (r < 0) return r;
+        if (w4 && r > 0 && put_guest(out, &status, 4) < 0) return -14;
+        if (!w4 && put_guest(out, si, 28) < 0) return -14;
+        if ((w4 ? r > 0 : 1) && put_guest(ru, usage, sizeof usage) < 0) return -14;
+        return r;
+    }
+}

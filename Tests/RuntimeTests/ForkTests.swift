@@ -1,0 +1,149 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Runtime
+
+/// fork + exec: the forked child has a private copy of the mm, and its exec
+/// brings it back into the parent's address space with its PID (re-colocation).
+@Suite(.serialized) struct ForkTests {
+    func colocated(_ slot: String?) -> Bool {
+        guard let s = slot, let n = UInt64(s, radix: 16) else { return false }
+        return n >= Layout.regionBase >> 36 && n < Layout.regionEnd >> 36
+    }
+
+    /// `colo ps PID` rows: PID -> VMADDR.
+    func vmaddrs(_ pid: pid_t) throws -> [pid_t: String] {
+        let ps = try Run.colo(["ps", String(pid)])
+        var out = [pid_t: String]()
+        for row in ps.stdout.split(separator: "\n").dropFirst() {
+            let f = row.split(separator: " ", omittingEmptySubsequences: true)
+            if f.count > 9, let p = pid_t(f[1]) { out[p] = String(f[9]) }
+        }
+        return out
+    }
+
+    @Test func theExecdChildIsBackInTheParentsAddressSpaceWithItsPID() throws {
+        let probe = try Guests.probe()
+        let bg = try Background([Run.colo, probe, "fork", try Guests.probe(.dynamicGlibc), "sleep", "30"])
+        let child = pid_t(try bg.value("child"))!
+        let parent = pid_t(try bg.value("parent"))!
+        #expect(try bg.value("pid") == String(child), "the program runs with the forked child's PID")
+        #expect(shareAddressSpace(child, parent), "in the parent's mm again")
+        let rows = try vmaddrs(parent)
+        #expect(rows[child] != nil && rows[child] == rows[parent], "colo ps: one VMADDR for both: \(rows)")
+        #expect(Runtime.parent(of: child) == parent, "still the parent's child")
+        kill(child, SIGTERM)
+        #expect(try bg.value("child_status") == String(128 + SIGTERM), "the parent reaps what became of it")
+        #expect(bg.wait() == 0)
+    }
+
+    @Test(arguments: [false, true])
+    func theParentSeesExactlyOneExit(_ blockSIGCHLD: Bool) throws {
+        let probe = try Guests.probe()
+        let env = ["/usr/bin/env"] + (blockSIGCHLD ? ["FORK_BLOCK=1"] : [])
+        let r = try Run.capture(env + [Run.colo, probe, "fork", probe, "exit", "7"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["child_status"] == "7", "waitpid gives the exec'd program's status: \(r.stdout)")
+        #expect(v["sigchld"] == "1", "one SIGCHLD, not one for the old child too: \(r.stdout)")
+        #expect(v["sigchld_pid"] == v["child"])
+        #expect(v["after"] == "ECHILD", "nothing else to reap")
+    }
+
+    @Test func theExecdProgramIsColocatedAndKeepsThePID() throws {
+        let probe = try Guests.probe()
+        for variant in Guests.Variant.allCases {
+            let r = try Run.colo([probe, "fork", try Guests.probe(variant), "info"])
+            let v = values(r.stdout)
+            #expect(colocated(v["slot"]), "\(variant): \(r.stdout) \(r.stderr)")
+            #expect(v["pid"] == v["child"] && v["ppid"] == v["parent"], "\(variant): \(r.stdout)")
+            #expect(v["child_status"] == "0")
+        }
+    }
+
+    @Test func execErrorsReachTheForkedChild() throws {
+        let dir = Guests.buildDir
+        let text = dir + "/fork-plain.txt"
+        try "just text\n".write(toFile: text, atomically: true, encoding: .utf8)
+        chmod(text, 0o755)
+        let noexec = dir + "/fork-noexec"
+        try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
+        chmod(noexec, 0o644)
+        for (path, expected) in [("/nonexistent/x", "ENOENT"), (text, "ENOEXEC"), (noexec, "EACCES"), (text + "/x", "ENOTDIR")] {
+            let r = try Run.colo([try Guests.probe(), "fork", path])
+            let v = values(r.stdout)
+            #expect(v["exec"] == expected, "exec \(path): \(r.stdout)")
+            #expect(v["child_status"] == "1", "the child survives its failed exec")
+        }
+    }
+
+    @Test func theChildKeepsWhatExecveKeeps() throws {
+        let r = try Run.capture(["/usr/bin/env", "FORK_SETUP=1", "FORK_UID=65534", Run.colo, try Guests.probe(), "fork",
+                                 try Guests.probe(.dynamicGlibc), "state"])
+        let v = values(r.stdout)
+        #expect(colocated(v["slot"]), "\(r.stdout) \(r.stderr)")
+        #expect(v["pid"] == v["child"] && v["ppid"] == v["parent"])
+        #expect(v["keep_open"] == "1" && v["drop_open"] == "0", "its descriptors, minus close-on-exec")
+        #expect(v["cwd"] == "/tmp" && v["umask"] == "027" && v["nofile"] == "200/300")
+        #expect(v["usr1_default"] == "1" && v["usr2_ignored"] == "1" && v["hup_blocked"] == "1")
+        #expect(v["pgid_is_pid"] == "1", "the process group it made for itself")
+        #expect(v["uid"] == "65534" && v["euid"] == "65534", "its credentials")
+        #expect(v["child_status"] == "0" && v["sigchld"] == "1")
+    }
+
+    /// The commands of a shell script print their stack slot and parent; the
+    /// `colo ps` in a pipeline lists itself, `cat` and the shell with one VMADDR.
+    func checkShell(_ shell: String) throws {
+        let probe = try Guests.probe()
+        let script = "\(probe) info | cat; x=$(\(probe) info); echo \"$x\"; \(Run.colo) ps $$ | cat; echo shell=$$"
+        let r = try Run.colo([shell, "-c", script])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        let slots = lines.filter { $0.hasPrefix("slot=") }.map { String($0.dropFirst(5)) }
+        #expect(slots.count == 2 && slots.allSatisfy(colocated), "\(shell): the pipeline stage and $(...) are colocated: \(r.stdout)")
+        let shellPID = values(r.stdout)["shell"] ?? ""
+        #expect(lines.filter { $0.hasPrefix("ppid=") }.allSatisfy { $0 == "ppid=\(shellPID)" }, "the shell's children")
+        let rows = lines.filter { $0.contains(" \(shellPID) ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(rows.count >= 3, "shell, colo ps and cat: \(r.stdout)")
+        #expect(Set(rows.compactMap { $0.count > 9 ? $0[9] : nil }).count == 1, "one VMADDR: \(r.stdout)")
+        #expect(rows.contains { $0.count > 11 && $0[10].hasSuffix("colo") && $0[11] == "ps" } && rows.contains { $0.last == "cat" })
+    }
+
+    @Test func dashPipelinesAndCommandSubstitutionsAreColocated() throws { try checkShell("/bin/sh") }
+
+    @Test func bashCommandsAreColocated() throws { try checkShell("/bin/bash") }
+
+    @Test func withoutThePrivilegeToChoosePIDsExecIsARealOne() throws {
+        let probe = try Guests.probe()
+        let r = try Run.capture(["/usr/bin/setpriv", "--inh-caps=-sys_admin,-checkpoint_restore",
+                                 "--bounding-set=-sys_admin,-checkpoint_restore", Run.colo, probe, "fork", probe, "info"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = values(r.stdout)
+        #expect(!colocated(v["slot"]), "no CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE: a real execve: \(r.stdout)")
+        #expect(v["pid"] == v["child"] && v["child_status"] == "0" && v["sigchld"] == "1")
+    }
+
+    @Test func interactiveBashJobControl() throws {
+        let probe = try Guests.probe()
+        let t = try ShellTests.Terminal("\(Run.colo) /bin/bash --norc --noprofile -i")
+        #expect(t.waitFor("#") || t.waitFor("$"), "a prompt: \(t.screen)")
+        t.type("\(probe) sleep 30", "Enter")
+        #expect(t.waitFor("ready"))
+        let job = pid_t(t.screen.split(separator: "\n").last { $0.hasPrefix("pid=") }?.dropFirst(4) ?? "") ?? 0
+        #expect(eventually { ShellTests.leadsForeground(job) }, "the re-colocated command leads the terminal's foreground group")
+        let bash = parent(of: job)
+        #expect(shareAddressSpace(job, bash), "and runs in bash's address space")
+        t.type("C-c")
+        t.type("echo status=$?", "Enter")
+        #expect(t.waitFor("status=130"), "Ctrl-C reaches it: \(t.screen)")
+        t.type("exit", "Enter")
+    }
+}
+
+extension ShellTests {
+    /// Does `pid` lead the terminal's foreground process group?
+    static func leadsForeground(_ pid: pid_t) -> Bool {
+        let f = statFields(pid)
+        return f.count > 5 && pid_t(f[2]) == pid && f[2] == f[5]
+    }
+}
