@@ -70,8 +70,12 @@ struct Gdb: ParsableCommand {
 
         let images: GuestImages
         do throws(ColoError) { images = try GuestImages.find(pid) } catch { fail(error.message) }
-        let commands = GdbScript.commands(for: images)
-        if script { print(commands, terminator: ""); return }
+        if script { print(GdbScript.commands(for: images), terminator: ""); return }
+        // The runtime without its debug information: gdb needs its symbols and unwind tables
+        // only, and a debug build's Swift DWARF makes gdb print a warning per missing clang
+        // module.  (--script names the file itself, to stay valid after this process.)
+        let runtimeFile = images.runtime.flatMap { strippedCopy($0.path) }.map { "/dev/fd/\($0)" }
+        let commands = GdbScript.commands(for: images, runtimePath: runtimeFile)
 
         let exe = gdb ?? (getenv("COLO_GDB").map { String(cString: $0) } ?? "gdb")
         let path = resolve(exe)
@@ -81,6 +85,33 @@ struct Gdb: ParsableCommand {
         let fd = commandFile(commands)
         withCStrings([exe, "-q", "-x", "/dev/fd/\(fd)"] + passed) { _ = execv(path, $0) }
         fail("\(exe): \(String(cString: strerror(errno)))", status: 126)
+    }
+
+    /// A descriptor (inherited across exec) of an unlinked copy of `path` without debug
+    /// sections (objcopy --strip-debug keeps .symtab and .eh_frame); nil if that fails.
+    func strippedCopy(_ path: String) -> Int32? {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((dir + "/colo-gdb-runtime-XXXXXX").utf8CString)
+        let tmpfd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard tmpfd >= 0 else { return nil }
+        close(tmpfd)
+        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        defer { unlink(tmp) }
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)
+        var child: pid_t = 0
+        let rc = withCStrings(["objcopy", "--strip-debug", path, tmp]) { argv in
+            posix_spawnp(&child, "objcopy", &fa, nil, argv, environ)
+        }
+        guard rc == 0 else { return nil }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { return nil }
+        let fd = open(tmp, O_RDONLY)
+        return fd >= 0 ? fd : nil
     }
 
     /// A descriptor (inherited across exec) of an unlinked file holding `text`.
@@ -112,7 +143,8 @@ enum GdbScript {
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
-    static func commands(for g: GuestImages) -> String {
+    /// The command file; `runtimePath` replaces the runtime executable's path.
+    static func commands(for g: GuestImages, runtimePath: String? = nil) -> String {
         var s = "# colo gdb: process \(g.pid), slot \(g.slot) [\(hex(g.slotStart)), \(hex(g.slotEnd))) of the address space of runtime \(g.runtimePID)\n"
         s += "# command: \(printableArgs(g.argv))\n"
         for o in g.objects {
@@ -131,12 +163,12 @@ enum GdbScript {
         if let rt = g.runtime {
             // The SIGSYS handler runs on the guest's threads from the runtime's image: its
             // symbols and unwind tables name those frames (and lead back to the guest's).
-            s += "add-symbol-file -o \(hex(rt.base)) \(quoted(rt.path))\n"
+            s += "with confirm off -- add-symbol-file -o \(hex(rt.base)) \(quoted(runtimePath ?? rt.path))\n"
         }
         s += "attach \(g.pid)\n"
         if !g.fromLinkMap {
             for o in g.objects.dropFirst() {
-                s += "add-symbol-file -o \(hex(o.base)) \(quoted(o.path))\n"
+                s += "with confirm off -- add-symbol-file -o \(hex(o.base)) \(quoted(o.path))\n"
             }
         }
         s += sigreturnUnwinder
@@ -153,11 +185,18 @@ enum GdbScript {
         python
         import gdb, struct
         from gdb.unwinder import Unwinder, register_unwinder
+        from gdb.FrameDecorator import FrameDecorator
 
         class ColoFrameId:
             def __init__(self, sp, pc):
                 self.sp = sp
                 self.pc = pc
+
+        def colo_restorer_at(pc):
+            try:
+                return bytes(gdb.selected_inferior().read_memory(int(pc), 7)) == b"\\xb8\\x0f\\x00\\x00\\x00\\x0f\\x05"
+            except gdb.MemoryError:
+                return False
 
         class ColoSigreturn(Unwinder):
             names = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
@@ -168,20 +207,46 @@ enum GdbScript {
 
             def __call__(self, pending):
                 pc = pending.read_register("rip")
-                memory = gdb.selected_inferior()
+                if not colo_restorer_at(pc):
+                    return None
+                sp = pending.read_register("rsp")
                 try:
-                    if bytes(memory.read_memory(int(pc), 7)) != b"\\xb8\\x0f\\x00\\x00\\x00\\x0f\\x05":
-                        return None
-                    sp = pending.read_register("rsp")
-                    regs = struct.unpack("<17Q", bytes(memory.read_memory(int(sp) + 40, 17 * 8)))
+                    memory = gdb.selected_inferior().read_memory(int(sp) + 40, 17 * 8)
                 except gdb.MemoryError:
                     return None
+                regs = struct.unpack("<17Q", bytes(memory))
                 info = pending.create_unwind_info(ColoFrameId(sp, pc))
                 for name, value in zip(self.names, regs):
                     info.add_saved_register(name, gdb.Value(value).cast(pending.read_register(name).type))
                 return info
 
         register_unwinder(None, ColoSigreturn(), replace=True)
+
+        class ColoFrame(FrameDecorator):
+            def __init__(self, base, restorer):
+                super().__init__(base)
+                self.restorer = restorer
+
+            def function(self):
+                if self.restorer:
+                    return "<signal handler called>"
+                # gdb's own name (looked up at pc - 1 in caller frames, as bt does), not the
+                # default's lookup at pc, which names the next function after a call that
+                # ends its function.
+                name = self.inferior_frame().name()
+                return name if name is not None else super().function()
+
+        class ColoFrameFilter:
+            def __init__(self):
+                self.name = "colo-sigreturn"
+                self.priority = 100
+                self.enabled = True
+                gdb.frame_filters[self.name] = self
+
+            def filter(self, frames):
+                return (ColoFrame(f, colo_restorer_at(f.inferior_frame().pc())) for f in frames)
+
+        ColoFrameFilter()
         end
 
         """
