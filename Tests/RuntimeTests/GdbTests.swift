@@ -211,4 +211,20 @@ import Testing
         let line = rep.stdout.split(separator: "\n").first { $0.contains("spin_here") } ?? ""
         #expect(line.contains("\(pid):gdbtarget"), "\(rep.stdout.prefix(2000))")
     }
+
+    /// A program started by exec in place: the runtime mapped it, so a recording of the whole
+    /// run cannot name it (colo-gdb(1)); recorded by PID, perf reads /proc/PID/maps and can.
+    @Test(.enabled(if: perfUsable)) func perfByPIDNamesAProgramExecutedInPlace() throws {
+        let g = try Guests.build("gdbtarget", .dynamicGlibc)
+        let bg = try Background([Run.colo, "/bin/sh", "-c", "exec \(g) spin 4"])
+        let pid = try bg.value("pid")
+        let data = NSTemporaryDirectory() + "colo-perf-p-\(getpid()).data"
+        defer { unlink(data); unlink(data + ".old") }
+        let rec = try Run.capture(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-p", pid, "-o", data, "--", "sleep", "1"], timeout: 120)
+        #expect(rec.status == 0, "\(rec.stderr)")
+        let rep = try Run.capture(["perf", "report", "-i", data, "--stdio", "--sort", "pid,sym"], timeout: 120)
+        let line = rep.stdout.split(separator: "\n").first { $0.contains("spin_here") } ?? ""
+        #expect(line.contains("\(pid):gdbtarget"), "\(rep.stdout.prefix(2000))")
+        #expect(bg.wait(timeout: 30) == 0)
+    }
 }
