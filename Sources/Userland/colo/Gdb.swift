@@ -23,7 +23,7 @@ struct Gdb: ParsableCommand {
     /// gdb options that take a value (so the value is never taken for the PID).
     static let valued: Set<String> = [
         "-ex", "-eval-command", "-iex", "-init-eval-command", "-x", "-command", "-ix", "-init-command",
-        "-cd", "-d", "-directory", "-data-directory", "-D", "-b", "-l", "-tty", "-t", "-i", "-interpreter",
+        "-cd", "-d", "-directory", "-data-directory", "-D", "-b", "-l", "-tty", "-i", "-interpreter",
     ]
     /// gdb options that would choose another program or process: colo gdb chooses those.
     static let refused: Set<String> = ["-p", "-pid", "-e", "-exec", "-se", "-s", "-symbols", "-c", "-core", "-args"]
