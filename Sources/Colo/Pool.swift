@@ -16,7 +16,8 @@ public struct PoolCall: Sendable {
 /// spreads calls over them.  Plain callers (a single cocall to `target`) are
 /// served by member 0.
 ///
-/// The handler runs on the member thread that took the call, so up to
+/// The handler runs as the member that took the call (with the switcher, the
+/// caller's thread borrows its context), so up to
 /// `threads` calls run at once: it must be thread-safe.
 public final class CoPool: @unchecked Sendable {
     /// Serve one call: read the request, write the reply into the buffer

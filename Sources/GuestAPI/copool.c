@@ -308,6 +308,8 @@ static ssize_t raw_call(int flags, void *target, const void *out, size_t outlen,
         return cocall(target, out, outlen, in, inlen);      /* retries EAGAIN itself */
     for (;;) {
         ssize_t r = cocall_slow(target, out, outlen, in, inlen);
+        if (r < 0 && errno == EPROTOTYPE)       /* the member accepts with the switcher */
+            return cocall(target, out, outlen, in, inlen);
         if (r >= 0 || errno != EAGAIN)
             return r;
         usleep(1000);

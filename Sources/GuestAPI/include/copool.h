@@ -7,8 +7,9 @@
  * Server side.  copool_create() starts `nthreads` threads; each one does
  * cosetup(COSETUP_COACCEPT), coregister(NULL, &target) and then loops on
  * coaccept(2), calling the handler for every call it receives.  A handler runs
- * on the member thread that took the call, so with N members up to N calls are
- * served at once: the handler must be thread-safe.
+ * as the member that took the call (with the switcher, the caller's thread
+ * borrows the member's context), so with N members up to N calls are served
+ * at once: the handler must be thread-safe.
  *
  * Published form.  A pool is published as ONE capability: the target of its
  * first thread (member 0), copool_target().  It travels like any target:
@@ -70,7 +71,9 @@ extern "C" {
 #define COPOOL_MAGIC        0x31304c4f4f504f43ULL  /* "COPOOL01" */
 
 /* flags of copool_create and copool_open */
-#define COPOOL_SLOW         1   /* coaccept_slow / cocall_slow (no fast path) */
+#define COPOOL_SLOW         1   /* coaccept_slow / cocall_slow (no fast path); a slow
+                                 * client falls back to cocall against a member
+                                 * that accepts with the switcher (EPROTOTYPE) */
 
 /* strategies of copool_open */
 #define COPOOL_AFFINITY     1
