@@ -114,6 +114,17 @@ import Testing
         Self.expectExactlyOnce(v, calls: 1200, "4 callers queued on one slow member")
     }
 
+    @Test func slowClientsOfAFastPoolFallBackToTheSwitcher() throws {
+        // cocall_slow against a member waiting in the switcher's coaccept is
+        // EPROTOTYPE; a COPOOL_SLOW handle then calls with cocall.
+        let space = try Space()
+        let pool = try Self.serve(space, "pool-mixed", threads: 2)
+        defer { pool.terminate(); _ = pool.wait() }
+        let r = try space.join([try Self.guest(), "call", "pool-mixed", "roundrobin", "2", "300", "slow"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        Self.expectExactlyOnce(values(r.stdout), calls: 600, "slow callers, fast pool")
+    }
+
     @Test func aTargetThatIsNotAPoolIsAPoolOfOne() throws {
         let space = try Space()
         let pong = try space.start([Tools.path("copong"), "notapool"])
