@@ -127,9 +127,18 @@ int cogetpid(pid_t *pidp)
     return (int)instant(COLO_SYS_cogetpid, (long)pidp, 0, 0);
 }
 
+static ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
+                            void *inbuf, size_t inlen);
+
+/* cocall_slow(2).  A callee waiting in the switcher's coaccept cannot be
+ * reached through the runtime (EPROTOTYPE): the call goes through the
+ * switcher instead, so that slow callers and fast services work together. */
 ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
-    return CALL(COLO_SYS_cocall_slow, target, outbuf, outlen, inbuf, inlen, 0);
+    long r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
+    if (r == -EPROTOTYPE && fast_calls)
+        return _cocall_fast(cocall_data, target, outbuf, outlen, inbuf, inlen);
+    return result(r);
 }
 
 ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
@@ -140,19 +149,24 @@ ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *i
 /* The switcher entry points: the fast path when this thread is attached,
  * else the slow path.  Callee code running on a borrowed context that calls
  * out is first moved to its own thread by a system call (any will do). */
+static ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
+                            void *inbuf, size_t inlen)
+{
+    switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
+    long r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+    if (r == -COLO_SWITCH_UNBORROW_FIRST) {
+        (void)syscall(SYS_getpid);
+        r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+    }
+    return result(r);
+}
+
 ssize_t _cocall(void *code, void *data, const void *target, const void *outbuf, size_t outlen,
                 void *inbuf, size_t inlen)
 {
     (void)code;
-    if (fast_calls) {
-        switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
-        long r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
-        if (r == -COLO_SWITCH_UNBORROW_FIRST) {
-            (void)syscall(SYS_getpid);
-            r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
-        }
-        return result(r);
-    }
+    if (fast_calls)
+        return _cocall_fast(data, target, outbuf, outlen, inbuf, inlen);
     return cocall_slow((void *)target, outbuf, outlen, inbuf, inlen);
 }
 

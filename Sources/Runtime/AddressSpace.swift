@@ -150,6 +150,9 @@ public final class AddressSpace {
         let loaded: LoadedProgram
         do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize) }
         catch { throw ColoError(error.errno, error.description) }
+        // The process's threads belonged to its previous program: their
+        // targets die with it (callers get ENOLINK, names go).
+        if owner != 0 { kernel.programReplaced(owner, self) }
         let slot = slotHeader(index)
         slot.pointee.magic = UInt64(COLO_SLOT_MAGIC)
         slot.pointee.index = UInt32(index)

@@ -155,6 +155,13 @@ final class Kernel {
         return nil
     }
 
+    /// Process `pid` is loading a new program (exec in place): retire its
+    /// threads' contexts now, so that the switcher, which cannot ask, sees
+    /// their targets dead.
+    func programReplaced(_ pid: pid_t, _ space: AddressSpace) {
+        for t in threads.values where t.pid == pid { retire(t, space) }
+    }
+
     /// pidfd_open(2), pidfd_getfd(2) and pidfd_open's PIDFD_THREAD flag (x86-64).
     static let pidfdOpen = 434, pidfdGetfd = 438, pidfdThread = Int(O_EXCL)
 

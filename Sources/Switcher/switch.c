@@ -92,26 +92,30 @@ static inline void futex_wake(uint32_t *w)
     sys6(SYS_futex, (long)w, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, 0, 0, 0);
 }
 
-/* A busy callee: spin a little, then yield, then sleep, so that callers
- * queued on a busy service do not hold a CPU the service needs. */
-static void backoff(unsigned round)
-{
-    if (round < 64) {
-        __asm__ volatile("pause");
-    } else if (round < 256) {
-        sys0(SYS_sched_yield);
-    } else {
-        struct { long s, ns; } ts = { 0, 50000 };
-        sys2(SYS_nanosleep, &ts, 0);
-    }
-}
+#define WCHAN_COPARK 0x6b7261706f63ULL      /* "copark": a callee's parked thread */
+#define WCHAN_COCALL 0x6c6c61636f63ULL      /* "cocall": a caller waiting for an unborrowed call */
+#define WCHAN_COBUSY 0x797375626f63ULL      /* "cobusy": a caller waiting for a busy callee */
 
 /* The process's WCHAN in the table (8 bytes written at once). */
 static void show_wchan(struct colo_scb *me, uint64_t text)
 {
     if (me->wchan) __atomic_store_n((uint64_t *)me->wchan, text, __ATOMIC_RELAXED);
 }
-#define WCHAN_COPARK 0x6b7261706f63ULL      /* "copark" */
+
+/* A busy callee: spin a little, then yield, then sleep ("cobusy"), so that
+ * callers queued on a busy service do not hold a CPU the service needs. */
+static void backoff(struct colo_scb *me, unsigned round)
+{
+    if (round < 64) {
+        __asm__ volatile("pause");
+    } else if (round < 256) {
+        sys0(SYS_sched_yield);
+    } else {
+        if (round == 256) show_wchan(me, WCHAN_COBUSY);
+        struct { long s, ns; } ts = { 0, 50000 };
+        sys2(SYS_nanosleep, &ts, 0);
+    }
+}
 
 /* Signals that arrived while this thread borrowed a context: raise them
  * again now that it runs its own code. */
@@ -172,7 +176,8 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     if (dead) return -E_NOLINK;
     if (callee == me) return -E_DEADLK;
 
-    for (unsigned round = 0;; round++) {
+    unsigned round;
+    for (round = 0;; round++) {
         uint32_t st = __atomic_load_n(&callee->state, __ATOMIC_ACQUIRE);
         if (st == COLO_SCB_IDLE) {
             if (__atomic_compare_exchange_n(&callee->state, &st, COLO_SCB_BUSY, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -181,9 +186,13 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
         }
         if (st == COLO_SCB_NEW) return -E_AGAIN;
         if (st == COLO_SCB_SLOW) return -E_PROTOTYPE;
-        if (st == COLO_SCB_DEAD) return -E_NOLINK;
-        backoff(round);
+        if (st == COLO_SCB_DEAD) {
+            if (round >= 256) show_wchan(me, 0);
+            return -E_NOLINK;
+        }
+        backoff(me, round);
     }
+    if (__builtin_expect(round >= 256, 0)) show_wchan(me, 0);
 
     me->call_out = out;
     me->call_outlen = outlen;
@@ -341,6 +350,7 @@ static void unborrow_wait(void *arg)
     }
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &me->saved_mask, 0, 8);
     if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
+    show_wchan(me, WCHAN_COCALL);
     for (;;) {
         uint32_t v = __atomic_load_n(&me->done, __ATOMIC_ACQUIRE);
         if ((v & 3) == COLO_CALL_ANSWERED) break;
@@ -351,10 +361,12 @@ static void unborrow_wait(void *arg)
                 struct colo_scb *mine = me;
                 __atomic_compare_exchange_n(&callee->caller, &mine, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
                 me->redeliver = 0;
+                show_wchan(me, 0);
                 colo_switch_load(&me->call_ctx, -E_INTR);
             }
         }
     }
+    show_wchan(me, 0);
     colo_switch_load(&me->call_ctx, me->result);
 }
 

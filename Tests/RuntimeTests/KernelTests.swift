@@ -108,7 +108,7 @@ import Testing
     @Test(arguments: [(1, 8, 1), (2, 4096, 1), (8, 8, 1), (1, 65536, 1), (8, 64, 3)])
     func everyCallIsAnsweredExactlyOnce(threads: Int, size: Int, acceptors: Int) throws {
         let s = try KernelService(name: "echo", acceptors: acceptors)
-        #expect(try s.wchan(s.pid) == "coaccept", "the idle service sleeps in coaccept")
+        #expect(try s.wchan(s.pid) == "copark", "the idle service's thread is parked by the switcher's coaccept")
         let calls = 300
         let r = try s.join(["client", "echo", String(threads), String(calls), String(size), String(acceptors)], timeout: 120)
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
