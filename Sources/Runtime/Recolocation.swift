@@ -36,6 +36,9 @@ struct Recolocation {
 
 final class RecolocationTable {
     var byPID = [pid_t: Recolocation]()
+    /// mayCreatePIDs of each helper thread, by its tid (a helper's
+    /// credentials do not change: it makes no credential calls).
+    var helperMayCreatePIDs = [pid_t: Bool]()
 }
 
 nonisolated(unsafe) private var recolocationTables = [ObjectIdentifier: RecolocationTable]()
@@ -63,14 +66,16 @@ extension AddressSpace {
     func planRecolocation(_ call: GuestCall, path: String) -> CallResult {
         let native = CallResult.value(Int64(COLO_EXEC_NATIVE.rawValue))
         let tid = call.pid
-        guard threadGroup(of: tid) == tid, threadCount(tid) == 1 else { return native }
-        let ppid = parent(of: tid)
-        guard ppid > 0, shareAddressSpace(ppid, runtimePID), let helper = recolocationHelper(of: ppid),
-              mayCreatePIDs(ppid, thread: helper) else { return native }
+        // stat: [1] ppid, [2] pgrp, [3] session, [17] threads
+        let f = statFields(tid)
+        guard threadGroup(of: tid) == tid, f.count > 17, f[17] == "1", let ppid = pid_t(f[1]), ppid > 0,
+              shareAddressSpace(ppid, runtimePID), let helper = recolocationHelper(of: ppid) else { return native }
+        let table = recolocations
+        let permitted = table.helperMayCreatePIDs[helper] ?? mayCreatePIDs(ppid, thread: helper)
+        table.helperMayCreatePIDs[helper] = permitted
+        guard permitted else { return native }
         // The PID must be free once the child is gone: it may not name a
         // process group or session that outlives it.
-        let f = statFields(tid)
-        guard f.count > 5 else { return native }
         if (pid_t(f[2]) == tid || pid_t(f[3]) == tid) && otherProcessUses(group: tid) { return native }
         let r = planProgram(tid, path: path, argv: call.args[3], envp: call.args[4])
         if case .value(let v) = r, v == Int64(COLO_EXEC_COLOCATE.rawValue) { return .value(Int64(COLO_EXEC_RECOLOCATE)) }
@@ -150,6 +155,7 @@ extension AddressSpace {
         let pid = pid_t(truncatingIfNeeded: call.args[1])
         let err = -Int32(truncatingIfNeeded: Int64(bitPattern: call.args[2]))
         printError("colo: process \(pid) could not be re-colocated (clone3: \(String(cString: strerror(err))))")
+        recolocations.helperMayCreatePIDs[call.pid] = nil     // ask again next time
         if let r = recolocations.byPID.removeValue(forKey: pid) {
             r.closeAll()
             releaseSlot(r.slot)
@@ -171,10 +177,13 @@ extension AddressSpace {
     /// descriptors (those execve keeps) and of its cwd.
     private func capture(_ pid: pid_t) -> (start: colo_recolo_start, recolocation: Recolocation)? {
         guard let status = readFile("/proc/\(pid)/status") else { return nil }
+        let wanted: Set<Substring> = ["Umask:", "Uid:", "Gid:", "Groups:", "SigIgn:"]
         var fields = [Substring: [Substring]]()
         for line in status.split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
-            if let k = parts.first { fields[k] = Array(parts.dropFirst()) }
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[...colon]
+            guard wanted.contains(key) else { continue }
+            fields[key] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " })
         }
         let stat = statFields(pid)
         guard stat.count > 5, let uid = fields["Uid:"], let gid = fields["Gid:"], uid.count >= 3, gid.count >= 3 else { return nil }

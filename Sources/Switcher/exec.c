@@ -90,6 +90,12 @@ static long do_fork(struct colo_slot *s, ucontext_t *uc, int nr)
 {
     greg_t *g = uc->uc_mcontext.gregs;
     colo_recolo_ensure_helper(s);
+    /* The guest's own handlers may run as soon as the call returns, still
+     * inside this handler (a SIGCHLD of an early exit): SIGSYS must not be
+     * blocked then, or their trapped calls (waitpid) would kill the process.
+     * sigreturn restores the guest's mask afterwards, in both processes. */
+    uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~(1ULL << (SIGSYS - 1));
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
     if (nr == SYS_fork) return sys0(SYS_fork);
     if (g[REG_RSI]) {           /* a new stack: the child continues the guest context on it */
         struct colo_resume child;

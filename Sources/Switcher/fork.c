@@ -152,7 +152,7 @@ static void recolo_child_main(void *arg)
         colo_memset(&sa, 0, sizeof sa);
         if (sig == SIGSYS) {
             sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | RESTORER_FLAG;
+            sa.flags = SA_SIGINFO | RESTORER_FLAG | SA_NODEFER;   /* as start.c */
             sa.restorer = (uint64_t)colo_sigreturn;
         } else if (st->ignored & SIGBIT(sig)) {
             sa.handler = (uint64_t)SIG_IGN;
@@ -314,6 +314,7 @@ void colo_recolo_stop_helper(struct colo_slot *s)
 long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp, long flags)
 {
     uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);     /* handlers may run while we wait */
     long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, 0, 0, 0, 0);
     if (r == 0) {
         /* The runtime holds our descriptors and the program; the helper takes

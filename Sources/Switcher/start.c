@@ -55,7 +55,7 @@ static void child_main(void *arg)
         colo_memset(&sa, 0, sizeof sa);
         if (sig == SIGSYS) {
             sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | COLO_SA_RESTORER;
+            sa.flags = SA_SIGINFO | COLO_SA_RESTORER | SA_NODEFER;   /* a guest handler nested in ours may trap */
             sa.restorer = (uint64_t)colo_sigreturn;
         } else {
             sa.handler = (slot->ignored_signals >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;
