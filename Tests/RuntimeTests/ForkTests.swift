@@ -123,6 +123,27 @@ import Testing
         #expect(v["pid"] == v["child"] && v["child_status"] == "0" && v["sigchld"] == "1")
     }
 
+    /// Hundreds of fork + exec in a row, with and without re-colocation: the
+    /// shell's SIGCHLD handler runs while the shell is inside trapped calls.
+    @Test(arguments: [false, true])
+    func aBashLoopRunsToTheEnd(_ fallback: Bool) throws {
+        let probe = try Guests.probe()
+        let script = "i=0; while [ $i -lt 300 ]; do \(probe) exit 0; i=$((i+1)); done; x=$(\(probe) info); echo \"$x\"; echo done=$i"
+        let prefix = fallback ? ["/usr/bin/setpriv", "--inh-caps=-sys_admin,-checkpoint_restore",
+                                 "--bounding-set=-sys_admin,-checkpoint_restore"] : []
+        let r = try Run.capture(prefix + [Run.colo, "/bin/bash", "-c", script], timeout: 120)
+        #expect(r.status == 0 && values(r.stdout)["done"] == "300", "\(r.stdout) \(r.stderr)")
+        #expect(colocated(values(r.stdout)["slot"]) == !fallback)
+    }
+
+    @Test func aShellThatForkedStillExecsInPlace() throws {
+        let probe = try Guests.probe()
+        let r = try Run.colo(["/bin/sh", "-c", "x=$(\(probe) exit 0); echo shell=$$; exec \(probe) info"])
+        let v = values(r.stdout)
+        #expect(v["pid"] == v["shell"], "exec keeps the shell's PID: \(r.stdout)")
+        #expect(colocated(v["slot"]), "in place, although the shell has a re-colocation helper thread")
+    }
+
     @Test func interactiveBashJobControl() throws {
         let probe = try Guests.probe()
         let t = try ShellTests.Terminal("\(Run.colo) /bin/bash --norc --noprofile -i")
