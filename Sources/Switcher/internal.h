@@ -28,6 +28,10 @@ void colo_save_context(struct colo_resume *r, const ucontext_t *uc, long rax, ui
  * of borrowed code to their process, then runs the guest's own disposition. */
 void colo_signal_entry(int sig, siginfo_t *info, void *uctx);
 
+/* Make `k` (what the guest asked for) install the dispatcher: its flags and
+ * mask stay, and its restorer unless it has none (then the runtime's). */
+void colo_dispatch_through(struct kernel_sigaction *k);
+
 /* Is `handler` the dispatcher? */
 static inline int colo_is_dispatcher(uint64_t handler) { return handler == (uint64_t)colo_signal_entry; }
 

@@ -237,9 +237,7 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
         if (s->owner_pid == sys0(SYS_getpid) && (handled || (fault && s->switcher_signals))) {
             struct kernel_sigaction k = in;
             colo_memcpy(shadow, &in, sizeof in);
-            k.handler = (uint64_t)colo_signal_entry;
-            k.flags |= SA_SIGINFO | COLO_SA_RESTORER;
-            k.restorer = (uint64_t)colo_sigreturn;
+            colo_dispatch_through(&k);
             r = sys4(SYS_rt_sigaction, sig, &k, 0, 8);
         } else {
             r = sys4(SYS_rt_sigaction, sig, &in, 0, 8);

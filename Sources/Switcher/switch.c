@@ -421,6 +421,11 @@ static struct colo_slot *current_slot(struct colo_scb *me)
     return s->magic == COLO_SLOT_MAGIC ? s : 0;
 }
 
+/* Make the dispatcher return through the runtime's restorer (the guest's,
+ * in its slot, would be blocked by Syscall User Dispatch while the thread
+ * borrows a context).  The dispatcher keeps a frame pointer (guestSafeC). */
+#define RETURN_VIA_RUNTIME() (((void **)__builtin_frame_address(0))[1] = (void *)colo_sigreturn)
+
 void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
 {
     ucontext_t *uc = uctx;
@@ -429,6 +434,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         (uint64_t)g[REG_RIP] < (uint64_t)colo_copy_end) {
         g[REG_R9] = (greg_t)info->si_addr;
         g[REG_RIP] = (greg_t)colo_copy_fault;
+        RETURN_VIA_RUNTIME();
         return;
     }
     struct colo_scb *me = self_scb();
@@ -442,6 +448,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         }
         colo_memcpy(me->pending_info[sig - 1], info, sizeof me->pending_info[0]);
         __atomic_or_fetch(&me->pending, SIGBIT(sig), __ATOMIC_RELEASE);
+        RETURN_VIA_RUNTIME();
         return;
     }
     struct colo_slot *s = current_slot(me);
@@ -464,6 +471,17 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         ((void (*)(int))h)(sig);
 }
 
+void colo_dispatch_through(struct kernel_sigaction *k)
+{
+    k->handler = (uint64_t)colo_signal_entry;
+    k->flags |= SA_SIGINFO;
+    if (!(k->flags & COLO_SA_RESTORER)) {
+        k->flags |= COLO_SA_RESTORER;
+        k->restorer = (uint64_t)colo_sigreturn;
+    }
+    k->mask &= ~SIGBIT(SIGSYS);
+}
+
 /* Route the synchronous fault signals of slot `s`'s process through the
  * dispatcher, keeping what the guest had installed as its disposition. */
 static void dispatch_faults(struct colo_slot *s)
@@ -475,10 +493,7 @@ static void dispatch_faults(struct colo_slot *s)
         if (sys4(SYS_rt_sigaction, sig, 0, &old, 8) < 0 || colo_is_dispatcher(old.handler)) continue;
         colo_memcpy(&s->guest_actions[sig - 1], &old, sizeof old);
         k = old;
-        k.handler = (uint64_t)colo_signal_entry;
-        k.flags |= SA_SIGINFO | COLO_SA_RESTORER;
-        k.restorer = (uint64_t)colo_sigreturn;
-        k.mask &= ~SIGBIT(SIGSYS);
+        colo_dispatch_through(&k);
         sys4(SYS_rt_sigaction, sig, &k, 0, 8);
     }
 }

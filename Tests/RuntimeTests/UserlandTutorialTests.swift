@@ -16,7 +16,7 @@ import Testing
                           "colookup -f socket-path -i8 capv", "clocks binds sh", "capv", "coping -ac 1000", "^D",
                           "clocks binds -k sh", "capv", "coping -ac 1000", "^D"], "\(steps)")
         #expect(hasLine(out, "capv: no capability vector") || r.stderr.contains("capv: no capability vector"))
-        #expect(hasLine(out, #"\S+\s+\d+\s+\d+\s+S\s+coaccept\s.*clocks sh .*"#), "clocks waits in coaccept")
+        #expect(hasLine(out, #"\S+\s+\d+\s+\d+\s+S\s+copark\s.*clocks sh .*"#), "clocks's thread is parked by the switcher's coaccept")
         #expect(hasLine(out, #"8:\t0x[0-9a-f]{16} \[target\] \(sealed\):\t"clocks\(1\), pid \d+, responding to clock_gettime\(\).*""#))
         #expect(hasLine(out, #"cotrace: returning answerback to pid\[\d+\] 8 <- pid \d+"#))
         #expect(hasLine(out, #"clocks: op 0, len 16 from pid \d+ -> pid \d+"#), "colookup's capv calls clocks")
