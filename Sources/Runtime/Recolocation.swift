@@ -94,7 +94,13 @@ extension AddressSpace {
         guard let pending = pendingExecs.removeValue(forKey: tid) else { return .error(EINVAL) }
         let ppid = parent(of: tid)
         guard let pslot = members[ppid]?.slot, colo_recolo_helper_alive(slotHeader(pslot), ppid) != 0 else { return .error(ESRCH) }
-        guard var captured = capture(tid) else { return .error(ESRCH) }
+        var kept: [Int32]? = nil              // the descriptors the child keeps, as it listed them
+        let count = Int(Int64(bitPattern: call.args[3]))
+        if count >= 0, count <= 4096 {
+            guard let raw = GuestMemory(pid: tid).read(call.args[2], count: count * 4) else { return .error(EFAULT) }
+            kept = raw.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        }
+        guard var captured = capture(tid, kept: kept) else { return .error(ESRCH) }
         let index: Int
         do throws(ColoError) {
             index = try allocateSlot()
@@ -175,25 +181,35 @@ extension AddressSpace {
 
     /// What the new process must restore, and copies of the child's open
     /// descriptors (those execve keeps) and of its cwd.
-    private func capture(_ pid: pid_t) -> (start: colo_recolo_start, recolocation: Recolocation)? {
-        guard let status = readFile("/proc/\(pid)/status") else { return nil }
-        let wanted: Set<Substring> = ["Umask:", "Uid:", "Gid:", "Groups:", "SigIgn:"]
-        var fields = [Substring: [Substring]]()
-        for line in status.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = line[...colon]
-            guard wanted.contains(key) else { continue }
-            fields[key] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " })
+    private func capture(_ pid: pid_t, kept: [Int32]?) -> (start: colo_recolo_start, recolocation: Recolocation)? {
+        guard let status = readProcBytes("/proc/\(pid)/status") else { return nil }
+        // "Key:\tv1\tv2 ..." lines, numbers parsed from the bytes (radix per key)
+        var fields = [String: [UInt64]]()
+        let wanted: [(String, UInt64)] = [("Umask:", 8), ("Uid:", 10), ("Gid:", 10), ("Groups:", 10), ("SigIgn:", 16)]
+        var start = 0
+        while start < status.count {
+            let end = status[start...].firstIndex(of: 10) ?? status.count
+            for (key, radix) in wanted where end - start >= key.utf8.count && status[start..<start + key.utf8.count].elementsEqual(key.utf8) {
+                var values = [UInt64](), v: UInt64 = 0, inNumber = false
+                for c in status[(start + key.utf8.count)..<end] {
+                    let d: UInt64? = c >= 48 && c <= 57 ? UInt64(c - 48) : c >= 97 && c <= 102 ? UInt64(c - 87) : nil
+                    if let d, d < radix { v = v * radix + d; inNumber = true }
+                    else if inNumber { values.append(v); v = 0; inNumber = false }
+                }
+                if inNumber { values.append(v) }
+                fields[key] = values
+            }
+            start = end + 1
         }
         let stat = statFields(pid)
         guard stat.count > 5, let uid = fields["Uid:"], let gid = fields["Gid:"], uid.count >= 3, gid.count >= 3 else { return nil }
         var st = colo_recolo_start()
         st.magic = UInt64(COLO_RECOLO_MAGIC)
         st.pid = pid
-        st.umask = UInt32(fields["Umask:"]?.first.flatMap { UInt32($0, radix: 8) } ?? 0o022)
-        st.uid = (UInt32(uid[0]) ?? 0, UInt32(uid[1]) ?? 0, UInt32(uid[2]) ?? 0)
-        st.gid = (UInt32(gid[0]) ?? 0, UInt32(gid[1]) ?? 0, UInt32(gid[2]) ?? 0)
-        let groups = (fields["Groups:"] ?? []).compactMap { UInt32($0) }
+        st.umask = UInt32(truncatingIfNeeded: fields["Umask:"]?.first ?? 0o022)
+        st.uid = (UInt32(truncatingIfNeeded: uid[0]), UInt32(truncatingIfNeeded: uid[1]), UInt32(truncatingIfNeeded: uid[2]))
+        st.gid = (UInt32(truncatingIfNeeded: gid[0]), UInt32(truncatingIfNeeded: gid[1]), UInt32(truncatingIfNeeded: gid[2]))
+        let groups = (fields["Groups:"] ?? []).map { UInt32(truncatingIfNeeded: $0) }
         st.ngroups = groups.count <= Int(COLO_RECOLO_MAX_GROUPS) ? Int32(groups.count) : -1
         withUnsafeMutableBytes(of: &st.groups) { b in
             for (i, g) in groups.prefix(Int(COLO_RECOLO_MAX_GROUPS)).enumerated() { b.storeBytes(of: g, toByteOffset: i * 4, as: UInt32.self) }
@@ -201,14 +217,22 @@ extension AddressSpace {
         st.pgid = pid_t(stat[2]) ?? 0
         st.sid = pid_t(stat[3]) ?? 0
         st.foreground = pid_t(stat[5]) == st.pgid ? 1 : 0
-        st.ignored = fields["SigIgn:"]?.first.flatMap { UInt64($0, radix: 16) } ?? 0
-        // /proc/PID/limits, in resource order (prlimit(2) on another user's
-        // process needs CAP_SYS_RESOURCE in its namespace).
-        let limits = readFile("/proc/\(pid)/limits")?.split(separator: "\n").dropFirst().map { Array($0.utf8) } ?? []
+        st.ignored = fields["SigIgn:"]?.first ?? 0
+        // prlimit(2), or /proc/PID/limits (in resource order) for another
+        // user's process (prlimit needs CAP_SYS_RESOURCE in its namespace then).
+        var direct = [(UInt64, UInt64)]()
+        for i in 0..<16 {
+            var rl: (UInt64, UInt64) = (0, 0)
+            guard withUnsafeMutablePointer(to: &rl, { rawSyscall(302 /* prlimit64 */, Int(pid), i, 0, Int(bitPattern: $0)) }) == 0 else { break }
+            direct.append(rl)
+        }
+        let limits = direct.count == 16 ? [] : readProcFile("/proc/\(pid)/limits")?.split(separator: "\n").dropFirst().map { Array($0.utf8) } ?? []
         withUnsafeMutableBytes(of: &st.rlim) { b in
             for i in 0..<16 {
                 var rl: (UInt64, UInt64) = (UInt64.max, UInt64.max)
-                if i < limits.count, limits[i].count >= 68 {
+                if direct.count == 16 {
+                    rl = direct[i]
+                } else if i < limits.count, limits[i].count >= 68 {
                     func value(_ r: Range<Int>) -> UInt64 {
                         String(decoding: limits[i][r], as: UTF8.self).split(separator: " ").first.flatMap { UInt64($0) } ?? UInt64.max
                     }
@@ -223,12 +247,17 @@ extension AddressSpace {
         guard cwd >= 0 else { return nil }
         var fds = [(target: Int32, fd: Int32)]()
         let pidfd = Int32(rawSyscall(Linux.pidfdOpen, Int(pid), 0))
-        if pidfd >= 0, let dir = opendir("/proc/\(pid)/fd") {
+        if pidfd >= 0, let kept {
+            for n in kept {
+                let fd = Int32(rawSyscall(438 /* pidfd_getfd */, Int(pidfd), Int(n), 0))
+                if fd >= 0 { fds.append((n, fd)) }
+            }
+        } else if pidfd >= 0, let dir = opendir("/proc/\(pid)/fd") {
             while let e = readdir(dir) {
                 let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 guard let n = Int32(name) else { continue }
                 // close-on-exec descriptors end with the exec
-                if let info = readFile("/proc/\(pid)/fdinfo/\(n)"),
+                if let info = readProcFile("/proc/\(pid)/fdinfo/\(n)"),
                    let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags:") })?
                     .split(separator: "\t").last.flatMap({ Int($0, radix: 8) }), flags & Int(O_CLOEXEC) != 0 { continue }
                 let fd = Int32(rawSyscall(438 /* pidfd_getfd */, Int(pidfd), Int(n), 0))
@@ -268,4 +297,35 @@ func otherProcessUses(group pid: pid_t) -> Bool {
 func processIsGone(_ pid: pid_t) -> Bool {
     let f = statFields(pid)
     return f.isEmpty || f[0] == "Z" || f[0] == "X"
+}
+
+/// A small /proc file (status, limits, fdinfo), read into a stack buffer.
+func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buf -> String? in
+        var used = 0
+        while used < buf.count {
+            let n = read(fd, buf.baseAddress! + used, buf.count - used)
+            if n <= 0 { break }
+            used += n
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: buf[..<used]), as: UTF8.self)
+    }
+}
+
+/// The bytes of a small /proc file.
+func readProcBytes(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return [UInt8](unsafeUninitializedCapacity: 8192) { buf, used in
+        used = 0
+        while used < buf.count {
+            let n = read(fd, buf.baseAddress! + used, buf.count - used)
+            if n <= 0 { break }
+            used += n
+        }
+    }
 }

@@ -311,11 +311,41 @@ void colo_recolo_stop_helper(struct colo_slot *s)
 
 /* ---- the forked child's execve -------------------------------------------------- */
 
+/* The descriptors execve keeps (not close-on-exec), into fds[0..max); the
+ * count, or -1 if they do not fit (the runtime then looks for itself). */
+static long kept_fds(int32_t *fds, long max)
+{
+    int dir = (int)sys4(SYS_openat, -100, "/proc/self/fd", 0200000 | 02000000 /* O_DIRECTORY|O_CLOEXEC */, 0);
+    if (dir < 0) return -1;
+    char buf[1024];
+    long n, count = 0;
+    while ((n = sys3(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            unsigned short reclen = *(unsigned short *)(buf + off + 16);
+            const char *name = buf + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            long fd = 0;
+            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
+            if (fd == dir) continue;
+            long fl = sys2(SYS_fcntl, fd, 1 /* F_GETFD */);
+            if (fl < 0 || (fl & 1 /* FD_CLOEXEC */)) continue;
+            if (count == max) { count = -1; break; }
+            fds[count++] = (int32_t)fd;
+        }
+        if (count < 0) break;
+    }
+    sys1(SYS_close, dir);
+    return n < 0 ? -1 : count;
+}
+
 long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp, long flags)
 {
     uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);     /* handlers may run while we wait */
-    long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, 0, 0, 0, 0);
+    int32_t fds[256];
+    long nfds = kept_fds(fds, 256);
+    long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, (long)fds, nfds, 0, 0);
     if (r == 0) {
         /* The runtime holds our descriptors and the program; the helper takes
          * our PID over once we are gone. */

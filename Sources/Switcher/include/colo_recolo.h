@@ -20,7 +20,8 @@
 
 /* COLO_SYS_exec phases (args[0]) and the plan's answer for a forked child. */
 #define COLO_EXEC_RECOLOCATE      16   /* PLAN answer: re-colocate into the parent's address space */
-#define COLO_EXEC_RECOLO_COMMIT   16   /* C: args[1] = signal mask; 0: exit now, <0: do a real execve */
+#define COLO_EXEC_RECOLO_COMMIT   16   /* C: args[1] = signal mask, args[2] = int32_t fds[] it keeps,
+                                          args[3] = their count or -1; 0: exit now, <0: real execve */
 #define COLO_EXEC_RECOLO_PARKED   17   /* helper: args[1] = pid; SIGCHLD is parked, let C exit */
 #define COLO_EXEC_RECOLO_START    18   /* N: args[1] = slot; install C's descriptors, answer the cwd fd */
 #define COLO_EXEC_RECOLO_FAILED   19   /* helper: args[1] = pid, args[2] = -errno of clone3 */
