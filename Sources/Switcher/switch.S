@@ -33,7 +33,7 @@
     fnstcw  76(\reg)
 .endm
 
-.macro LOAD_CONTEXT reg
+.macro LOAD_REGISTERS reg
     mov     0(\reg), %rsp
     mov     16(\reg), %rbx
     mov     24(\reg), %rbp
@@ -43,15 +43,34 @@
     mov     56(\reg), %r15
     mov     64(\reg), %rax
     wrfsbase %rax
+.endm
+
+.macro LOAD_CONTEXT reg
+    LOAD_REGISTERS \reg
     ldmxcsr 72(\reg)
     fldcw   76(\reg)
+.endm
+
+/* The control words of `load`, where they differ from those just saved in
+ * `save` (they rarely do; loading them costs more than comparing). */
+.macro LOAD_CONTROL_WORDS save, load
+    mov     72(\save), %eax
+    cmp     72(\load), %eax
+    je      1f
+    ldmxcsr 72(\load)
+1:  movzwl  76(\save), %eax
+    cmpw    76(\load), %ax
+    je      2f
+    fldcw   76(\load)
+2:
 .endm
 
     .globl colo_switch
     .type colo_switch, @function
 colo_switch:
     SAVE_CONTEXT %rdi
-    LOAD_CONTEXT %rsi
+    LOAD_CONTROL_WORDS %rdi, %rsi
+    LOAD_REGISTERS %rsi
     test    %rcx, %rcx
     jz      1f
     movl    %r8d, (%rcx)            /* x86 stores are ordered: the save is visible first */
@@ -86,15 +105,28 @@ colo_copy_user:
     mov     %rcx, %r8
     mov     %rdx, %rcx
 colo_copy_begin:
-    rep movsb
+    cmp     $64, %rcx               /* short and 8-byte multiples (cocall's rule): by words */
+    ja      2f
+    test    $7, %cl
+    jnz     2f
+    shr     $3, %rcx
+    jz      3f
+1:  mov     (%rsi), %rax
+    mov     %rax, (%rdi)
+    add     $8, %rsi
+    add     $8, %rdi
+    dec     %rcx
+    jnz     1b
+    jmp     3f
+2:  rep movsb
 colo_copy_end:
-    xor     %eax, %eax
+3:  xor     %eax, %eax
     ret
 colo_copy_fault:                    /* the dispatcher left the faulting address in r9 */
     test    %r8, %r8
-    jz      1f
+    jz      4f
     mov     %r9, (%r8)
-1:  mov     $-14, %rax
+4:  mov     $-14, %rax
     ret
     .size colo_copy_user, .-colo_copy_user
 

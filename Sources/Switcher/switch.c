@@ -370,10 +370,27 @@ static void unborrow_wait(void *arg)
     colo_switch_load(&me->call_ctx, me->result);
 }
 
+/* On the caller's own stack, after callee code faulted: the fault is the
+ * callee's now; the call ends with ENOLINK. */
+static void unborrow_fault(void *arg)
+{
+    struct colo_scb *me = arg;
+    struct colo_scb *callee = me->borrowing;
+    callee->caller = 0;
+    me->redeliver = 0;
+    __atomic_store_n(&callee->park, COLO_PARK_UNBORROW, __ATOMIC_SEQ_CST);
+    futex_wake(&callee->park);
+    __atomic_store_n(&me->borrowing, 0, __ATOMIC_SEQ_CST);
+    me->stats_unborrows++;
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &me->saved_mask, 0, 8);
+    if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
+    colo_switch_load(&me->call_ctx, -E_NOLINK);
+}
+
 /* Hand the borrowed context in `uc`, to be continued at `rip`, to the
- * callee's parked thread; the caller then waits for the answer on its own
+ * callee's parked thread; the caller then continues with `then` on its own
  * stack.  No return. */
-static void unborrow(struct colo_scb *me, ucontext_t *uc, uint64_t rip)
+static void unborrow(struct colo_scb *me, ucontext_t *uc, uint64_t rip, void (*then)(void *))
 {
     uint64_t all = ~0ULL;
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
@@ -385,7 +402,7 @@ static void unborrow(struct colo_scb *me, ucontext_t *uc, uint64_t rip)
     me->saved_mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
     uint64_t fs = me->call_ctx.fsbase;
     __asm__ volatile("wrfsbase %0" :: "r"(fs) : "memory");
-    colo_on_stack(unborrow_wait, me, (char *)me->call_ctx.rsp - 256);
+    colo_on_stack(then, me, (char *)me->call_ctx.rsp - 256);
 }
 
 void colo_switch_unborrow_syscall(ucontext_t *uc)
@@ -400,7 +417,7 @@ void colo_switch_unborrow_syscall(ucontext_t *uc)
     }
     /* The call was not made (rax holds its number again): the callee's
      * thread continues at the syscall instruction and makes it. */
-    unborrow(me, uc, (uint64_t)g[REG_RIP] - 2);
+    unborrow(me, uc, (uint64_t)g[REG_RIP] - 2, unborrow_wait);
 }
 
 /* ---- signals ------------------------------------------------------------------- */
@@ -441,10 +458,11 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
     if (me && me->magic == COLO_SCB_MAGIC && __atomic_load_n(&me->borrowing, __ATOMIC_ACQUIRE)) {
         if (is_fault(sig, info)) {
             /* Callee code faulted: its own thread repeats the instruction
-             * (after an int3, the int3 itself). */
+             * (after an int3, the int3 itself) and dies of it or handles
+             * it; the caller's call fails with ENOLINK. */
             uint64_t rip = (uint64_t)g[REG_RIP];
             if (sig == SIGTRAP && info->si_code == 0x80 /* SI_KERNEL: int3 */) rip -= 1;
-            unborrow(me, uc, rip);
+            unborrow(me, uc, rip, unborrow_fault);
         }
         colo_memcpy(me->pending_info[sig - 1], info, sizeof me->pending_info[0]);
         __atomic_or_fetch(&me->pending, SIGBIT(sig), __ATOMIC_RELEASE);

@@ -13,6 +13,12 @@
  *   fetch_fd NAME          ask the service for an fd capability, read through it
  *   call_raw HEX           one answerback call to a capability given as a number
  *   register_exec NAME     coregister(NAME), print the target, exec itself in place ("pause")
+ *   mixed NAME N           N calls alternating echo (pure computation in the service) and
+ *                          identity (system calls in the service: getpid, gettid, a write
+ *                          to a descriptor only the service has)
+ *   crashy NAME N          N echo calls, every 1000th makes the service fault (it
+ *                          recovers with siglongjmp): that call gives ENOLINK
+ *   spin_call NAME MS      one call the service answers after MS ms of computing
  *   pause                  print pid= and paused, then wait for a signal
  *   fdcap_flood N          N capfromfd calls (the runtime keeps each file), then a new thread's cosetup
  *   signal_storm [restart] 4 callers x 3000 calls to a thread of the same process
@@ -24,7 +30,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +70,8 @@ static const char *ename(int e)
     printf("%s=%s\n", key, r_ < 0 ? ename(errno) : "OK"); } while (0)
 
 /* ---- the message of the service protocol (capv.h conventions) ---- */
-enum { OP_ANSWERBACK = 0, OP_ECHO = 1, OP_SLEEP = 2, OP_STATS = 3, OP_FDCAP = 4 };
+enum { OP_ANSWERBACK = 0, OP_ECHO = 1, OP_SLEEP = 2, OP_STATS = 3, OP_FDCAP = 4,
+       OP_IDENTITY = 5, OP_CRASH = 6, OP_SPIN = 7 };
 
 struct msg {
     size_t   len;       /* capv.h: the length first ... */
@@ -92,6 +102,16 @@ static int nseen;
 static uint64_t served, dups, gaps, badsum;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *service_name;
+/* A descriptor only the service has (OP_IDENTITY writes to it). */
+#define PRIVATE_FD 100
+static __thread sigjmp_buf crash_jmp;
+static uint64_t crashes;
+
+static void crashed(int sig)
+{
+    (void)sig;
+    siglongjmp(crash_jmp, 1);
+}
 
 /* Set the calling thread up as an accepting thread registered as `name`. */
 static int accept_as(const char *name, void **target)
@@ -111,6 +131,10 @@ static void *serve_loop(void *arg)
     size_t outlen = 0;
     for (;;) {
         void *cookie = NULL;
+        if (sigsetjmp(crash_jmp, 1)) {      /* OP_CRASH faulted: no reply to anyone */
+            __atomic_add_fetch(&crashes, 1, __ATOMIC_RELAXED);
+            outlen = 0;
+        }
         ssize_t n = coaccept(&cookie, out, outlen, in, MAXMSG);
         if (n < 0) {        /* EINTR: offer the same reply again */
             if (errno != EINTR) { printf("coaccept=%s\n", ename(errno)); outlen = 0; }
@@ -145,6 +169,22 @@ static void *serve_loop(void *arg)
             for (size_t i = 0; i < dlen; i++) rep->data[i] = (uint8_t)(req->data[i] + 1);
             rep->sum = checksum(rep->data, dlen);
             outlen = HDR + dlen;
+            break;
+        }
+        case OP_IDENTITY:
+            rep->arg = (uint64_t)getpid();
+            rep->seq = (uint64_t)syscall(SYS_gettid);
+            rep->sum = (uint64_t)write(PRIVATE_FD, "x", 1);
+            break;
+        case OP_CRASH:
+            *(volatile int *)(uintptr_t)req->arg = 1;
+            break;
+        case OP_SPIN: {
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);    /* the vDSO: no system call */
+            do clock_gettime(CLOCK_MONOTONIC, &t);
+            while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < (long)req->arg);
+            rep->arg = __atomic_load_n(&crashes, __ATOMIC_RELAXED);
             break;
         }
         case OP_STATS:
@@ -186,6 +226,9 @@ static int service(const char *name, int threads)
     void *target;
     char text[128], alias[256];
     service_name = name;
+    int p[2];
+    if (pipe(p) != 0 || dup2(p[1], PRIVATE_FD) != PRIVATE_FD) return 1;
+    signal(SIGSEGV, crashed);
     if (accept_as(name, &target) != 0) return 1;
     snprintf(alias, sizeof alias, "%s.0", name);
     if (coregister(alias, NULL) != 0) return 1;
@@ -673,6 +716,71 @@ static int enosys(void)
     return 0;
 }
 
+/* Alternate echo and identity calls; check that the service's system calls
+ * ran as the service (its pid, its thread, its descriptor). */
+static int mixed(const char *name, int n)
+{
+    if (lookup(name) || cosetup(COSETUP_COCALL) != 0) return 1;
+    uint64_t buf[(HDR + 64) / 8 + 1], rbuf[(HDR + 64) / 8 + 1];
+    struct msg *m = (struct msg *)buf, *r = (struct msg *)rbuf;
+    long ok = 0, bad = 0, service_pid = 0, service_tid = 0, wrote = 0;
+    for (int i = 0; i < n; i++) {
+        memset(m, 0, HDR + 8);
+        m->op = i % 2 ? OP_IDENTITY : OP_ECHO;
+        m->len = HDR + 8; m->seq = (uint64_t)i;
+        memcpy(m->data, &i, sizeof i);
+        m->sum = checksum(m->data, 8);
+        ssize_t got = cocall(service_target, m, m->len, r, sizeof rbuf);
+        if (got < 0) { bad++; printf("cocall=%s\n", ename(errno)); continue; }
+        if (m->op == OP_ECHO) {
+            int good = r->seq == (uint64_t)i && r->sum == checksum(r->data, 8);
+            good ? ok++ : bad++;
+        } else {
+            service_pid = (long)r->arg; service_tid = (long)r->seq; wrote = (long)(int64_t)r->sum;
+            (service_pid != getpid() && wrote == 1) ? ok++ : bad++;
+        }
+    }
+    printf("ok=%ld\nbad=%ld\nservice_pid=%ld\nservice_tid=%ld\nwrote=%ld\nmy_pid=%d\n",
+           ok, bad, service_pid, service_tid, wrote, getpid());
+    return 0;
+}
+
+/* Echo calls, every 1000th one a fault in the service. */
+static int crashy(const char *name, int n)
+{
+    if (lookup(name) || cosetup(COSETUP_COCALL) != 0) return 1;
+    uint64_t buf[(HDR + 64) / 8 + 1], rbuf[(HDR + 64) / 8 + 1];
+    struct msg *m = (struct msg *)buf, *r = (struct msg *)rbuf;
+    long ok = 0, bad = 0, enolink = 0;
+    for (int i = 1; i <= n; i++) {
+        memset(m, 0, HDR + 8);
+        m->op = i % 1000 ? OP_ECHO : OP_CRASH;
+        m->len = HDR + 8; m->seq = (uint64_t)i; m->arg = 8;     /* OP_CRASH writes at address 8 */
+        m->sum = checksum(m->data, 8);
+        ssize_t got = cocall(service_target, m, m->len, r, sizeof rbuf);
+        if (m->op == OP_CRASH) { got < 0 && errno == ENOLINK ? enolink++ : bad++; continue; }
+        got == (ssize_t)(HDR + 8) && r->seq == (uint64_t)i ? ok++ : bad++;
+    }
+    m->op = OP_SPIN; m->len = HDR; m->arg = 0;
+    long crashes = cocall(service_target, m, HDR, r, sizeof rbuf) < 0 ? -1 : (long)r->arg;
+    printf("ok=%ld\nbad=%ld\nenolink=%ld\ncrashes=%ld\n", ok, bad, enolink, crashes);
+    return 0;
+}
+
+/* One call the service answers after computing for `ms` (it borrows this
+ * thread all along: no system call). */
+static int spin_call(const char *name, int ms)
+{
+    if (lookup(name) || cosetup(COSETUP_COCALL) != 0) return 1;
+    uint64_t buf[HDR / 8 + 1], rbuf[HDR / 8 + 1];
+    struct msg *m = (struct msg *)buf;
+    memset(m, 0, HDR);
+    m->op = OP_SPIN; m->len = HDR; m->arg = (uint64_t)ms;
+    printf("pid=%d\ncalling\n", getpid());
+    REPORT("cocall", cocall(service_target, m, HDR, rbuf, sizeof rbuf));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -691,6 +799,9 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "register_exec") && argc > 2) return register_exec(argv[0], argv[2]);
     if (!strcmp(verb, "fdcap_flood") && argc > 2) return fdcap_flood(atol(argv[2]));
     if (!strcmp(verb, "pause")) { printf("pid=%d\npaused\n", getpid()); pause(); return 0; }
+    if (!strcmp(verb, "mixed") && argc > 3) return mixed(argv[2], atoi(argv[3]));
+    if (!strcmp(verb, "crashy") && argc > 3) return crashy(argv[2], atoi(argv[3]));
+    if (!strcmp(verb, "spin_call") && argc > 3) return spin_call(argv[2], atoi(argv[3]));
     if (!strcmp(verb, "signal_storm")) return signal_storm(argc > 2 && !strcmp(argv[2], "restart"));
     fprintf(stderr, "kernel_probe: unknown verb %s\n", verb);
     return 2;
