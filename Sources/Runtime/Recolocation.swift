@@ -65,6 +65,7 @@ extension AddressSpace {
     /// PLAN for a thread that no longer shares the address space (a fork child).
     func planRecolocation(_ call: GuestCall, path: String) -> CallResult {
         let native = CallResult.value(Int64(COLO_EXEC_NATIVE.rawValue))
+        guard recolocationEnabled else { return native }
         let tid = call.pid
         // stat: [1] ppid, [2] pgrp, [3] session, [17] threads
         let f = statFields(tid)
@@ -270,6 +271,13 @@ extension AddressSpace {
                                  slot: -1, parent: 0, fds: fds, cwd: cwd))
     }
 }
+
+/// COLO_RECOLOCATION=0 in the environment of `colo` turns re-colocation off
+/// (a forked child's exec is then a real execve, as without the privilege).
+let recolocationEnabled: Bool = {
+    guard let v = getenv("COLO_RECOLOCATION") else { return true }
+    return String(cString: v) != "0"
+}()
 
 /// May a thread of `pid` create processes with a chosen PID (clone3 set_tid)?
 /// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE, effective.

@@ -144,6 +144,13 @@ import Testing
         #expect(colocated(v["slot"]), "in place, although the shell has a re-colocation helper thread")
     }
 
+    @Test func reColocationCanBeTurnedOff() throws {
+        let probe = try Guests.probe()
+        let r = try Run.capture(["/usr/bin/env", "COLO_RECOLOCATION=0", Run.colo, probe, "fork", probe, "info"])
+        let v = values(r.stdout)
+        #expect(!colocated(v["slot"]) && v["pid"] == v["child"] && v["child_status"] == "0", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test func interactiveBashJobControl() throws {
         let probe = try Guests.probe()
         let t = try ShellTests.Terminal("\(Run.colo) /bin/bash --norc --noprofile -i")
