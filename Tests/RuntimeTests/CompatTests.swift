@@ -89,6 +89,20 @@ import Testing
         #expect(none.status == 1 && none.stderr.hasSuffix("no capability vector\n"), "\(none.stderr)")
     }
 
+    @Test(arguments: [false, true]) func onlyUnistdAndCapvHeaders(slow: Bool) throws {
+        // Issue 7's test: a program including nothing but <unistd.h> and <capv.h>.
+        let p = try Self.prefix()
+        let exe = p.path + "/cheribsd_minimal"
+        if !FileManager.default.fileExists(atPath: exe) {
+            let b = try p.build(Guests.sourceDir.appendingPathComponent("cheribsd_minimal.c").path, exe)
+            #expect(b.status == 0, "\(b.stderr)")
+        }
+        let r = try Run.capture(p.argv(["clocks"] + (slow ? ["-k"] : []) + [exe]))
+        #expect(hasLine(r.stdout, #"clocks\(1\), pid \d+, responding to clock_gettime\(\)"# + (slow ? #" \(slow\)"# : "")),
+                "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.hasSuffix("time ok\n"), "\(r.stdout) \(r.stderr)")
+    }
+
     @Test(arguments: [false, true]) func cheribsdStyleProgramAndOurToolsCallEachOther(slow: Bool) throws {
         let exe = try Self.cheribsdStyle()
         let p = try Self.prefix()
