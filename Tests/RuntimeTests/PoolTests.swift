@@ -115,8 +115,8 @@ import Testing
     }
 
     @Test func slowClientsOfAFastPoolFallBackToTheSwitcher() throws {
-        // cocall_slow against a member waiting in the switcher's coaccept is
-        // EPROTOTYPE; a COPOOL_SLOW handle then calls with cocall.
+        // cocall_slow against members waiting in the switcher's coaccept: the
+        // library (or, failing that, the handle: EPROTOTYPE) calls through the switcher.
         let space = try Space()
         let pool = try Self.serve(space, "pool-mixed", threads: 2)
         defer { pool.terminate(); _ = pool.wait() }

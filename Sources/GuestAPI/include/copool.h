@@ -73,7 +73,7 @@ extern "C" {
 /* flags of copool_create and copool_open */
 #define COPOOL_SLOW         1   /* coaccept_slow / cocall_slow (no fast path); a slow
                                  * client falls back to cocall against a member
-                                 * that accepts with the switcher (EPROTOTYPE) */
+                                 * it cannot reach that way (EPROTOTYPE) */
 
 /* strategies of copool_open */
 #define COPOOL_AFFINITY     1
