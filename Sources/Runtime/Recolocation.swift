@@ -8,8 +8,9 @@ import Switcher
 ///
 /// 1. PLAN (from the child's execve): may it?  The parent is a member with a
 ///    running helper thread that may create PIDs (CAP_SYS_ADMIN or
-///    CAP_CHECKPOINT_RESTORE), the child is single-threaded and its PID will be
-///    free once it exits (no other process in a group or session it leads).
+///    CAP_CHECKPOINT_RESTORE), the child is single-threaded, has no children
+///    of its own, and its PID will be free once it exits (no other process in
+///    a group or session it leads).  Otherwise: a real execve.
 ///    The program is validated here, so exec errors reach the child as errnos.
 /// 2. COMMIT (the child, nothing irreversible yet): load the program into a
 ///    fresh slot, take copies of the child's descriptors (pidfd_getfd) and cwd,
@@ -75,6 +76,8 @@ extension AddressSpace {
         let permitted = table.helperMayCreatePIDs[helper] ?? mayCreatePIDs(ppid, thread: helper)
         table.helperMayCreatePIDs[helper] = permitted
         guard permitted else { return native }
+        // Children of its own would lose their parent (execve keeps them).
+        if let children = readProcBytes("/proc/\(tid)/task/\(tid)/children"), !children.isEmpty { return native }
         // The PID must be free once the child is gone: it may not name a
         // process group or session that outlives it.
         if (pid_t(f[2]) == tid || pid_t(f[3]) == tid) && otherProcessUses(group: tid) { return native }

@@ -144,6 +144,14 @@ import Testing
         #expect(colocated(v["slot"]), "in place, although the shell has a re-colocation helper thread")
     }
 
+    @Test func aChildWithChildrenOfItsOwnExecsForReal() throws {
+        let probe = try Guests.probe()
+        let r = try Run.colo(["/bin/sh", "-c", "( \(probe) exit 0 & exec \(probe) info ); x=$(\(probe) info); echo \"$x\""])
+        let slots = r.stdout.split(separator: "\n").filter { $0.hasPrefix("slot=") }.map { String($0.dropFirst(5)) }
+        #expect(slots.count == 2 && !colocated(slots[0]), "a subshell with a background child keeps it: a real execve: \(r.stdout)")
+        #expect(slots.count == 2 && colocated(slots[1]))
+    }
+
     @Test func reColocationCanBeTurnedOff() throws {
         let probe = try Guests.probe()
         let r = try Run.capture(["/usr/bin/env", "COLO_RECOLOCATION=0", Run.colo, probe, "fork", probe, "info"])
