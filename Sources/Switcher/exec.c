@@ -192,7 +192,10 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
      * errors are the caller's own (ENOENT, EACCES, ENOTDIR, ELOOP ...). */
     long r = sys4(SYS_faccessat2, dirfd, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */ | (flags & 0x1100));
     if (r < 0) return r;
-    r = sys6(COLO_SYS_exec, COLO_EXEC_PLAN, dirfd, path, argv, envp, flags);
+    /* A signal handler may interrupt the request (a real execve is never
+     * interrupted); planning again is harmless. */
+    do r = sys6(COLO_SYS_exec, COLO_EXEC_PLAN, dirfd, path, argv, envp, flags);
+    while (r == -4 /* EINTR */);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
@@ -210,7 +213,8 @@ long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
                                                                     (int64_t)s->index };
     long r = sys4(SYS_faccessat2, -100, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */);
     if (r < 0) return r;
-    r = sys6(COLO_SYS_exec, vec ? COLO_EXEC_PLAN_COVEC : COLO_EXEC_PLAN_CO, pid, path, argv, envp, (long)&capv);
+    do r = sys6(COLO_SYS_exec, vec ? COLO_EXEC_PLAN_COVEC : COLO_EXEC_PLAN_CO, pid, path, argv, envp, (long)&capv);
+    while (r == -4 /* EINTR */);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return sys3(SYS_execve, path, argv, envp);

@@ -345,7 +345,9 @@ long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);     /* handlers may run while we wait */
     int32_t fds[256];
     long nfds = kept_fds(fds, 256);
-    long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, (long)fds, nfds, 0, 0);
+    long r;
+    do r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, (long)fds, nfds, 0, 0);
+    while (r == -E_INTR);                     /* the runtime knows a repeated commit */
     if (r == 0) {
         /* The runtime holds our descriptors and the program; the helper takes
          * our PID over once we are gone. */
