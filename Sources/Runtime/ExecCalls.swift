@@ -101,7 +101,8 @@ extension AddressSpace {
             guard capc < Int64(COLO_CAPV_MAX) else { return .error(E2BIG) }
             if capvAddress != 0 && capc > 0 {
                 // A vector only means something in the address space it came from.
-                guard shareAddressSpace(target, runtimePID) else { return .error(EPROTO) }
+                // (CheriBSD: "usually caused by an attempt to call coexecvec after fork(2)")
+                guard shareAddressSpace(target, runtimePID), shareAddressSpace(tid, runtimePID) else { return .error(EPROTO) }
                 guard let raw = mem.read(capvAddress, count: Int(capc) * 8) else { return .error(EFAULT) }
                 capv = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
             } else {
@@ -109,6 +110,16 @@ extension AddressSpace {
             }
         }
         guard let path = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
+        if shareAddressSpace(target, runtimePID), !shareAddressSpace(tid, runtimePID) {
+            // A fork child (a private copy of the mm): into its parent's
+            // address space by re-colocation, else a real execve.
+            guard target == parent(of: tgid) else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
+            if case .value(let v) = planRecolocation(call, path: path), v == Int64(COLO_EXEC_RECOLOCATE) {
+                if let capv { pendingExecs[tid] = pendingExecs[tid].map { PendingExec(image: $0.image, envp: $0.envp, capv: capv) } }
+                return .value(v)
+            }
+            return .value(Int64(COLO_EXEC_NATIVE.rawValue))
+        }
         if shareAddressSpace(target, runtimePID) {
             guard threadCount(tgid) == 1 else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
             return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: capv)

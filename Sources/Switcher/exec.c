@@ -218,6 +218,8 @@ long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return sys3(SYS_execve, path, argv, envp);
+    if (r == COLO_EXEC_RECOLOCATE)     /* a fork child colocating with its parent */
+        return colo_recolocate(uc, -100 /* AT_FDCWD */, path, argv, envp, 0);
     if (r == COLO_EXEC_JOIN) {     /* another address space: become `colo --join pid ...` */
         char **args = (char **)((char *)s + COLO_JOIN_ARGS_OFFSET);
         return sys3(SYS_execve, args[0], args + 1, envp);

@@ -152,6 +152,15 @@ import Testing
         #expect(slots.count == 2 && colocated(slots[1]))
     }
 
+    @Test func coexecveToTheParentFromAForkChild() throws {
+        let probe = try Guests.probe()
+        let r = try Run.capture(["/usr/bin/env", "FORK_COEXEC=1", Run.colo, probe, "fork", probe, "info"])
+        let v = values(r.stdout)
+        #expect(colocated(v["slot"]) && v["pid"] == v["child"] && v["child_status"] == "0", "\(r.stdout) \(r.stderr)")
+        let vec = try Run.capture(["/usr/bin/env", "FORK_COEXEC=vec", Run.colo, probe, "fork", probe, "info"])
+        #expect(values(vec.stdout)["exec"] == "EPROTO", "coexecvec with a vector after fork: \(vec.stdout)")
+    }
+
     @Test func reColocationCanBeTurnedOff() throws {
         let probe = try Guests.probe()
         let r = try Run.capture(["/usr/bin/env", "COLO_RECOLOCATION=0", Run.colo, probe, "fork", probe, "info"])
