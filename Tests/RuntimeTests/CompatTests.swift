@@ -57,6 +57,7 @@ import Testing
     @Test func installHasTheOverlayCopoolAndSectionTwoAndThreePages() throws {
         let p = try Self.prefix()
         for f in ["include/colo-overlay/unistd.h", "include/colo-overlay/stdio.h", "include/colo-overlay/sys/auxv.h",
+                  "include/colo-overlay/errno.h", "include/colo-overlay/sys/param.h",
                   "include/copool.h", "include/colo.h", "include/capv.h", "include/sys/capsicum.h",
                   "share/man/man2/cocall.2", "share/man/man2/coaccept.2", "share/man/man2/cosetup.2",
                   "share/man/man2/coregister.2", "share/man/man2/cogetpid.2", "share/man/man2/coexecve.2",
