@@ -24,6 +24,7 @@ extension AddressSpace {
     /// decide (colocate, or a real execve); COLO_SYS_exec(COLO_EXEC_COMMIT): the
     /// handler has passed the point of no return, load the program.
     func execInPlace(_ call: GuestCall) -> CallResult {
+        abandonOrphanedRecolocations()
         switch Int32(truncatingIfNeeded: call.args[0]) {
         case Int32(COLO_EXEC_PLAN.rawValue): return planExec(call)
         case Int32(COLO_EXEC_COMMIT.rawValue): return commitExec(call)

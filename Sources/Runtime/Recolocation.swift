@@ -134,6 +134,19 @@ extension AddressSpace {
         return .pending
     }
 
+    /// Hand-overs whose parent died before its helper took them: the child
+    /// gets EAGAIN and makes a real execve.
+    func abandonOrphanedRecolocations() {
+        let table = recolocations
+        guard !table.byPID.isEmpty else { return }
+        for (pid, r) in table.byPID where !r.parked && processIsGone(r.parent) {
+            table.byPID[pid] = nil
+            answer(r.call, .error(EAGAIN))
+            r.closeAll()
+            releaseSlot(r.slot)
+        }
+    }
+
     /// PARKED: args[1] = the child's PID.  Let it exit.
     func recolocationParked(_ call: GuestCall) -> CallResult {
         let pid = pid_t(truncatingIfNeeded: call.args[1])
