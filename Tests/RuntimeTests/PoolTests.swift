@@ -68,6 +68,11 @@ import Testing
         #expect(r.stdout.contains("after_destroy=-1 errno=ENOLINK"), "a stopped pool answers ENOLINK: \(r.stdout)")
     }
 
+    @Test func outsideAnAddressSpaceCreateFailsWithENOSYS() throws {
+        let r = try Run.capture([try Self.guest(), "selftest", "2"])
+        #expect(r.status == 1 && r.stderr == "copool_create: Function not implemented\n", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test(arguments: ["affinity", "roundrobin", "firstfree"])
     func twoCallersAgainstTwoThreads(strategy: String) throws {
         let space = try Space()
