@@ -48,6 +48,10 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
 #define ID_PID 1
 #define TIOCSPGRP_ 0x5410
 
+_Static_assert(sizeof(struct colo_slot) <= COLO_RECOLO_OFFSET, "struct colo_slot grew into the re-colocation area");
+_Static_assert(COLO_RECOLO_OFFSET + sizeof(struct colo_recolo_area) <= COLO_RECOLO_START_OFFSET, "re-colocation area");
+_Static_assert(COLO_RECOLO_START_OFFSET + sizeof(struct colo_recolo_start) <= 0x9000, "re-colocation start record");
+
 struct clone_args_k {
     uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
