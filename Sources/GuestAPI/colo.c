@@ -49,20 +49,28 @@ static long instant(long nr, long a, long b, long c)
     return result(r);
 }
 
-/* Per-thread capabilities handed out by _cosetup (cosetup.c). */
-static __thread void *cocall_code, *cocall_data, *coaccept_code, *coaccept_data;
-/* This thread uses the switcher (cosetup attached it): as a caller, as a callee. */
-static __thread int fast_calls, fast_accepts;
+/* Thread-local state at fixed offsets from %fs (initial-exec: no
+ * __tls_get_addr on the call path; the library is loaded at start-up, also
+ * when it comes with an LD_PRELOAD client library). */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
 
-/* The runtime's switcher entry points, from the address-space table (only
- * read once a cosetup succeeded, i.e. inside an address space). */
+/* Per-thread capabilities handed out by _cosetup (cosetup.c). */
+static TLS void *cocall_code, *cocall_data, *coaccept_code, *coaccept_data;
+/* This thread uses the switcher (cosetup attached it): as a caller, as a callee. */
+static TLS int fast_calls, fast_accepts;
+
+typedef long (*switcher_call)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+/* The runtime's switcher entry points, read from the address-space table by
+ * the first cosetup that succeeded (so inside an address space). */
+static switcher_call switch_cocall, switch_coaccept;
+static const struct colo_scb *(*switch_self)(void);
+
 static uint64_t switcher_entry(int i)
 {
     const struct colo_table_header *h = (const struct colo_table_header *)COLO_TABLE_ADDR;
     return h->magic == COLO_TABLE_MAGIC ? h->switcher[i] : 0;
 }
-
-typedef long (*switcher_call)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 int _cosetup(int what, void **code, void **data)
 {
@@ -76,6 +84,9 @@ static int attach(void *data, int calls)
     uint64_t entry = switcher_entry(COLO_SWITCHER_ATTACH);
     if (entry == 0 || getenv("COLO_SLOW_PATH") != NULL)
         return 0;
+    switch_cocall = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
+    switch_coaccept = (switcher_call)switcher_entry(COLO_SWITCHER_COACCEPT);
+    switch_self = (const struct colo_scb *(*)(void))switcher_entry(COLO_SWITCHER_SELF);
     return ((long (*)(uint64_t, long))entry)((uint64_t)data, calls) == 0;
 }
 
@@ -127,7 +138,7 @@ int cogetpid(pid_t *pidp)
     return (int)instant(COLO_SYS_cogetpid, (long)pidp, 0, 0);
 }
 
-static ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
+static inline ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
                             void *inbuf, size_t inlen);
 
 /* cocall_slow(2).  A callee waiting in the switcher's coaccept cannot be
@@ -149,14 +160,13 @@ ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *i
 /* The switcher entry points: the fast path when this thread is attached,
  * else the slow path.  Callee code running on a borrowed context that calls
  * out is first moved to its own thread by a system call (any will do). */
-static ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
+static inline ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
                             void *inbuf, size_t inlen)
 {
-    switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
-    long r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
-    if (r == -COLO_SWITCH_UNBORROW_FIRST) {
+    long r = switch_cocall((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+    if (__builtin_expect(r == -COLO_SWITCH_UNBORROW_FIRST, 0)) {
         (void)syscall(SYS_getpid);
-        r = fast((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
+        r = switch_cocall((uint64_t)data, (uint64_t)target, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen);
     }
     return result(r);
 }
@@ -174,10 +184,8 @@ ssize_t _coaccept(void *code, void *data, void **cookiep, const void *outbuf, si
                   void *inbuf, size_t inlen)
 {
     (void)code;
-    if (fast_accepts) {
-        switcher_call fast = (switcher_call)switcher_entry(COLO_SWITCHER_COACCEPT);
-        return result(fast((uint64_t)data, (uint64_t)cookiep, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen));
-    }
+    if (fast_accepts)
+        return result(switch_coaccept((uint64_t)data, (uint64_t)cookiep, (uint64_t)outbuf, outlen, (uint64_t)inbuf, inlen));
     return coaccept_slow(cookiep, outbuf, outlen, inbuf, inlen);
 }
 
@@ -211,7 +219,7 @@ static const struct colo_scb *subject(void)
 {
     if (!fast_calls && !fast_accepts)
         return NULL;
-    const struct colo_scb *me = ((const struct colo_scb *(*)(void))switcher_entry(COLO_SWITCHER_SELF))();
+    const struct colo_scb *me = switch_self();
     if (me == NULL || me->magic != COLO_SCB_MAGIC)
         return NULL;
     return me->borrowing != NULL ? me->borrowing : me;

@@ -33,6 +33,9 @@ static void child_main(void *arg)
     struct colo_slot *slot = arg;
     long r;
 
+    /* The runtime records the owner too, but only once clone returned to it:
+     * the program may install signal handlers before that (see do_sigaction). */
+    slot->owner_pid = (int32_t)sys0(SYS_getpid);
     if ((r = sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL)) < 0) fail(slot, STEP_PDEATHSIG, r);
     if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);
 

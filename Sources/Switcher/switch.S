@@ -2,7 +2,7 @@
  * rsp 0, rip 8, rbx 16, rbp 24, r12 32, r13 40, r14 48, r15 56, fsbase 64,
  * mxcsr 72, fpucw 76) and its fault-safe copy.  No system calls here.
  *
- * colo_switch(save, load, ret, publish, value): save the caller's
+ * colo_switch(save, load, ret, publish, value), colo_switch_back(...): save the caller's
  *   callee-saved context in `save`, continue `load` with `ret` in rax; once
  *   on the loaded stack, store `value` at `publish` if it is not NULL (so the
  *   saved context is complete before anyone else may take it).
@@ -65,18 +65,30 @@
 2:
 .endm
 
-    .globl colo_switch
-    .type colo_switch, @function
-colo_switch:
+.macro SWITCH
     SAVE_CONTEXT %rdi
     LOAD_CONTROL_WORDS %rdi, %rsi
     LOAD_REGISTERS %rsi
     test    %rcx, %rcx
-    jz      1f
+    jz      3f
     movl    %r8d, (%rcx)            /* x86 stores are ordered: the save is visible first */
-1:  mov     %rdx, %rax
+3:  mov     %rdx, %rax
     jmp     *8(%rsi)
+.endm
+
+    .globl colo_switch
+    .type colo_switch, @function
+colo_switch:
+    SWITCH
     .size colo_switch, .-colo_switch
+
+/* The same, for the way back from a callee: a jump of its own, so that each
+ * indirect jump keeps going to one place and stays predicted. */
+    .globl colo_switch_back
+    .type colo_switch_back, @function
+colo_switch_back:
+    SWITCH
+    .size colo_switch_back, .-colo_switch_back
 
     .globl colo_switch_load
     .type colo_switch_load, @function

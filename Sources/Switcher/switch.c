@@ -33,6 +33,8 @@
 
 extern long colo_switch(struct colo_switch_context *save, const struct colo_switch_context *load, long ret,
                         uint32_t *publish, uint32_t value);
+extern long colo_switch_back(struct colo_switch_context *save, const struct colo_switch_context *load, long ret,
+                             uint32_t *publish, uint32_t value);
 extern void colo_switch_load(const struct colo_switch_context *load, long ret) __attribute__((noreturn));
 extern long colo_switch_park(struct colo_switch_context *save, void (*fn)(void *), void *arg, void *top);
 extern long colo_copy_user(void *dst, const void *src, uint64_t n, uint64_t *fault);
@@ -301,7 +303,7 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
             answer_waiting(me, caller, -E_FAULT);
         } else {
             me->caller = 0;
-            return colo_switch(&me->accept_ctx, &caller->call_ctx, -E_FAULT, &me->state, COLO_SCB_IDLE);
+            return colo_switch_back(&me->accept_ctx, &caller->call_ctx, -E_FAULT, &me->state, COLO_SCB_IDLE);
         }
     } else if (caller) {
         long r = reply(caller, out, outlen);
@@ -312,12 +314,12 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
         me->caller = 0;
         if (borrowed) {
             if (mine == 0)      /* back to the caller; we are IDLE once off our stack */
-                return colo_switch(&me->accept_ctx, &caller->call_ctx, r, &me->state, COLO_SCB_IDLE);
+                return colo_switch_back(&me->accept_ctx, &caller->call_ctx, r, &me->state, COLO_SCB_IDLE);
             /* Our coaccept fails: our own thread returns it, the caller
              * wakes it once it has its context back. */
             me->park_value = mine;
             caller->wake_after = me;
-            return colo_switch(&me->accept_ctx, &caller->call_ctx, r, &me->park, COLO_PARK_RETURN);
+            return colo_switch_back(&me->accept_ctx, &caller->call_ctx, r, &me->park, COLO_PARK_RETURN);
         }
         answer_waiting(me, caller, r);
         if (mine) return mine;

@@ -140,8 +140,8 @@ static void *serve_loop(void *arg)
             if (errno != EINTR) { printf("coaccept=%s\n", ename(errno)); outlen = 0; }
             continue;
         }
-        pid_t pid = -1;
-        if (cocachedpid(&pid, cookie) != 0) printf("cocachedpid=%s\n", ename(errno));
+        pid_t pid = -1;     /* (OP_SPIN makes no system call at all: no cogetpid) */
+        if (req->op != OP_SPIN && cocachedpid(&pid, cookie) != 0) printf("cocachedpid=%s\n", ename(errno));
         size_t dlen = (size_t)n >= HDR ? (size_t)n - HDR : 0;
         memset(rep, 0, HDR);
         rep->op = -req->op;
@@ -175,6 +175,7 @@ static void *serve_loop(void *arg)
             rep->arg = (uint64_t)getpid();
             rep->seq = (uint64_t)syscall(SYS_gettid);
             rep->sum = (uint64_t)write(PRIVATE_FD, "x", 1);
+            rep->thread = (int)cogetpid2();         /* no system call */
             break;
         case OP_CRASH:
             *(volatile int *)(uintptr_t)req->arg = 1;
@@ -250,6 +251,7 @@ static int service(const char *name, int threads)
 /* ---- client ---- */
 static void *service_target;
 static int calls, size, targets;
+static int use_slow;        /* KERNEL_PROBE_SLOW set: the client calls with cocall_slow */
 static uint64_t total_ok, total_bad;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -271,7 +273,7 @@ static void *client_thread(void *arg)
         req->op = OP_ECHO; req->thread = id; req->seq = (uint64_t)i;
         for (int j = 0; j < size; j++) req->data[j] = (uint8_t)(i * 7 + j + id);
         req->sum = checksum(req->data, (size_t)size);
-        ssize_t n = cocall(target, out, req->len, in, MAXMSG);
+        ssize_t n = use_slow ? cocall_slow(target, out, req->len, in, MAXMSG) : cocall(target, out, req->len, in, MAXMSG);
         int good = n == (ssize_t)(HDR + (size_t)size) && rep->op == -OP_ECHO && rep->seq == (uint64_t)i &&
                    rep->thread == id && rep->arg == (uint64_t)getpid() &&
                    rep->sum == checksum(rep->data, (size_t)size);
@@ -294,6 +296,7 @@ static int client(const char *name, int threads, int n, int sz, int k)
 {
     if (lookup(name)) return 1;
     calls = n; size = sz; targets = k; service_name = name;
+    use_slow = getenv("KERNEL_PROBE_SLOW") != NULL;
     pthread_t t[64];
     for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, client_thread, (void *)(intptr_t)i);
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
@@ -737,7 +740,7 @@ static int mixed(const char *name, int n)
             good ? ok++ : bad++;
         } else {
             service_pid = (long)r->arg; service_tid = (long)r->seq; wrote = (long)(int64_t)r->sum;
-            (service_pid != getpid() && wrote == 1) ? ok++ : bad++;
+            (service_pid != getpid() && wrote == 1 && r->thread == service_pid) ? ok++ : bad++;
         }
     }
     printf("ok=%ld\nbad=%ld\nservice_pid=%ld\nservice_tid=%ld\nwrote=%ld\nmy_pid=%d\n",
