@@ -162,21 +162,35 @@ static long reply(struct colo_scb *caller, uint64_t out, uint64_t outlen)
     return (long)n;
 }
 
+/* The SCB capability `data` names: `hint` (this thread's SCB, or the one
+ * it borrows) when it is that SCB's, which needs no table lookup. */
+static inline struct colo_scb *own_scb(uint64_t data, struct colo_scb *hint)
+{
+    if (hint && (hint->cookie | COLO_CAP_TAG) == data && hint->magic == COLO_SCB_MAGIC) return hint;
+    return scb_of(data, COLO_CAP_SCB, 0);
+}
+
 long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen)
 {
-    struct colo_scb *me = scb_of(data, COLO_CAP_SCB, 0);
     struct colo_scb *cur = self_scb();
+    struct colo_scb *me = own_scb(data, cur);
     if (!me || !cur) return -E_INVAL;
     if (me != cur)      /* callee code calling out: from its own thread, please */
         return cur->borrowing == me ? -COLO_SWITCH_UNBORROW_FIRST : -E_INVAL;
     long e = check_buffer(out, outlen);
     if (!e) e = check_buffer(in, inlen);
     if (e) return e;
-    int dead = 0;
-    struct colo_scb *callee = scb_of(target, COLO_CAP_TARGET, &dead);
-    if (!callee) return -E_INVAL;
-    if (dead) return -E_NOLINK;
-    if (callee == me) return -E_DEADLK;
+    struct colo_scb *callee = me->last_callee;
+    if (target != me->last_target || !callee || callee->cookie != me->last_cookie || callee->magic != COLO_SCB_MAGIC) {
+        int dead = 0;
+        callee = scb_of(target, COLO_CAP_TARGET, &dead);
+        if (!callee) return -E_INVAL;
+        if (dead) return -E_NOLINK;
+        if (callee == me) return -E_DEADLK;
+        me->last_target = target;
+        me->last_cookie = callee->cookie;
+        me->last_callee = callee;
+    }
 
     unsigned round;
     for (round = 0;; round++) {
@@ -274,9 +288,9 @@ static void answer_waiting(struct colo_scb *me, struct colo_scb *caller, long r)
 
 long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen)
 {
-    struct colo_scb *me = scb_of(data, COLO_CAP_SCB, 0);
-    if (!me) return -E_INVAL;
     struct colo_scb *cur = self_scb();
+    struct colo_scb *me = own_scb(data, cur && cur->borrowing ? cur->borrowing : cur);
+    if (!me) return -E_INVAL;
     int borrowed = cur != me;
     if (borrowed && (!cur || cur->borrowing != me)) return -E_INVAL;
     long e = check_buffer(out, outlen);

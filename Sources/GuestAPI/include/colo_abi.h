@@ -276,6 +276,10 @@ struct colo_scb {
     struct colo_switch_context call_ctx;        /* where the cocall returns */
     uint64_t pending;             /* signals that arrived while borrowing (bit sig-1) */
     uint64_t stats_calls, stats_unborrows;
+    /* The last target this thread called, and the SCB it named then (valid
+     * while that SCB still has the cookie it had then). */
+    uint64_t last_target, last_cookie;
+    struct colo_scb *last_callee;
     uint8_t  pending_info[64][128];             /* their siginfo */
     struct colo_resume resume;    /* an unborrowed context for the park loop */
 };
