@@ -58,11 +58,13 @@ extern char __executable_start[], etext[];
 
 static struct colo_cap_table *const cap_table = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
 
-/* The calling thread's SCB: its GS base (0 if it never attached). */
+/* The calling thread's SCB: its GS base (0 if it never attached, or if the
+ * program uses GS for something of its own). */
 static inline struct colo_scb *self_scb(void)
 {
     uint64_t v;
     __asm__ volatile("rdgsbase %0" : "=r"(v));
+    if (v - COLO_SCB_AREA_ADDR >= (uint64_t)COLO_CAP_TABLE_CAPACITY * COLO_SCB_SIZE) return 0;
     return (struct colo_scb *)v;
 }
 
