@@ -30,7 +30,7 @@ public enum Knob: String, CaseIterable, Sendable {
         case .opportunisticCapv: "Inherit the capability vector by default"
         case .allowColookup: "Allow colookup(2); when 0 it returns ENOSYS"
         case .counregisterOnExit: "Remove dead conames on thread exit"
-        case .colocationDebug: "Log colocation events to the runtime's standard error"
+        case .colocationDebug: "Log switcher events (fast cocalls; see colo switcher-log)"
         }
     }
 }
@@ -44,6 +44,7 @@ extension SpaceTable {
     /// Set a knob (the table must be mapped writable: the runtime's own, or `openForUpdate`).
     public func set(_ knob: Knob, _ value: Int32) {
         withUnsafeMutableBytes(of: &header.pointee.knobs) { $0.storeBytes(of: value, toByteOffset: knob.index * 4, as: Int32.self) }
+        if knob == .colocationDebug { SwitcherLog.setKnobBit(header, value != 0) }
     }
 
     func setDefaultKnobs() {

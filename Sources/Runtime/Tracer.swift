@@ -1,5 +1,7 @@
 import Glibc
 import CSeccomp
+import GuestAPI
+import Switcher
 
 /// `colo trace`: a system-call tracer for colocated processes (ptrace, like strace -f).
 ///
@@ -65,6 +67,8 @@ public final class Tracer {
         var finished: (Call, Int64)?   // completed guest call, printed at the next stop
         var trapped: Call?       // trapped to the SIGSYS handler, awaiting its result
         var child: pid_t?        // the child the handler created for a trapped fork/vfork/clone
+        var finishedAt: UInt64 = 0   // rdtsc at the stop that completed `finished`
+        var trappedAt: UInt64 = 0    // ... and the call now in `trapped`
         init(pid: pid_t, quiet: Bool) { self.pid = pid; self.quiet = quiet }
     }
 
@@ -75,7 +79,23 @@ public final class Tracer {
     var runtimeTgid: pid_t = 0     // the runtime: its threads are traced quietly
     var rootStatus: Int32 = 0
 
-    public init(options: Options) { self.options = options }
+    // The switcher's event log (fast cocalls, which make no system call): on while the
+    // tracer runs, read at every stop and every `tickMicroseconds`, and merged into the
+    // ptrace-derived lines by time stamp (rdtsc when the tracer saw each stop).
+    var log: SwitcherLog?
+    var logTable: SpaceTable?
+    var logTablePath: String?
+    var pendingEvents = [SwitcherLog.Event]()
+    var stamp: UInt64 = 0
+    static let tickMicroseconds = 20_000
+    /// How long a switcher event may wait for an earlier ptrace line that is held back.
+    static let holdNanoseconds = 200_000_000.0
+
+    public init(options: Options) {
+        self.options = options
+        // strace's -e trace=NAME,... spelling too.
+        self.options.names = Set(options.names.map { $0.hasPrefix("trace=") ? String($0.dropFirst(6)) : $0 })
+    }
 
     static func ptrace(_ req: Int, _ pid: pid_t, _ addr: Int = 0, _ data: Int = 0) -> Int {
         rawSyscall(sysPtrace, req, Int(pid), addr, data)
@@ -103,12 +123,14 @@ public final class Tracer {
         let r = Self.ptrace(Self.PTRACE_SEIZE, child, 0, Self.traceOptions | Self.exitKill)
         if r < 0 { printError("colo trace: ptrace(PTRACE_SEIZE, \(child)): \(String(cString: strerror(Int32(-r))))"); kill(child, SIGKILL); return 1 }
         tracees[child] = Tracee(pid: child, quiet: true)
+        logTablePath = SpaceDirectory.tablePath(runtimePID: child)
         close(fds[1])
         // ^C and ^\ are for the traced programs (and the runtime): the tracer stays to
         // report their ends, and ends with the runtime.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
         loop()
+        closeLog()
         return rootStatus
     }
 
@@ -131,6 +153,8 @@ public final class Tracer {
         // on (colo --join, coexec) are traced from their first instruction.
         let rt = space.table.runtimePID
         runtimeTgid = rt
+        logTablePath = space.table.path
+        openLog()
         if let dir = opendir("/proc/\(rt)/task") {
             while let ent = readdir(dir) {
                 let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -145,6 +169,7 @@ public final class Tracer {
         sigaction(SIGINT, &sa, nil)
         sigaction(SIGTERM, &sa, nil)
         loop()
+        closeLog()
         return 0
     }
 
@@ -155,10 +180,12 @@ public final class Tracer {
             if tracerInterrupted != 0 { detachAll(); return }
             var status: Int32 = 0
             let pid = waitpid(-1, &status, Self.wall)
+            stamp = SwitcherLog.rdtsc()
             if pid < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR { tick(); continue }
                 return
             }
+            if log == nil { openLog() }
             let t = tracee(pid)
             if status & 0x7f == 0 || (status & 0x7f != 0x7f) {      // exited or killed
                 flush(t)
@@ -205,9 +232,14 @@ public final class Tracer {
                 }
             } else {
                 // signal-delivery-stop
-                if sig == SIGSYS, !t.native, let (call, _) = t.finished, call.guest {
+                if !t.native && Self.switcherSignal(pid, sig) {
+                    // Syscall User Dispatch (a callee's system call on a borrowed context)
+                    // or a fault of callee code: the switcher hands both to the callee's own
+                    // thread, and its log says so.
+                } else if sig == SIGSYS, !t.native, let (call, _) = t.finished, call.guest {
                     t.finished = nil
                     t.trapped = call
+                    t.trappedAt = t.finishedAt
                 } else {
                     flush(t)
                     if !t.quiet { event(pid, "signal", "--- \(Self.signalName(sig)) ---", extra: "\"signal\":\"\(Self.signalName(sig))\"") }
@@ -282,6 +314,7 @@ public final class Tracer {
                     report(t.pid, call, rval)    // a guest's own handler returning
                 } else {
                     t.finished = (call, rval)
+                    t.finishedAt = stamp
                 }
             } else if call.nr == 15, let pending = t.trapped {
                 // The SIGSYS handler returns: the trapped call's result is in rax.
@@ -293,10 +326,11 @@ public final class Tracer {
 
     /// Print a completed guest call that was held until the next stop.
     func flush(_ t: Tracee) {
-        if let (call, rval) = t.finished { t.finished = nil; report(t.pid, call, rval) }
+        if let (call, rval) = t.finished { t.finished = nil; report(t.pid, call, rval, at: t.finishedAt) }
     }
 
-    func report(_ pid: pid_t, _ call: Call, _ rval: Int64?) {
+    func report(_ pid: pid_t, _ call: Call, _ rval: Int64?, at: UInt64? = nil) {
+        releaseEvents(upTo: at ?? stamp)
         let name = Self.name(call.nr)
         if !options.pids.isEmpty && !options.pids.contains(pid) { return }
         if !options.names.isEmpty && !options.names.contains(name) { return }
@@ -325,6 +359,7 @@ public final class Tracer {
     }
 
     func event(_ pid: pid_t, _ kind: String, _ text: String, extra: String) {
+        releaseEvents(upTo: stamp)
         if !options.pids.isEmpty && !options.pids.contains(pid) { return }
         if options.json {
             emit("{\"pid\":\(pid),\"event\":\"\(kind)\",\(extra)}")
@@ -339,10 +374,103 @@ public final class Tracer {
             var off = 0
             while off < b.count {
                 let n = write(options.output, b.baseAddress! + off, b.count - off)
+                if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 off += n
             }
         }
+    }
+
+    // MARK: - The switcher's event log
+
+    /// Open the address space's table (once it exists) and turn the log on.
+    func openLog() {
+        guard log == nil, let path = logTablePath, let table = SpaceTable.open(path: path, writable: true) else { return }
+        SwitcherLog.adjust(table, by: Int32(COLO_SWITCH_LOG_TRACER))
+        logTable = table
+        log = SwitcherLog(table: table, readers: [runtimeTgid], fromStart: false)
+        var it = itimerval(it_interval: timeval(tv_sec: 0, tv_usec: Self.tickMicroseconds),
+                           it_value: timeval(tv_sec: 0, tv_usec: Self.tickMicroseconds))
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { _ in }
+        sa.sa_flags = 0   // no SA_RESTART: waitpid returns EINTR, and tick() reads the log
+        sigaction(SIGALRM, &sa, nil)
+        setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &it, nil)
+    }
+
+    /// Turn the log off (this tracer's share of it) and print what is left.
+    func closeLog() {
+        guard log != nil, let logTable else { return }
+        var off = itimerval()
+        setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &off, nil)
+        SwitcherLog.adjust(logTable, by: -Int32(COLO_SWITCH_LOG_TRACER))
+        stamp = SwitcherLog.rdtsc()
+        releaseEvents(upTo: stamp)
+    }
+
+    /// Move new events from the ring to `pendingEvents`, in time order.
+    func readEvents() {
+        guard let log else { return }
+        if log.readers.count == 1 { log.readers += tracees.keys.filter { $0 != runtimeTgid } }
+        let new = log.poll()
+        guard !new.isEmpty else { return }
+        var last = pendingEvents.last?.tsc ?? 0
+        for var e in new {
+            if e.kind == .lost { e.tsc = last } else { last = e.tsc }
+            pendingEvents.append(e)
+        }
+        pendingEvents.sort { ($0.tsc, $0.seq) < ($1.tsc, $1.seq) }
+    }
+
+    /// Print the events that happened before `t` (a ptrace line's stamp).
+    func releaseEvents(upTo t: UInt64) {
+        guard log != nil else { return }
+        readEvents()
+        var i = 0
+        while i < pendingEvents.count && pendingEvents[i].tsc <= t { printEvent(pendingEvents[i]); i += 1 }
+        if i > 0 { pendingEvents.removeFirst(i) }
+    }
+
+    /// The timer: print events that no held-back ptrace line can precede any more.
+    func tick() {
+        guard let log else { return }
+        var mark = stamp
+        for t in tracees.values {
+            if t.finished != nil { mark = min(mark, t.finishedAt) }
+            if t.trapped != nil { mark = min(mark, t.trappedAt) }
+        }
+        let oldest = stamp &- log.ticks(nanoseconds: Self.holdNanoseconds)
+        releaseEvents(upTo: max(mark, oldest))
+    }
+
+    func printEvent(_ e: SwitcherLog.Event) {
+        guard let log else { return }
+        if e.kind != .lost {
+            if !options.pids.isEmpty && ![e.pid, e.tid, e.peerPID, e.peerTID].contains(where: options.pids.contains) { return }
+            if !options.names.isEmpty && !options.names.contains("cocall") && !options.names.contains("switcher")
+                && !options.names.contains(SwitcherLog.name(e.kind)) { return }
+        }
+        emit(options.json ? log.json(e) : log.text(e))
+    }
+
+    /// A signal the switcher handles for a borrowing thread: SIGSYS from Syscall User
+    /// Dispatch (si_code SYS_USER_DISPATCH), or a fault of callee code on a borrowed
+    /// context (the thread's SCB, at its GS base, names the callee it borrows).
+    static func switcherSignal(_ pid: pid_t, _ sig: Int32) -> Bool {
+        let faults: Set<Int32> = [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP]
+        guard sig == SIGSYS || faults.contains(sig) else { return false }
+        var info = [Int32](repeating: 0, count: 32)
+        let r = info.withUnsafeMutableBytes { ptrace(0x4202 /* PTRACE_GETSIGINFO */, pid, 0, Int(bitPattern: $0.baseAddress)) }
+        guard r == 0 else { return false }
+        if sig == SIGSYS { return info[2] == 2 /* SYS_USER_DISPATCH */ }
+        guard info[2] > 0 else { return false }          // sent, not a fault
+        var regs = [UInt64](repeating: 0, count: 27)
+        let g = regs.withUnsafeMutableBytes { ptrace(12 /* PTRACE_GETREGS */, pid, 0, Int(bitPattern: $0.baseAddress)) }
+        let gs = regs[22]
+        let area = UInt64(COLO_SCB_AREA_ADDR), areaEnd = area + UInt64(COLO_CAP_TABLE_CAPACITY) * UInt64(COLO_SCB_SIZE)
+        guard g == 0, gs >= area + UInt64(COLO_SCB_SIZE), gs < areaEnd,
+              let borrowing = GuestMemory(pid: pid).word(gs + colo_scb_borrowing_offset()) else { return false }
+        return borrowing != 0
     }
 
     // MARK: - Formatting

@@ -29,6 +29,7 @@
 #include "switcher.h"
 #include "sys.h"
 #include "internal.h"
+#include "events.h"
 #include "../../GuestAPI/include/colo_cap.h"
 
 extern long colo_switch(struct colo_switch_context *save, const struct colo_switch_context *load, long ret,
@@ -203,7 +204,10 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
             continue;
         }
         if (st == COLO_SCB_NEW) return -E_AGAIN;
-        if (st == COLO_SCB_SLOW) return -E_PROTOTYPE;
+        if (st == COLO_SCB_SLOW) {
+            if (colo_log_on()) colo_log_event(COLO_EV_FALLBACK, me, callee, -E_PROTOTYPE, 0);
+            return -E_PROTOTYPE;
+        }
         if (st == COLO_SCB_DEAD) {
             if (round >= 256) show_wchan(me, 0);
             return -E_NOLINK;
@@ -216,6 +220,9 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     me->call_outlen = outlen;
     me->call_in = in;
     me->call_inlen = inlen;
+    struct colo_log_call lc;
+    int logging = colo_log_on();
+    if (logging) colo_log_call_begin(&lc, out, outlen);
     long n = deliver(me, callee);
     if (n == -E_FAULT) {
         __atomic_store_n(&callee->state, COLO_SCB_IDLE, __ATOMIC_RELEASE);
@@ -233,6 +240,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     __atomic_store_n(&me->borrowing, callee, __ATOMIC_RELAXED);
     __atomic_store_n(&me->selector, SUD_BLOCK, __ATOMIC_RELAXED);
     long r = colo_switch(&me->call_ctx, &callee->accept_ctx, n, 0, 0);
+    if (logging) colo_log_call_end(&lc, me, callee, n, r);
     /* Back on our own context, from the callee's coaccept or an unborrow. */
     __atomic_store_n(&me->selector, SUD_ALLOW, __ATOMIC_RELAXED);
     __atomic_store_n(&me->borrowing, 0, __ATOMIC_RELEASE);
@@ -435,6 +443,7 @@ void colo_switch_unborrow_syscall(ucontext_t *uc)
     }
     /* The call was not made (rax holds its number again): the callee's
      * thread continues at the syscall instruction and makes it. */
+    if (colo_log_on()) colo_log_event(COLO_EV_UNBORROW, me, me->borrowing, g[REG_RAX], 0);
     unborrow(me, uc, (uint64_t)g[REG_RIP] - 2, unborrow_wait);
 }
 
@@ -480,6 +489,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
              * it; the caller's call fails with ENOLINK. */
             uint64_t rip = (uint64_t)g[REG_RIP];
             if (sig == SIGTRAP && info->si_code == 0x80 /* SI_KERNEL: int3 */) rip -= 1;
+            if (colo_log_on()) colo_log_event(COLO_EV_FAULT, me, me->borrowing, sig, (uint64_t)info->si_addr);
             unborrow(me, uc, rip, unborrow_fault);
         }
         colo_memcpy(me->pending_info[sig - 1], info, sizeof me->pending_info[0]);
@@ -636,6 +646,7 @@ void colo_scb_retire(struct colo_scb *me)
      * the callee's own thread returns EINTR from the coaccept it was in. */
     struct colo_scb *b = __atomic_load_n(&me->borrowing, __ATOMIC_SEQ_CST);
     if (b && b->caller == me) {
+        if (colo_log_on()) colo_log_event(COLO_EV_KILLED, me, b, 0, 0);
         b->caller = 0;
         __atomic_store_n(&b->park, COLO_PARK_ABANDON, __ATOMIC_SEQ_CST);
         futex_wake(&b->park);

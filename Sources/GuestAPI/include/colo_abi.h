@@ -199,7 +199,14 @@ struct colo_table_header {
     /* The switcher's entry points in the runtime's text (struct colo_switcher),
      * which the guest library calls; 0 where a runtime has no switcher. */
     uint64_t switcher[8];
-    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64];
+    /* The switcher's event log (see COLO_SWITCH_LOG_ADDR): events are written
+     * while switch_log != 0.  Bit 0 mirrors debug.colocation_debug; every
+     * `colo trace` adds COLO_SWITCH_LOG_TRACER while it traces. */
+    uint32_t switch_log;
+    uint32_t switch_log_pad[5];
+    uint64_t switch_log_head;     /* (own cache line) number of the next event; atomic fetch-add */
+    uint64_t switch_log_pad2[7];
+    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64 - 88];
 };
 
 /* ---- The switcher (fast cocall/coaccept) ------------------------------------
@@ -282,6 +289,38 @@ struct colo_scb {
     struct colo_scb *last_callee;
     uint8_t  pending_info[64][128];             /* their siginfo */
     struct colo_resume resume;    /* an unborrowed context for the park loop */
+};
+
+/* ---- The switcher's event log ---------------------------------------------
+ * A ring of COLO_SWITCH_LOG_EVENTS records in the SCB area's first block
+ * (capability index 0 is never minted, so that block is never an SCB).  Any
+ * thread appends: n = fetch-add(header.switch_log_head), record n % EVENTS;
+ * the record's `seq` is 2n+1 while it is written and 2n+2 once complete, so a
+ * reader (which copies the ring out with process_vm_readv) detects records
+ * not yet written, overwritten or torn.  Times are rdtsc values: readers
+ * calibrate them against CLOCK_MONOTONIC themselves. */
+#define COLO_SWITCH_LOG_ADDR    COLO_SCB_AREA_ADDR
+#define COLO_SWITCH_LOG_EVENTS  1024
+#define COLO_SWITCH_LOG_TRACER  2           /* what each tracer adds to switch_log */
+
+enum colo_switch_event_kind {
+    COLO_EV_CALL = 1,       /* a fast cocall ended: result = bytes received or -errno */
+    COLO_EV_UNBORROW = 2,   /* callee code made system call `result`: its own thread makes it */
+    COLO_EV_FAULT = 3,      /* callee code faulted (signal `result`, address `arg`): handed to the callee */
+    COLO_EV_KILLED = 4,     /* the borrower (pid/tid) exited while borrowing the callee's context */
+    COLO_EV_FALLBACK = 5,   /* the callee accepts with coaccept_slow: EPROTOTYPE, the call goes slow */
+};
+
+struct colo_switch_event {
+    uint64_t seq;             /* 2n+1 while being written, 2n+2 once complete */
+    uint64_t tsc;             /* when it happened (a call: when it ended) */
+    uint64_t arg;             /* COLO_EV_CALL: tsc when it began; COLO_EV_FAULT: the faulting address */
+    uint32_t kind;            /* enum colo_switch_event_kind */
+    int32_t  op;              /* COLO_EV_CALL: the op of the request's capv_t header (-1: none) */
+    int32_t  pid, tid;        /* the caller (borrower) */
+    int32_t  peer_pid, peer_tid;   /* the callee */
+    int64_t  result;          /* see the kinds */
+    uint32_t out, in;         /* COLO_EV_CALL: bytes copied to the callee and back */
 };
 
 /* -COLO_SWITCH_UNBORROW_FIRST from the switcher's cocall: the caller is

@@ -13,7 +13,7 @@ struct Colo: ParsableCommand {
             of the colocated process PID.  To run a program whose name is also a colo \
             subcommand, give its path or write `colo run ps`.
             """,
-        subcommands: [Run.self, Ps.self, Procstat.self, Sysctl.self, Trace.self, Gdb.self, PerfMap.self],
+        subcommands: [Run.self, Ps.self, Procstat.self, Sysctl.self, Trace.self, SwitcherLogCommand.self, Gdb.self, PerfMap.self],
         defaultSubcommand: Run.self)
 }
 
