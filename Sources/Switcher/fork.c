@@ -27,11 +27,8 @@
 extern long colo_thread_start(unsigned long flags, void *stack_top, int32_t *ctid, void (*fn)(void *), void *arg);
 extern long colo_clone3_start(void *args, unsigned long size);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
-extern void colo_sigreturn(void);
-void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
 
 #define SIGBIT(s) (1ULL << ((s) - 1))
-#define RESTORER_FLAG 0x04000000
 #define E_INTR 4
 #define E_AGAIN 11
 #define E_CHILD 10
@@ -150,19 +147,7 @@ static void recolo_child_main(void *arg)
     if ((r = sys3(SYS_setresgid, st->gid[0], st->gid[1], st->gid[2])) < 0) start_fail(st, 4, r);
     if ((r = sys3(SYS_setresuid, st->uid[0], st->uid[1], st->uid[2])) < 0) start_fail(st, 4, r);
     /* Dispositions as execve leaves them: handled -> default, ignored stays. */
-    for (int sig = 1; sig <= 64; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        struct kernel_sigaction sa;
-        colo_memset(&sa, 0, sizeof sa);
-        if (sig == SIGSYS) {
-            sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | RESTORER_FLAG | SA_NODEFER;   /* as start.c */
-            sa.restorer = (uint64_t)colo_sigreturn;
-        } else if (st->ignored & SIGBIT(sig)) {
-            sa.handler = (uint64_t)SIG_IGN;
-        }
-        sys4(SYS_rt_sigaction, sig, &sa, 0, 8);
-    }
+    colo_set_start_dispositions(st->ignored);
     sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
     sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
@@ -315,32 +300,24 @@ void colo_recolo_stop_helper(struct colo_slot *s)
 
 /* ---- the forked child's execve -------------------------------------------------- */
 
+/* Where kept_fds collects descriptors. */
+struct fd_list { int32_t *fds; long count, max; };
+
+static int keep_unless_cloexec(long fd, long flags, void *ctx)
+{
+    struct fd_list *l = ctx;
+    if (flags & 1 /* FD_CLOEXEC */) return 0;
+    if (l->count == l->max) { l->count = -1; return 1; }
+    l->fds[l->count++] = (int32_t)fd;
+    return 0;
+}
+
 /* The descriptors execve keeps (not close-on-exec), into fds[0..max); the
  * count, or -1 if they do not fit (the runtime then looks for itself). */
 static long kept_fds(int32_t *fds, long max)
 {
-    int dir = (int)sys4(SYS_openat, -100, "/proc/self/fd", 0200000 | 02000000 /* O_DIRECTORY|O_CLOEXEC */, 0);
-    if (dir < 0) return -1;
-    char buf[1024];
-    long n, count = 0;
-    while ((n = sys3(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < n;) {
-            unsigned short reclen = *(unsigned short *)(buf + off + 16);
-            const char *name = buf + off + 19;
-            off += reclen;
-            if (name[0] < '0' || name[0] > '9') continue;
-            long fd = 0;
-            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
-            if (fd == dir) continue;
-            long fl = sys2(SYS_fcntl, fd, 1 /* F_GETFD */);
-            if (fl < 0 || (fl & 1 /* FD_CLOEXEC */)) continue;
-            if (count == max) { count = -1; break; }
-            fds[count++] = (int32_t)fd;
-        }
-        if (count < 0) break;
-    }
-    sys1(SYS_close, dir);
-    return n < 0 ? -1 : count;
+    struct fd_list l = { fds, 0, max };
+    return colo_each_fd(keep_unless_cloexec, &l) < 0 ? -1 : l.count;
 }
 
 long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp, long flags)

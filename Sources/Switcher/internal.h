@@ -8,8 +8,17 @@
 /* The kernel's struct sigaction for rt_sigaction(2). */
 struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
 
+/* Call visit(fd, F_GETFD flags, ctx) for each open descriptor of the
+ * process, until it returns nonzero.  0 or -errno. */
+long colo_each_fd(int (*visit)(long fd, long flags, void *ctx), void *ctx);
+
 /* Close every descriptor marked close-on-exec.  0 or -errno. */
 long colo_close_cloexec_fds(void);
+
+/* The dispositions a new program starts with: every signal default, those
+ * of `ignored` (bit sig-1) ignored, SIGSYS the runtime's handler.  0, or
+ * -errno if the SIGSYS handler could not be installed. */
+long colo_set_start_dispositions(uint64_t ignored);
 
 /* Dispositions as execve leaves them: handled signals back to default,
  * ignored ones kept; the shadowed SIGSYS record of slot `s` too, if given.

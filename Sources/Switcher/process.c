@@ -6,16 +6,14 @@
 #include "internal.h"
 #include "sys.h"
 
-long colo_close_cloexec_fds(void)
+long colo_each_fd(int (*visit)(long fd, long flags, void *ctx), void *ctx)
 {
     int dir = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (dir < 0) return dir;
     char buf[2048];
-    for (;;) {
-        long n = sys3(SYS_getdents64, dir, buf, sizeof buf);
-        if (n < 0) { sys1(SYS_close, dir); return n; }
-        if (n == 0) break;
-        for (long off = 0; off < n;) {
+    long n, stop = 0;
+    while (!stop && (n = sys3(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n && !stop;) {
             unsigned short reclen = *(unsigned short *)(buf + off + 16);
             const char *name = buf + off + 19;
             off += reclen;
@@ -24,11 +22,45 @@ long colo_close_cloexec_fds(void)
             for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
             if (fd == dir) continue;
             long flags = sys2(SYS_fcntl, fd, F_GETFD);
-            if (flags >= 0 && (flags & FD_CLOEXEC)) sys1(SYS_close, fd);
+            if (flags >= 0) stop = visit(fd, flags, ctx);
         }
     }
     sys1(SYS_close, dir);
+    return stop ? 0 : n;
+}
+
+static int close_if_cloexec(long fd, long flags, void *ctx)
+{
+    (void)ctx;
+    if (flags & FD_CLOEXEC) sys1(SYS_close, fd);
     return 0;
+}
+
+long colo_close_cloexec_fds(void)
+{
+    return colo_each_fd(close_if_cloexec, 0);
+}
+
+void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
+
+long colo_set_start_dispositions(uint64_t ignored)
+{
+    long r = 0;
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct kernel_sigaction sa;
+        colo_memset(&sa, 0, sizeof sa);
+        if (sig == SIGSYS) {
+            sa.handler = (uint64_t)colo_sigsys_handler;
+            sa.flags = SA_SIGINFO | COLO_SA_RESTORER | SA_NODEFER;   /* a guest handler nested in ours may trap */
+            sa.restorer = (uint64_t)colo_sigreturn;
+        } else {
+            sa.handler = (ignored >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;
+        }
+        long e = sys4(SYS_rt_sigaction, sig, &sa, 0, 8);
+        if (e < 0 && sig == SIGSYS) r = e;
+    }
+    return r;
 }
 
 void colo_reset_signals_for_exec(struct colo_slot *s)

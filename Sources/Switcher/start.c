@@ -16,7 +16,6 @@
 
 extern long colo_clone_start(unsigned long flags, void *stack, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
-void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
 
 enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
                   STEP_SIGNALS, STEP_NAME };
@@ -51,21 +50,7 @@ static void child_main(void *arg)
         if ((r = sys3(SYS_setresuid, slot->uid, slot->uid, slot->uid)) < 0) fail(slot, STEP_CREDS, r);
     }
 
-    /* Signal dispositions as execve leaves them: handled -> default, ignored stays. */
-    for (int sig = 1; sig <= 64; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        struct kernel_sigaction sa;
-        colo_memset(&sa, 0, sizeof sa);
-        if (sig == SIGSYS) {
-            sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | COLO_SA_RESTORER | SA_NODEFER;   /* a guest handler nested in ours may trap */
-            sa.restorer = (uint64_t)colo_sigreturn;
-        } else {
-            sa.handler = (slot->ignored_signals >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;
-        }
-        r = sys4(SYS_rt_sigaction, sig, &sa, 0, 8);
-        if (r < 0 && sig == SIGSYS) fail(slot, STEP_SIGNALS, r);
-    }
+    if ((r = colo_set_start_dispositions(slot->ignored_signals)) < 0) fail(slot, STEP_SIGNALS, r);
     uint64_t mask = slot->signal_mask & ~(1ULL << (SIGSYS - 1));
     if ((r = sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8)) < 0) fail(slot, STEP_SIGNALS, r);
 
