@@ -46,27 +46,29 @@ static void who(struct colo_switch_event *e, const struct colo_scb *caller, cons
 }
 
 __attribute__((noinline, cold))
-void colo_log_call_begin(struct colo_log_call *lc, uint64_t out, uint64_t outlen)
+void colo_log_call_begin(struct colo_scb *caller, uint64_t out, uint64_t outlen)
 {
     int32_t op = -1;
     /* capv_t: a size_t length, then an int op (the caller's own buffer, read
      * fault-safely: a bad buffer fails the call, not the log). */
     if (outlen >= 12 && colo_copy_user(&op, (const void *)(out + 8), 4, 0) < 0)
         op = -1;
-    lc->op = op;
-    lc->start = now();
+    caller->log_op = op;
+    caller->log_start = now();
 }
 
 __attribute__((noinline, cold))
-void colo_log_call_end(const struct colo_log_call *lc, const struct colo_scb *caller, const struct colo_scb *callee,
-                       long delivered, long r)
+void colo_log_call_end(struct colo_scb *caller, const struct colo_scb *callee, long delivered, long r)
 {
-    uint64_t t = now(), n;
+    uint64_t t = now(), n, start = caller->log_start;
+    if (start == 0)
+        return;
+    caller->log_start = 0;
     struct colo_switch_event *e = claim(&n);
     e->tsc = t;
-    e->arg = lc->start;
+    e->arg = start;
     e->kind = COLO_EV_CALL;
-    e->op = lc->op;
+    e->op = caller->log_op;
     who(e, caller, callee);
     e->result = r;
     e->out = delivered > 0 ? (uint32_t)delivered : 0;

@@ -16,21 +16,15 @@ static inline int colo_log_on(void)
     return __builtin_expect(__atomic_load_n(&h->switch_log, __ATOMIC_RELAXED) != 0, 0);
 }
 
-/* A fast cocall being logged: what its start left for its end. */
-struct colo_log_call {
-    uint64_t start;           /* rdtsc */
-    int32_t  op;              /* the request's capv_t op, or -1 */
-    uint32_t pad;
-};
-
 /* At the start of a fast cocall that holds its callee (buffers checked):
- * the time, and the op of the request (`out`, `outlen`: the caller's). */
-void colo_log_call_begin(struct colo_log_call *lc, uint64_t out, uint64_t outlen);
+ * the time and the op of the request (`out`, `outlen`: the caller's), kept
+ * in the caller's SCB. */
+void colo_log_call_begin(struct colo_scb *caller, uint64_t out, uint64_t outlen);
 
 /* At its end: `delivered` bytes went to the callee (or -errno), the call
- * returns `r` (bytes received or -errno). */
-void colo_log_call_end(const struct colo_log_call *lc, const struct colo_scb *caller, const struct colo_scb *callee,
-                       long delivered, long r);
+ * returns `r` (bytes received or -errno).  Nothing if its start was not
+ * logged (the log was turned on meanwhile). */
+void colo_log_call_end(struct colo_scb *caller, const struct colo_scb *callee, long delivered, long r);
 
 /* Any other event (enum colo_switch_event_kind) of borrower `who` and callee `peer`. */
 void colo_log_event(uint32_t kind, const struct colo_scb *who, const struct colo_scb *peer, int64_t result, uint64_t arg);

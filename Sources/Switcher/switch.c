@@ -220,9 +220,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     me->call_outlen = outlen;
     me->call_in = in;
     me->call_inlen = inlen;
-    struct colo_log_call lc;
-    int logging = colo_log_on();
-    if (logging) colo_log_call_begin(&lc, out, outlen);
+    if (colo_log_on()) colo_log_call_begin(me, out, outlen);
     long n = deliver(me, callee);
     if (n == -E_FAULT) {
         __atomic_store_n(&callee->state, COLO_SCB_IDLE, __ATOMIC_RELEASE);
@@ -240,7 +238,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     __atomic_store_n(&me->borrowing, callee, __ATOMIC_RELAXED);
     __atomic_store_n(&me->selector, SUD_BLOCK, __ATOMIC_RELAXED);
     long r = colo_switch(&me->call_ctx, &callee->accept_ctx, n, 0, 0);
-    if (logging) colo_log_call_end(&lc, me, callee, n, r);
+    if (colo_log_on()) colo_log_call_end(me, callee, n, r);
     /* Back on our own context, from the callee's coaccept or an unborrow. */
     __atomic_store_n(&me->selector, SUD_ALLOW, __ATOMIC_RELAXED);
     __atomic_store_n(&me->borrowing, 0, __ATOMIC_RELEASE);

@@ -100,6 +100,32 @@ import Testing
         #expect((unborrow?["callee_pid"] as? Int).map(String.init) == svc)
     }
 
+    /// A fast cocall to a service that accepts with coaccept_slow falls back (EPROTOTYPE,
+    /// then cocall_slow); callee code that faults on the borrowed context is handed to
+    /// the callee, which dies of it, and the call fails with ENOLINK.
+    @Test func fallbackAndFaultHandover() throws {
+        let out = tempFile("events")
+        defer { unlink(out) }
+        let r = try Run.colo(["trace", "-o", out, "--", try Self.guest(), "events"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        let pid = v["pid"] ?? "?", fast = v["fast"] ?? "?", slow = v["slow"] ?? "?"
+        #expect(v["slowcall"] == "16" && v["crash"] == "-1" && v["errno"] == String(ENOLINK), "\(r.stdout)")
+        let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let ok = inOrder(lines, [
+            { $0 == "\(pid) --- fallback -> \(slow): EPROTOTYPE, the call goes through cocall_slow ---" },
+            { $0.hasPrefix("\(pid) cocall_slow(") && $0.hasSuffix(", 24, 0x") == false && $0.hasSuffix(" = 16") },
+            { $0 == "\(pid) --- handover -> \(fast): SIGSEGV at 0x8 in the callee's code ---" },
+            { $0 == "\(fast) --- SIGSEGV ---" },
+            { $0 == "\(fast) +++ killed by SIGSEGV +++" },
+            { $0.hasPrefix("\(pid) cocall(fast) -> \(fast) op 6 out 24 in 0 = -1 ENOLINK (") && self.hasDuration($0) },
+            { $0 == "\(pid) +++ exited with 0 +++" },
+        ])
+        #expect(ok, "trace:\n\(lines.joined(separator: "\n"))")
+        // The caller's own SIGSEGV (callee code on its thread) is the switcher's business.
+        #expect(!lines.contains("\(pid) --- SIGSEGV ---"), "\(lines)")
+    }
+
     /// The knob turns the log on and off; colo switcher-log prints it.
     @Test func knobAndSwitcherLog() throws {
         let g = try Self.guest()

@@ -289,6 +289,11 @@ struct colo_scb {
     struct colo_scb *last_callee;
     uint8_t  pending_info[64][128];             /* their siginfo */
     struct colo_resume resume;    /* an unborrowed context for the park loop */
+    /* the event log (events.c): the current cocall's start (rdtsc; 0: not
+     * logged) and its request's op */
+    uint64_t log_start;
+    int32_t  log_op;
+    uint32_t log_pad;
 };
 
 /* ---- The switcher's event log ---------------------------------------------
