@@ -28,8 +28,8 @@ final class CapabilityTable {
         table = p.assumingMemoryBound(to: colo_cap_table.self)
         table.pointee.magic = UInt64(COLO_CAP_TABLE_MAGIC)
         table.pointee.key = UInt64.random(in: 0...UInt64.max) & UInt64(COLO_CAP_KEY_MASK)
-        // Index 0 is never minted: its SCB block holds the switcher's event log (colo_abi.h).
-        free = (1..<UInt32(COLO_CAP_TABLE_CAPACITY)).reversed()
+        // The last index is never minted: its SCB block holds the switcher's event log (colo_abi.h).
+        free = (0..<UInt32(COLO_SWITCH_LOG_INDEX)).reversed()
     }
 
     deinit { munmap(table, Self.size) }

@@ -9,7 +9,7 @@ import Switcher
 /// EPROTOTYPE fallback while the table header's `switch_log` word is not 0: bit 0
 /// is `debug.colocation_debug`, and each `colo trace` adds COLO_SWITCH_LOG_TRACER
 /// while it traces.  The ring (COLO_SWITCH_LOG_EVENTS records) lives in the SCB
-/// area's first block, which is private memory of the address space: a reader copies
+/// area's last block, which is private memory of the address space: a reader copies
 /// it with process_vm_readv from any process of the address space (so it needs
 /// ptrace rights over it: the tracer has them; `colo switcher-log` needs them too).
 /// Its head (the number of the next event) is in the table file, which anyone

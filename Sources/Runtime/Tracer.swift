@@ -467,8 +467,7 @@ public final class Tracer {
         var regs = [UInt64](repeating: 0, count: 27)
         let g = regs.withUnsafeMutableBytes { ptrace(12 /* PTRACE_GETREGS */, pid, 0, Int(bitPattern: $0.baseAddress)) }
         let gs = regs[22]
-        let area = UInt64(COLO_SCB_AREA_ADDR), areaEnd = area + UInt64(COLO_CAP_TABLE_CAPACITY) * UInt64(COLO_SCB_SIZE)
-        guard g == 0, gs >= area + UInt64(COLO_SCB_SIZE), gs < areaEnd,
+        guard g == 0, gs >= UInt64(COLO_SCB_AREA_ADDR), gs < UInt64(COLO_SWITCH_LOG_ADDR),
               let borrowing = GuestMemory(pid: pid).word(gs + colo_scb_borrowing_offset()) else { return false }
         return borrowing != 0
     }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include "events.h"
 #include "include/colo_switch_log.h"
+#include "../../GuestAPI/include/colo_cap.h"
 
 extern long colo_copy_user(void *dst, const void *src, uint64_t n, uint64_t *fault);
 
@@ -13,6 +14,8 @@ _Static_assert(sizeof(struct colo_table_header) == 4096, "the table header is on
 _Static_assert(offsetof(struct colo_table_header, switch_log_head) % 64 == 0, "the log head has a cache line of its own");
 _Static_assert(sizeof(struct colo_switch_event) == 64, "an event is one cache line");
 _Static_assert(COLO_SWITCH_LOG_EVENTS * sizeof(struct colo_switch_event) <= COLO_SCB_SIZE, "the ring fits in one SCB block");
+_Static_assert(COLO_SWITCH_LOG_INDEX == COLO_CAP_TABLE_CAPACITY - 1, "the log has the last capability index's block");
+_Static_assert(COLO_SWITCH_LOG_ADDR == COLO_SCB_AREA_ADDR + COLO_SWITCH_LOG_INDEX * COLO_SCB_SIZE, "the log's address");
 _Static_assert((COLO_SWITCH_LOG_EVENTS & (COLO_SWITCH_LOG_EVENTS - 1)) == 0, "a power of two");
 
 static inline uint64_t now(void)

@@ -118,10 +118,16 @@ import Testing
             { $0 == "\(pid) --- handover -> \(fast): SIGSEGV at 0x8 in the callee's code ---" },
             { $0 == "\(fast) --- SIGSEGV ---" },
             { $0 == "\(fast) +++ killed by SIGSEGV +++" },
+        ])
+        #expect(ok, "trace:\n\(lines.joined(separator: "\n"))")
+        // The caller's call ends at once (ENOLINK), while the callee's thread repeats the
+        // faulting instruction: the two orders are both right.
+        let ended = inOrder(lines, [
+            { $0 == "\(pid) --- handover -> \(fast): SIGSEGV at 0x8 in the callee's code ---" },
             { $0.hasPrefix("\(pid) cocall(fast) -> \(fast) op 6 out 24 in 0 = -1 ENOLINK (") && self.hasDuration($0) },
             { $0 == "\(pid) +++ exited with 0 +++" },
         ])
-        #expect(ok, "trace:\n\(lines.joined(separator: "\n"))")
+        #expect(ended, "trace:\n\(lines.joined(separator: "\n"))")
         // The caller's own SIGSEGV (callee code on its thread) is the switcher's business.
         #expect(!lines.contains("\(pid) --- SIGSEGV ---"), "\(lines)")
     }

@@ -297,14 +297,16 @@ struct colo_scb {
 };
 
 /* ---- The switcher's event log ---------------------------------------------
- * A ring of COLO_SWITCH_LOG_EVENTS records in the SCB area's first block
- * (capability index 0 is never minted, so that block is never an SCB).  Any
+ * A ring of COLO_SWITCH_LOG_EVENTS records in the SCB area's last block (the
+ * last capability index, 65535, is never minted, so that block is never an
+ * SCB, and the SCBs stay where they were without the log).  Any
  * thread appends: n = fetch-add(header.switch_log_head), record n % EVENTS;
  * the record's `seq` is 2n+1 while it is written and 2n+2 once complete, so a
  * reader (which copies the ring out with process_vm_readv) detects records
  * not yet written, overwritten or torn.  Times are rdtsc values: readers
  * calibrate them against CLOCK_MONOTONIC themselves. */
-#define COLO_SWITCH_LOG_ADDR    COLO_SCB_AREA_ADDR
+#define COLO_SWITCH_LOG_INDEX   65535ULL     /* COLO_CAP_TABLE_CAPACITY - 1 */
+#define COLO_SWITCH_LOG_ADDR    0x0f00ffff0000ULL   /* COLO_SCB_AREA_ADDR + INDEX * COLO_SCB_SIZE */
 #define COLO_SWITCH_LOG_EVENTS  1024
 #define COLO_SWITCH_LOG_TRACER  2           /* what each tracer adds to switch_log */
 
