@@ -174,6 +174,24 @@ import Testing
         #expect(after.stdout.split(separator: "\n").count == 5 && after.stderr.contains("logging is off"), "\(after.stdout)")
     }
 
+    /// A caller SIGKILLed while it borrows a spinning callee's context: the runtime,
+    /// retiring its SCB, logs the lost borrower.
+    @Test func aBorrowerKilledIsLogged() throws {
+        let s = try KernelService(name: "swlog-spinner")
+        #expect(try Run.colo(["sysctl", "--pid", String(s.spacePID), "debug.colocation_debug=1"]).status == 0)
+        let caller = try s.start(["spin_call", "swlog-spinner", "3000"])
+        try caller.waitFor { $0 == "calling" }
+        usleep(200_000)
+        let cpid = try caller.value("pid")
+        kill(pid_t(cpid)!, SIGKILL)
+        _ = caller.wait()
+        var text = ""
+        #expect(eventually(timeout: 10) {
+            text = (try? Run.colo(["switcher-log", String(s.spacePID)]))?.stdout ?? ""
+            return text.contains("\(cpid) --- borrower_killed -> \(s.pid): its coaccept returns EINTR ---")
+        }, "\(text)")
+    }
+
     /// colo trace -a turns the log on while it traces and off when it detaches, and
     /// shows the calls of a running client.
     @Test func attachTurnsTheLogOnAndDetachOff() throws {
