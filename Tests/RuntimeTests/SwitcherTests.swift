@@ -66,7 +66,7 @@ import Testing
     /// thread, and it serves the next caller.
     @Test func aCallerKilledWhileBorrowingLeavesTheServiceServing() throws {
         let s = try KernelService(name: "spinner")
-        let caller = try s.start(["spin_call", "spinner", "3000"])
+        let caller = try s.start(["spin_call", "spinner", "10000"])
         try caller.waitFor { $0 == "calling" }
         usleep(200_000)
         kill(pid_t(try caller.value("pid"))!, SIGKILL)
@@ -74,7 +74,7 @@ import Testing
         let started = Date()
         let r = try s.join(["client", "spinner", "1", "100", "8"], timeout: 60)
         #expect(values(r.stdout)["ok"] == "100", "\(r.stdout)")
-        #expect(Date().timeIntervalSince(started) < 2.5, "served without waiting for the lost call to finish")
+        #expect(Date().timeIntervalSince(started) < 6, "served without waiting for the 10 s the lost call would have taken")
         #expect(eventually { (try? s.wchan(s.pid)) == "copark" })
     }
 
