@@ -131,7 +131,13 @@ static void *serve_loop(void *arg)
     size_t outlen = 0;
     for (;;) {
         void *cookie = NULL;
-        if (sigsetjmp(crash_jmp, 1)) {      /* OP_CRASH faulted: no reply to anyone */
+        /* No mask saved: that would be a system call on every call.  After
+         * OP_CRASH faulted (no reply to anyone), SIGSEGV is unblocked by hand. */
+        if (sigsetjmp(crash_jmp, 0)) {
+            sigset_t segv;
+            sigemptyset(&segv);
+            sigaddset(&segv, SIGSEGV);
+            pthread_sigmask(SIG_UNBLOCK, &segv, NULL);
             __atomic_add_fetch(&crashes, 1, __ATOMIC_RELAXED);
             outlen = 0;
         }
