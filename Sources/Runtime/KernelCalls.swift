@@ -91,8 +91,8 @@ enum KernelCalls {
         let pid: pid_t
         if let s = t.serving {
             pid = s.caller.pid
-        } else if let b = t.block, colo_scb_caller_pid(b) != 0 {
-            pid = colo_scb_caller_pid(b)      // a fast call, unborrowed by this very system call
+        } else if let b = t.block, case let caller = colo_scb_caller_pid(b), caller != 0 {
+            pid = caller      // a fast call, unborrowed by this very system call
         } else {
             return .error(ESRCH)
         }

@@ -55,7 +55,6 @@ extern char __executable_start[], etext[];
 #define FAULT_SIGNALS (SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP))
 #define SUD_ALLOW 0
 #define SUD_BLOCK 1
-#define SYS_USER_DISPATCH_CODE 2
 
 static struct colo_cap_table *const cap_table = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
 
@@ -88,6 +87,13 @@ static long check_buffer(uint64_t p, uint64_t n)
     return 0;
 }
 
+/* check_buffer for the output and the input buffer of a call. */
+static long check_buffers(uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen)
+{
+    long e = check_buffer(out, outlen);
+    return e ? e : check_buffer(in, inlen);
+}
+
 static inline long futex_wait(uint32_t *w, uint32_t v)
 {
     return sys6(SYS_futex, (long)w, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, v, 0, 0, 0);
@@ -95,6 +101,13 @@ static inline long futex_wait(uint32_t *w, uint32_t v)
 static inline void futex_wake(uint32_t *w)
 {
     sys6(SYS_futex, (long)w, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, 0, 0, 0);
+}
+
+/* The callee's state has just left BUSY: wake the callers asleep on it. */
+static inline void wake_waiters(struct colo_scb *callee, int all)
+{
+    if (__atomic_load_n(&callee->waiters, __ATOMIC_SEQ_CST))
+        sys6(SYS_futex, (long)&callee->state, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, all ? 0x7fffffff : 1, 0, 0, 0);
 }
 
 #define WCHAN_COPARK 0x6b7261706f63ULL      /* "copark": a callee's parked thread */
@@ -107,9 +120,11 @@ static void show_wchan(struct colo_scb *me, uint64_t text)
     if (me->wchan) __atomic_store_n((uint64_t *)me->wchan, text, __ATOMIC_RELAXED);
 }
 
-/* A busy callee: spin a little, then yield, then sleep ("cobusy"), so that
- * callers queued on a busy service do not hold a CPU the service needs. */
-static void backoff(struct colo_scb *me, unsigned round)
+/* A busy callee: spin a little, then yield, then sleep on its state until
+ * whoever makes it IDLE (or DEAD) wakes us ("cobusy"; at most 10 ms at a
+ * time), so that callers queued on a busy service do not hold a CPU the
+ * service needs. */
+static void backoff(struct colo_scb *me, struct colo_scb *callee, unsigned round)
 {
     if (round < 64) {
         __asm__ volatile("pause");
@@ -117,8 +132,10 @@ static void backoff(struct colo_scb *me, unsigned round)
         sys0(SYS_sched_yield);
     } else {
         if (round == 256) show_wchan(me, WCHAN_COBUSY);
-        struct { long s, ns; } ts = { 0, 50000 };
-        sys2(SYS_nanosleep, &ts, 0);
+        struct { long s, ns; } ts = { 0, 10000000 };
+        __atomic_add_fetch(&callee->waiters, 1, __ATOMIC_SEQ_CST);
+        sys6(SYS_futex, (long)&callee->state, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, COLO_SCB_BUSY, (long)&ts, 0, 0);
+        __atomic_sub_fetch(&callee->waiters, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -180,8 +197,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     if (!me || !cur) return -E_INVAL;
     if (me != cur)      /* callee code calling out: from its own thread, please */
         return cur->borrowing == me ? -COLO_SWITCH_UNBORROW_FIRST : -E_INVAL;
-    long e = check_buffer(out, outlen);
-    if (!e) e = check_buffer(in, inlen);
+    long e = check_buffers(out, outlen, in, inlen);
     if (e) return e;
     struct colo_scb *callee = me->last_callee;
     if (target != me->last_target || !callee || callee->cookie != me->last_cookie || callee->magic != COLO_SCB_MAGIC) {
@@ -212,7 +228,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
             if (round >= 256) show_wchan(me, 0);
             return -E_NOLINK;
         }
-        backoff(me, round);
+        backoff(me, callee, round);
     }
     if (__builtin_expect(round >= 256, 0)) show_wchan(me, 0);
 
@@ -223,7 +239,8 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     if (colo_log_on()) colo_log_call_begin(me, out, outlen);
     long n = deliver(me, callee);
     if (n == -E_FAULT) {
-        __atomic_store_n(&callee->state, COLO_SCB_IDLE, __ATOMIC_RELEASE);
+        __atomic_store_n(&callee->state, COLO_SCB_IDLE, __ATOMIC_SEQ_CST);
+        wake_waiters(callee, 0);
         return -E_FAULT;
     }
     /* The callee's buffer faulted: its coaccept fails, and its next one gets
@@ -247,6 +264,11 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
         me->wake_after = 0;
         futex_wake(&w->park);
     }
+    /* The callee's coaccept made it IDLE (after an unborrow it is still BUSY,
+     * and park_loop wakes its waiters).  That IDLE was a plain store in
+     * colo_switch_back, so a waiter that went to sleep just then may not be
+     * seen here: its sleep is bounded (backoff). */
+    wake_waiters(callee, 0);
     if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
     return r;
 }
@@ -260,7 +282,8 @@ static void park_loop(void *arg)
 {
     struct colo_scb *me = arg;
     show_wchan(me, WCHAN_COPARK);
-    __atomic_store_n(&me->state, COLO_SCB_IDLE, __ATOMIC_RELEASE);
+    __atomic_store_n(&me->state, COLO_SCB_IDLE, __ATOMIC_SEQ_CST);
+    wake_waiters(me, 0);
     for (;;) {
         uint32_t cmd = __atomic_exchange_n(&me->park, COLO_PARK_NONE, __ATOMIC_ACQ_REL);
         if (cmd != COLO_PARK_NONE) show_wchan(me, 0);
@@ -301,8 +324,7 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
     if (!me) return -E_INVAL;
     int borrowed = cur != me;
     if (borrowed && (!cur || cur->borrowing != me)) return -E_INVAL;
-    long e = check_buffer(out, outlen);
-    if (!e) e = check_buffer(in, inlen);
+    long e = check_buffers(out, outlen, in, inlen);
     if (e) return e;
 
     me->cookiep = cookiep;
@@ -353,6 +375,25 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
 
 /* ---- unborrow ------------------------------------------------------------------ */
 
+/* On the caller's own stack: wake the callee's parked thread, which takes
+ * the borrowed context saved in its SCB; from now on this thread runs only
+ * its own code. */
+static void hand_over(struct colo_scb *me, struct colo_scb *callee)
+{
+    __atomic_store_n(&callee->park, COLO_PARK_UNBORROW, __ATOMIC_SEQ_CST);
+    futex_wake(&callee->park);
+    __atomic_store_n(&me->borrowing, 0, __ATOMIC_SEQ_CST);
+    me->stats_unborrows++;
+}
+
+/* After hand_over: the caller's own signal mask again, and the signals that
+ * were held for it while it borrowed. */
+static void take_back_signals(struct colo_scb *me)
+{
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &me->saved_mask, 0, 8);
+    if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
+}
+
 /* On the caller's own stack: hand the context to the callee's thread, wait
  * for the call's answer (or a signal: EINTR), return it from the cocall. */
 static void unborrow_wait(void *arg)
@@ -360,10 +401,7 @@ static void unborrow_wait(void *arg)
     struct colo_scb *me = arg;
     struct colo_scb *callee = me->borrowing;
     uint32_t waiting = done_word(me->seq, COLO_CALL_WAITING);
-    __atomic_store_n(&callee->park, COLO_PARK_UNBORROW, __ATOMIC_SEQ_CST);
-    futex_wake(&callee->park);
-    __atomic_store_n(&me->borrowing, 0, __ATOMIC_SEQ_CST);
-    me->stats_unborrows++;
+    hand_over(me, callee);
     /* A callee that died meanwhile answers nothing (the runtime answers for
      * it once it sees the exit, unless we were still borrowing then). */
     if (__atomic_load_n(&callee->state, __ATOMIC_SEQ_CST) == COLO_SCB_DEAD) {
@@ -372,8 +410,7 @@ static void unborrow_wait(void *arg)
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             me->result = -E_NOLINK;
     }
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &me->saved_mask, 0, 8);
-    if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
+    take_back_signals(me);
     show_wchan(me, WCHAN_COCALL);
     for (;;) {
         uint32_t v = __atomic_load_n(&me->done, __ATOMIC_ACQUIRE);
@@ -402,12 +439,8 @@ static void unborrow_fault(void *arg)
     struct colo_scb *callee = me->borrowing;
     callee->caller = 0;
     me->redeliver = 0;
-    __atomic_store_n(&callee->park, COLO_PARK_UNBORROW, __ATOMIC_SEQ_CST);
-    futex_wake(&callee->park);
-    __atomic_store_n(&me->borrowing, 0, __ATOMIC_SEQ_CST);
-    me->stats_unborrows++;
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &me->saved_mask, 0, 8);
-    if (__atomic_load_n(&me->pending, __ATOMIC_ACQUIRE)) deliver_pending(me);
+    hand_over(me, callee);
+    take_back_signals(me);
     colo_switch_load(&me->call_ctx, -E_NOLINK);
 }
 
@@ -634,6 +667,7 @@ int32_t colo_scb_caller_pid(const struct colo_scb *scb)
 void colo_scb_retire(struct colo_scb *me)
 {
     __atomic_store_n(&me->state, COLO_SCB_DEAD, __ATOMIC_SEQ_CST);
+    wake_waiters(me, 1);
     /* A caller waiting for an unborrowed call of this thread: ENOLINK. */
     struct colo_scb *c = __atomic_load_n(&me->caller, __ATOMIC_SEQ_CST);
     if (c && __atomic_load_n(&c->borrowing, __ATOMIC_SEQ_CST) != me) {

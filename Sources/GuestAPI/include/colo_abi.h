@@ -265,7 +265,7 @@ struct colo_scb {
     uint32_t park;                /* enum colo_park_command: futex of the park loop */
     struct colo_scb *caller;      /* the caller being served, or 0 */
     uint32_t caller_seq;          /* that caller's call number */
-    uint32_t pad0;
+    uint32_t waiters;             /* callers asleep on `state` until it is no longer BUSY */
     int64_t  park_value;          /* what coaccept returns on COLO_PARK_RETURN */
     uint64_t cookiep, out, outlen, in, inlen;   /* arguments of the waiting coaccept */
     struct colo_switch_context accept_ctx;      /* where the waiting coaccept returns */
