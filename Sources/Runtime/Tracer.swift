@@ -217,7 +217,9 @@ public final class Tracer {
                     if t.quiet && pid != rootPID { t.quiet = false }
                 } else if ev >= 1 && ev <= 3, t.trapped != nil {
                     var msg: UInt = 0
-                    _ = Self.ptrace(Self.PTRACE_GETEVENTMSG, pid, 0, Int(bitPattern: UnsafeMutableRawPointer(&msg)))
+                    _ = withUnsafeMutablePointer(to: &msg) {
+                        Self.ptrace(Self.PTRACE_GETEVENTMSG, pid, 0, Int(bitPattern: $0))
+                    }
                     t.child = pid_t(truncatingIfNeeded: msg)
                 }
                 resume(t, 0)
