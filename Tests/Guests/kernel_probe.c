@@ -57,6 +57,7 @@ static const char *ename(int e)
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case EAGAIN: return "EAGAIN";
     case ENOLINK: return "ENOLINK";
+    case EDEADLK: return "EDEADLK";
     case EINTR: return "EINTR";
     case EBADF: return "EBADF";
     case EPROT: return "EPROT";
@@ -571,6 +572,7 @@ static int errnos(void)
     printf("noncanonical=%d\n", ((uintptr_t)own >> 47) != 0 && ((uintptr_t)own >> 47) != 0x1ffff);
 
     REPORT("cosetup_cocall", cosetup(COSETUP_COCALL));
+    REPORT("cocall_own_target", cocall(own, NULL, 0, NULL, 0));      /* the switcher would wait for itself */
     REPORT("cocall_null_target", cocall_slow(NULL, NULL, 0, NULL, 0));
 
     pthread_t h;

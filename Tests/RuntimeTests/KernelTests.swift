@@ -29,7 +29,7 @@ import Testing
             "coregister_name": "OK", "coregister_exists": "EEXIST",
             "coregister_name_efault": "EFAULT", "coregister_cap_efault": "EFAULT",
             "colookup": "OK", "colookup_same": "1", "colookup_missing": "ESRCH", "colookup_efault": "EFAULT",
-            "noncanonical": "1", "cosetup_cocall": "OK", "cocall_null_target": "EINVAL",
+            "noncanonical": "1", "cosetup_cocall": "OK", "cocall_own_target": "EDEADLK", "cocall_null_target": "EINVAL",
             "cocall_before_accept": "EAGAIN",
             "cocall_null_outbuf": "EINVAL", "cocall_null_inbuf": "EINVAL",
             "cocall_misaligned_outbuf": "EINVAL", "cocall_misaligned_inbuf": "EINVAL",

@@ -34,6 +34,20 @@ import Testing
         #expect(v["dups"] == "0" && v["badsum"] == "0")
     }
 
+    /// COLO_SLOW_PATH=1 keeps a program off the switcher: a service started
+    /// with it accepts through the runtime (WCHAN coaccept, not copark), and
+    /// callers with and without it reach it.
+    @Test func coloSlowPathKeepsAProgramOffTheSwitcher() throws {
+        let probe = try Guests.buildWithAPI("kernel_probe")
+        let s = try KernelService("/usr/bin/env", ["COLO_SLOW_PATH=1", probe, "service", "slowpath"])
+        #expect(try s.wchan(s.pid) == "coaccept", "the service waits in coaccept_slow")
+        let slow = try Run.colo(["--join", String(s.spacePID), "/usr/bin/env", "COLO_SLOW_PATH=1", probe,
+                                 "client", "slowpath", "1", "200", "8"], timeout: 60)
+        #expect(values(slow.stdout)["ok"] == "200", "\(slow.stdout) \(slow.stderr)")
+        let fast = try s.join(["client", "slowpath", "1", "200", "8"])
+        #expect(values(fast.stdout)["ok"] == "200", "a switcher caller falls back to cocall_slow: \(fast.stdout)")
+    }
+
     /// A callee alternating between computing and making system calls: the
     /// calls run as the callee (its pid and thread, its descriptor), while
     /// cogetpid2 names it without a system call.
