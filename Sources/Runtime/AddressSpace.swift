@@ -64,6 +64,10 @@ public final class AddressSpace {
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
         Kernel.publishSwitcher(in: table)
+        // `colo trace -- COMMAND` names itself the trace's reader; no program sees it.
+        let reader = getenv("COLO_TRACE_READER").flatMap { pid_t(String(cString: $0)) } ?? 0
+        unsetenv("COLO_TRACE_READER")
+        try table.createTraceRing(reader: reader)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
         try openControlSocket()
     }
@@ -86,6 +90,7 @@ public final class AddressSpace {
     /// socket.  Call before exiting (exit(3) runs no deinitializers).
     public func shutdown() {
         unlink(table.path)
+        unlink(SpaceTable.traceRingPath(tablePath: table.path))
         if controlSocket >= 0 { close(controlSocket); unlink(socketPath); controlSocket = -1 }
     }
 
@@ -331,12 +336,19 @@ public final class AddressSpace {
         var out = [(pid_t, Int32)]()
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, (block && out.isEmpty ? 0 : WNOHANG) | __WALL)
+            let pid = waitpid(-1, &status, (block && out.isEmpty ? 0 : WNOHANG) | __WALL | WUNTRACED)
             if pid <= 0 { break }
+            if status & 0xff == 0x7f {        // stopped (job control): only a tracer cares
+                if members[pid] != nil { colo_trace_wait_status(pid, status) }
+                continue
+            }
             let code = shellStatus(status)
-            if let m = members.removeValue(forKey: pid), let s = m.slot {
-                reportStartFailure(slot: s)
-                releaseSlot(s)
+            if let m = members.removeValue(forKey: pid) {
+                colo_trace_wait_status(pid, status)
+                if let s = m.slot {
+                    reportStartFailure(slot: s)
+                    releaseSlot(s)
+                }
             }
             if let c = joinClients.removeValue(forKey: pid) {
                 JoinWire.send(c, "exit \(code)")

@@ -1,5 +1,6 @@
 import Glibc
 import GuestAPI
+import Switcher
 
 /// One colocated process as the address-space table records it.
 public struct ProcessRecord: Sendable {
@@ -55,6 +56,34 @@ public final class SpaceTable {
         t.header.pointee.created_ns = realtimeNanoseconds()
         t.setDefaultKnobs()
         return t
+    }
+
+    /// COLO_TRACE_RING_SIZE: the ring's header page, then its records.
+    public static let traceRingSize = 4096 + Int(COLO_TRACE_RECORDS) * Int(COLO_TRACE_RECORD_SIZE)
+
+    /// The trace ring's file: next to the table.
+    public static func traceRingPath(tablePath: String) -> String { tablePath + ".trace" }
+
+    /// Create the address space's trace ring (colo_abi.h, struct colo_trace_ring),
+    /// mapped at COLO_TRACE_RING_ADDR; its pages cost nothing until a tracer traces.
+    /// If `reader` is not 0 (`colo trace -- COMMAND`), tracing is on from the start
+    /// with that process as its reader.
+    func createTraceRing(reader: pid_t) throws(ColoError) {
+        let path = Self.traceRingPath(tablePath: self.path)
+        unlink(path)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .last("cannot create \(path)") }
+        defer { close(fd) }
+        let size = Self.traceRingSize
+        guard ftruncate(fd, off_t(size)) == 0 else { throw .last("ftruncate \(path)") }
+        let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_TRACE_RING_ADDR)), size,
+                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw .last("cannot map the trace ring") }
+        colo_trace_publish(header)
+        if reader != 0 {
+            p.assumingMemoryBound(to: colo_trace_ring.self).pointee.reader_pid = reader
+            header.pointee.trace_selector = 1
+        }
     }
 
     /// Map an existing table anywhere (read-only unless `writable`, which

@@ -78,6 +78,15 @@ public final class Tracer {
     var rootPID: pid_t = 0
     var runtimeTgid: pid_t = 0     // the runtime: its threads are traced quietly
     var rootStatus: Int32 = 0
+    /// Lines not yet written; `buffered`: write them in batches (the in-process tracer).
+    var output = [UInt8]()
+    var buffered = false
+    /// The in-process tracer's calls that end later (exec, vfork), by tid, with their pid.
+    var endsLater = [pid_t: (pid: pid_t, call: Call)]()
+    /// Processes whose exit line is shown already.
+    var exitShown = Set<pid_t>()
+    /// pidfds of the processes the in-process tracer has seen (-1: done with it).
+    var pidfds = [pid_t: Int32]()
 
     // The switcher's event log (fast cocalls, which make no system call): on while the
     // tracer runs, read at every stop and every `tickMicroseconds`, and merged into the
@@ -371,8 +380,14 @@ public final class Tracer {
     }
 
     func emit(_ line: String) {
-        var s = line + "\n"
-        s.withUTF8 { b in
+        output.append(contentsOf: line.utf8)
+        output.append(10)
+        if !buffered || output.count >= 1 << 16 { flushOutput() }
+    }
+
+    /// Write what `emit` has gathered.
+    func flushOutput() {
+        output.withUnsafeBytes { b in
             var off = 0
             while off < b.count {
                 let n = write(options.output, b.baseAddress! + off, b.count - off)
@@ -381,16 +396,19 @@ public final class Tracer {
                 off += n
             }
         }
+        output.removeAll(keepingCapacity: true)
     }
 
     // MARK: - The switcher's event log
 
-    /// Open the address space's table (once it exists) and turn the log on.
-    func openLog() {
+    /// Open the address space's table (once it exists) and turn the log on; `timer`: read
+    /// it every `tickMicroseconds` too (the ptrace loop sleeps in waitpid).
+    func openLog(timer: Bool = true) {
         guard log == nil, let path = logTablePath, let table = SpaceTable.open(path: path, writable: true) else { return }
         SwitcherLog.adjust(table, by: Int32(COLO_SWITCH_LOG_TRACER))
         logTable = table
         log = SwitcherLog(table: table, readers: [runtimeTgid], fromStart: false)
+        guard timer else { return }
         var it = itimerval(it_interval: timeval(tv_sec: 0, tv_usec: Self.tickMicroseconds),
                            it_value: timeval(tv_sec: 0, tv_usec: Self.tickMicroseconds))
         var sa = sigaction()
@@ -542,16 +560,6 @@ public final class Tracer {
     /// Calls that create a process: the child's PID when the handler returns by a jump.
     static let forkLike: Set<Int> = [56, 57, 58, 435]
 
-    /// Which argument is a path, by system call number.
-    static let pathArg: [Int: Int] = [
-        2: 0, 257: 1, 437: 1, 59: 0, 322: 1, 4: 0, 6: 0, 262: 1, 332: 1, 21: 0, 269: 1, 439: 1,
-        89: 0, 267: 1, 80: 0, 87: 0, 263: 1, 83: 0, 258: 1, 84: 0, 85: 0, 90: 0, 92: 0, 161: 0,
-        137: 0, 76: 0, 82: 0, 86: 0, 88: 0, 133: 0, 1151: 1, 1152: 1,
-    ]
-
-    /// Which argument is an argument vector (the environment follows it).
-    static let argvArg: [Int: Int] = [59: 1, 322: 2, 1151: 2, 1152: 2]
-
     /// How many arguments to show (others: 6).
     static let argCount: [Int: Int] = [
         0: 3, 1: 3, 2: 3, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 6, 10: 3, 11: 2, 12: 1, 13: 4, 14: 4,
@@ -563,18 +571,27 @@ public final class Tracer {
         1151: 4, 1152: 6,
     ]
 
+    /// A traced process's call as text, its strings read from its memory now.
     func format(_ pid: pid_t, _ nr: Int, _ args: [UInt64]) -> String {
         let mem = GuestMemory(pid: pid)
+        return Self.format(nr, args, path: { mem.string($0, limit: 4096) }, argv: { mem.strings($0, limit: 64) })
+    }
+
+    /// A call's arguments as text: `path` and `argv` give the strings an argument points to
+    /// (colo_trace_path_arg and colo_trace_argv_arg say which), or nil if they cannot.
+    static func format(_ nr: Int, _ args: [UInt64], path: (UInt64) -> String?, argv: (UInt64) -> [String]?) -> String {
         let count = Self.argCount[nr] ?? 6
+        let pathArg = Int(colo_trace_path_arg(Int32(truncatingIfNeeded: nr)))
+        let argvArg = Int(colo_trace_argv_arg(Int32(truncatingIfNeeded: nr)))
         var parts = [String]()
         for i in 0..<count {
             let a = args[i]
-            if Self.pathArg[nr] == i {
-                parts.append(a == 0 ? "NULL" : Self.quote(mem.string(a, limit: 4096)))
-            } else if Self.argvArg[nr] == i {
-                if let v = mem.strings(a, limit: 64) { parts.append("[" + v.map { Self.quote($0) }.joined(separator: ", ") + "]") }
+            if pathArg == i {
+                parts.append(a == 0 ? "NULL" : Self.quote(path(a)))
+            } else if argvArg == i {
+                if a != 0, let v = argv(a) { parts.append("[" + v.map { Self.quote($0) }.joined(separator: ", ") + "]") }
                 else { parts.append("0x" + String(a, radix: 16)) }
-            } else if Self.argvArg[nr].map({ $0 + 1 }) == i {
+            } else if argvArg >= 0 && argvArg + 1 == i {
                 parts.append("0x" + String(a, radix: 16))
             } else if (nr == 257 || nr == 262 || nr == 267 || nr == 269 || nr == 322 || nr == 332 || nr == 439 || nr == 437) && i == 0
                         && Int32(truncatingIfNeeded: a) == -100 {

@@ -3,6 +3,27 @@
  * colo_jump(entry, sp): enter a program the way the kernel does after execve.
  * colo_sigreturn: the SIGSYS handler's restorer (outside the guest region, so
  * the seccomp filter lets its rt_sigreturn through). */
+/* COLO_TRACE_SELECTOR_ADDR of colo_abi.h (trace.c checks that they agree). */
+#define TRACE_SELECTOR 0x0ff000000100
+
+/* A new thread of a traced address space traps its system calls too:
+ * prctl(PR_SET_SYSCALL_USER_DISPATCH, ON, runtime text, selector), without
+ * touching the stack (a vfork child shares its parent's).  Keeps r9. */
+.macro TRACE_ENABLE_HERE
+    movabs  $TRACE_SELECTOR, %rax
+    cmpb    $1, (%rax)
+    jne     9f
+    mov     $157, %eax              /* SYS_prctl */
+    mov     $59, %edi               /* PR_SET_SYSCALL_USER_DISPATCH */
+    mov     $1, %esi                /* PR_SYS_DISPATCH_ON */
+    lea     __executable_start(%rip), %rdx
+    lea     etext(%rip), %r10
+    sub     %rdx, %r10
+    movabs  $TRACE_SELECTOR, %r8
+    syscall
+9:
+.endm
+
     .text
     .globl colo_clone_start
     .type colo_clone_start, @function
@@ -97,7 +118,8 @@ colo_resume:
 
 /* colo_clone_resume(flags, ctid, child): clone(2) whose child continues the
  * guest context `child` (see colo_resume) without touching the current
- * stack; the parent gets the child's tid or -errno. */
+ * stack (traced, if the address space is); the parent gets the child's tid
+ * or -errno. */
     .globl colo_clone_resume
     .type colo_clone_resume, @function
 colo_clone_resume:
@@ -110,10 +132,30 @@ colo_clone_resume:
     syscall
     test    %rax, %rax
     jnz     1f
+    TRACE_ENABLE_HERE
     mov     %r9, %rdi
     jmp     colo_resume
 1:  ret
     .size colo_clone_resume, .-colo_clone_resume
+
+/* colo_clone_thread(flags, sp, ptid, ctid, tls, child): clone(2) of a traced
+ * thread: the child starts on `sp` (just below `child`), turns tracing on
+ * for itself (dispatch is not inherited) and continues the guest context
+ * `child` (see colo_resume); the parent gets the child's tid or -errno. */
+    .globl colo_clone_thread
+    .type colo_clone_thread, @function
+colo_clone_thread:
+    mov     %rcx, %r10              /* ctid */
+    mov     $56, %eax               /* SYS_clone(flags, sp, ptid, ctid, tls) */
+    syscall
+    test    %rax, %rax
+    jnz     1f
+    mov     %r9, %rbx
+    call    colo_trace_enable_here
+    mov     %rbx, %rdi
+    jmp     colo_resume
+1:  ret
+    .size colo_clone_thread, .-colo_clone_thread
 
 /* colo_on_stack(fn, arg, top): call fn(arg) on the stack ending at `top`.
  * fn does not return. */

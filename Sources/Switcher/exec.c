@@ -79,6 +79,7 @@ static void vfork_from_area(void *arg)
         while ((v = __atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) != 0)
             sys6(SYS_futex, (long)&a->done, FUTEX_WAIT, v, 0, 0, 0);
     }
+    if (colo_trace_on()) colo_trace_result(pid);
     colo_resume(&a->parent);
 }
 
@@ -151,6 +152,8 @@ static void exec_enter(void *arg)
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
     sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
+    colo_trace_enable_here();      /* exec left the switcher, and dispatch with it */
+    if (colo_trace_on()) colo_trace_result(0);
     colo_jump(ns->entry, ns->initial_sp);
 }
 
@@ -179,6 +182,18 @@ static uint32_t *vfork_word_of(struct colo_slot *s, long tid)
     return 0;
 }
 
+/* A real execve: the program leaves the address space and the runtime's
+ * SIGSYS handler, so a traced thread stops trapping its calls first (and
+ * starts again if the exec fails). */
+static long native_exec(long nr, long a, long b, long c, long d, long e)
+{
+    int traced = colo_trace_on() && !colo_switch_self();
+    if (traced) sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+    long r = sys6(nr, a, b, c, d, e, 0);
+    if (traced) colo_trace_enable_here();
+    return r;
+}
+
 long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
 {
     greg_t *g = uc->uc_mcontext.gregs;
@@ -198,7 +213,7 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     while (r == -4 /* EINTR */);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
-        return sys5(SYS_execveat, dirfd, path, argv, envp, flags);
+        return native_exec(SYS_execveat, dirfd, path, argv, envp, flags);
     if (r == COLO_EXEC_RECOLOCATE)     /* a fork child: back into the parent's address space */
         return colo_recolocate(uc, dirfd, path, argv, envp, flags);
     return exec_in_place(s, uc);
@@ -217,12 +232,12 @@ long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
     while (r == -4 /* EINTR */);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
-        return sys3(SYS_execve, path, argv, envp);
+        return native_exec(SYS_execve, path, argv, envp, 0, 0);
     if (r == COLO_EXEC_RECOLOCATE)     /* a fork child colocating with its parent */
         return colo_recolocate(uc, -100 /* AT_FDCWD */, path, argv, envp, 0);
     if (r == COLO_EXEC_JOIN) {     /* another address space: become `colo --join pid ...` */
         char **args = (char **)((char *)s + COLO_JOIN_ARGS_OFFSET);
-        return sys3(SYS_execve, args[0], args + 1, envp);
+        return native_exec(SYS_execve, (long)args[0], (long)(args + 1), envp, 0, 0);
     }
     return exec_in_place(s, uc);
 }

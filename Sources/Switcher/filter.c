@@ -62,6 +62,10 @@ static void and(struct builder *b, uint32_t k) { emit(b, BPF_ALU | BPF_AND | BPF
 static void tax(struct builder *b) { emit(b, BPF_MISC | BPF_TAX, 0, 0, 0); }
 static void jeqx(struct builder *b, int jt, int jf) { emit(b, BPF_JMP | BPF_JEQ | BPF_X, 0, jt, jf); }
 
+/* The program last built, which the in-process tracer runs (trace.c). */
+struct colo_sock_filter colo_filter_program[COLO_FILTER_MAX];
+uint32_t colo_filter_length;
+
 int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
 {
     struct builder b;
@@ -146,10 +150,13 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jset(&b, CLONE_VFORK, L_TRAP, 0);
     jset(&b, CLONE_VM, L_ALLOW, L_TRAP);
 
-    /* Outside the slot region only the handler's own exec request is not allowed. */
+    /* Outside the slot region only the colocation calls are not allowed: the
+     * handler's own exec request, and a traced guest's calls, which the
+     * handler makes for it (trace.c). */
     label(&b, L_OUTSIDE);
     ld(&b, OFF_NR);
-    jeq(&b, COLO_SYS_exec, L_NOTIF, L_ALLOW);
+    jge(&b, 1000, 0, L_ALLOW);
+    jge(&b, 2000, L_ALLOW, L_NOTIF);
     label(&b, L_NOTIF);
     ret(&b, SECCOMP_RET_USER_NOTIF);
     label(&b, L_ENOSYS);
@@ -191,7 +198,7 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     label(&b, L_TRAP);
     ret(&b, SECCOMP_RET_TRAP | COLO_TRAP_DATA);
 
-    if (b.n > max)
+    if (b.n > max || b.n > COLO_FILTER_MAX)
         return -1;
     for (uint32_t i = 0; i < b.n; i++) {
         if (b.lbl_t[i]) {
@@ -205,5 +212,7 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
             b.f[i].jf = (uint8_t)d;
         }
     }
+    colo_memcpy(colo_filter_program, b.f, b.n * sizeof *b.f);
+    colo_filter_length = b.n;
     return (int)b.n;
 }

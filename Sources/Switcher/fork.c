@@ -153,6 +153,8 @@ static void recolo_child_main(void *arg)
     sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
     uint64_t mask = st->mask & ~SIGBIT(SIGSYS);
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
+    colo_trace_enable_here();
+    if (colo_trace_on()) colo_trace_result(0);    /* the forked child's exec */
     colo_jump(ns->entry, ns->initial_sp);
 }
 

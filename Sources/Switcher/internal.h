@@ -44,8 +44,49 @@ void colo_dispatch_through(struct kernel_sigaction *k);
 /* Is `handler` the dispatcher? */
 static inline int colo_is_dispatcher(uint64_t handler) { return handler == (uint64_t)colo_signal_entry; }
 
-/* SIGSYS from Syscall User Dispatch: a borrowed context made a system call. */
-void colo_switch_unborrow_syscall(ucontext_t *uc);
+/* SIGSYS from Syscall User Dispatch: if the thread borrows a context, the
+ * call goes to the callee's thread (no return); else 0. */
+int colo_switch_unborrow_syscall(ucontext_t *uc);
+
+/* SIGSYS from Syscall User Dispatch on a thread that neither borrows nor is
+ * traced: its selector goes back to ALLOW. */
+void colo_switch_stale_block(void);
+
+/* Route the fault signals of slot `s`'s process through the dispatcher. */
+void colo_switch_dispatch_faults(struct colo_slot *s);
+
+/* The thread's SCB (GS base), or 0. */
+struct colo_scb *colo_switch_self(void);
+
+/* The slot whose region holds address `a` (a calling instruction), or 0. */
+static inline struct colo_slot *colo_slot_of(uint64_t a)
+{
+    if (a < COLO_SLOT_REGION_BASE || a >= COLO_SLOT_REGION_END) return 0;
+    struct colo_slot *s = (struct colo_slot *)(COLO_SLOT_REGION_BASE +
+        (((a - COLO_SLOT_REGION_BASE) >> COLO_SLOT_SHIFT) << COLO_SLOT_SHIFT));
+    return s->magic == COLO_SLOT_MAGIC ? s : 0;
+}
+
+/* A system call the seccomp filter traps to the handler, made for slot `s`
+ * (sigsys.c): its result, or no return (exec, vfork). */
+long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr);
+
+/* ---- in-process tracing (trace.c) ---- */
+
+/* Is the address space being traced? */
+int colo_trace_on(void);
+
+/* If it is, trap the calling thread's system calls from now on. */
+void colo_trace_enable_here(void);
+
+/* A traced thread's system call (SIGSYS from Syscall User Dispatch). */
+void colo_trace_syscall(struct colo_slot *s, siginfo_t *info, ucontext_t *uc);
+
+/* The end of the thread's call recorded as COLO_TRACE_ENTRY. */
+void colo_trace_result(long result);
+
+/* A signal reached the thread. */
+void colo_trace_signal(int sig, const siginfo_t *info);
 
 /* Turn Syscall User Dispatch off and forget the thread's SCB (exec in place). */
 void colo_switch_detach(void);

@@ -308,47 +308,28 @@ static void forward_sigsys(struct colo_slot *s, int sig, siginfo_t *info, void *
         ((void (*)(int))h)(sig);
 }
 
-void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
+long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
 {
-    ucontext_t *uc = uctx;
     greg_t *g = uc->uc_mcontext.gregs;
-    uint64_t ip = (uint64_t)info->si_call_addr;
-    struct colo_slot *s = 0;
-    if (ip >= COLO_SLOT_REGION_BASE && ip < COLO_SLOT_REGION_END) {
-        s = (struct colo_slot *)(COLO_SLOT_REGION_BASE +
-            (((ip - COLO_SLOT_REGION_BASE) >> COLO_SLOT_SHIFT) << COLO_SLOT_SHIFT));
-        if (s->magic != COLO_SLOT_MAGIC) s = 0;
-    }
-    if (info->si_code == 2 /* SYS_USER_DISPATCH */) {
-        colo_switch_unborrow_syscall(uc);
-        return;
-    }
-    if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_errno != COLO_TRAP_DATA || !s) {
-        forward_sigsys(s, sig, info, uctx);
-        return;
-    }
-    s->stats_traps++;
-    long r;
-    switch (info->si_syscall) {
-    case SYS_brk:            r = do_brk(s, (uint64_t)g[REG_RDI]); break;
-    case SYS_mmap:           r = do_mmap(s, g); break;
-    case SYS_mremap:         r = do_mremap(s, g); break;
-    case SYS_shmat:          r = do_shmat(s, g); break;
-    case SYS_rt_sigaction:   r = do_sigaction(s, g); break;
-    case SYS_rt_sigprocmask: r = do_sigprocmask(uc, g); break;
-    case SYS_rt_sigsuspend:  r = do_sigsuspend(g); break;
-    case SYS_execve:         r = colo_do_execve(s, uc, 0); break;
-    case SYS_execveat:       r = colo_do_execve(s, uc, 1); break;
-    case COLO_SYS_coexecve:  r = colo_do_coexecve(s, uc, 0); break;
-    case COLO_SYS_coexecvec: r = colo_do_coexecve(s, uc, 1); break;
+    switch (nr) {
+    case SYS_brk:            return do_brk(s, (uint64_t)g[REG_RDI]);
+    case SYS_mmap:           return do_mmap(s, g);
+    case SYS_mremap:         return do_mremap(s, g);
+    case SYS_shmat:          return do_shmat(s, g);
+    case SYS_rt_sigaction:   return do_sigaction(s, g);
+    case SYS_rt_sigprocmask: return do_sigprocmask(uc, g);
+    case SYS_rt_sigsuspend:  return do_sigsuspend(g);
+    case SYS_execve:         return colo_do_execve(s, uc, 0);
+    case SYS_execveat:       return colo_do_execve(s, uc, 1);
+    case COLO_SYS_coexecve:  return colo_do_coexecve(s, uc, 0);
+    case COLO_SYS_coexecvec: return colo_do_coexecve(s, uc, 1);
     case SYS_vfork:
     case SYS_fork:
-    case SYS_clone:          r = colo_do_vfork(s, uc, (int)info->si_syscall); break;
-    case SYS_wait4: case SYS_waitid: r = colo_do_wait(s, uc, (int)info->si_syscall); break;   /* fork.c */
+    case SYS_clone:          return colo_do_vfork(s, uc, nr);
+    case SYS_wait4: case SYS_waitid: return colo_do_wait(s, uc, nr);   /* fork.c */
     case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
     case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_capset:
-        r = do_credentials(info->si_syscall, g);
-        break;
+        return do_credentials(nr, g);
     case SYS_munmap: case SYS_mprotect: case SYS_madvise: case SYS_pkey_mprotect:
     case SYS_mlock: case SYS_mlock2: case SYS_munlock: case SYS_msync:
     case SYS_remap_file_pages: case SYS_mbind:
@@ -356,11 +337,33 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
     case SYS_mseal:
 #endif
         if (!in_slot(s, (uint64_t)g[REG_RDI], page_up((uint64_t)g[REG_RSI])))
-            r = ERR(E_ACCES);
-        else
-            r = sys6(info->si_syscall, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
-        break;
-    default:                 r = ERR(E_NOSYS); break;
+            return ERR(E_ACCES);
+        return sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
+    default:
+        return ERR(E_NOSYS);
     }
-    g[REG_RAX] = r;
+}
+
+void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
+{
+    ucontext_t *uc = uctx;
+    struct colo_slot *s = colo_slot_of((uint64_t)info->si_call_addr);
+    if (info->si_code == 2 /* SYS_USER_DISPATCH */) {
+        /* A borrowed context's call goes to the callee's thread; a traced
+         * thread's call is made and recorded; else the BLOCK was stale. */
+        if (colo_switch_unborrow_syscall(uc)) return;
+        if (colo_trace_on()) {
+            colo_trace_syscall(s, info, uc);
+            return;
+        }
+        colo_switch_stale_block();
+        uc->uc_mcontext.gregs[REG_RIP] -= 2;
+        return;
+    }
+    if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_errno != COLO_TRAP_DATA || !s) {
+        forward_sigsys(s, sig, info, uctx);
+        return;
+    }
+    s->stats_traps++;
+    uc->uc_mcontext.gregs[REG_RAX] = colo_serve_trap(s, uc, info->si_syscall);
 }

@@ -57,6 +57,7 @@ static void child_main(void *arg)
     if ((r = sys5(SYS_prctl, PR_SET_NAME, slot->comm, 0, 0, 0)) < 0) fail(slot, STEP_NAME, r);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
     sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
+    colo_trace_enable_here();
     colo_jump(slot->entry, slot->initial_sp);
 }
 

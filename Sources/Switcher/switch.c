@@ -56,6 +56,16 @@ extern char __executable_start[], etext[];
 #define SUD_ALLOW 0
 #define SUD_BLOCK 1
 
+/* The selector as it is while not borrowing: ALLOW, or BLOCK while the
+ * address space is traced.  One instruction (movsb), so that a tracer that
+ * stops the thread and sets idle_selector never sees half of it. */
+static inline void unblock(struct colo_scb *me)
+{
+    const void *src = &me->idle_selector;
+    void *dst = &me->selector;
+    __asm__ volatile("movsb" : "+S"(src), "+D"(dst) :: "memory");
+}
+
 static struct colo_cap_table *const cap_table = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
 
 /* The calling thread's SCB: its GS base (0 if it never attached, or if the
@@ -257,7 +267,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     long r = colo_switch(&me->call_ctx, &callee->accept_ctx, n, 0, 0);
     if (colo_log_on()) colo_log_call_end(me, callee, n, r);
     /* Back on our own context, from the callee's coaccept or an unborrow. */
-    __atomic_store_n(&me->selector, SUD_ALLOW, __ATOMIC_RELAXED);
+    unblock(me);
     __atomic_store_n(&me->borrowing, 0, __ATOMIC_RELEASE);
     struct colo_scb *w = me->wake_after;
     if (w) {
@@ -451,7 +461,7 @@ static void unborrow(struct colo_scb *me, ucontext_t *uc, uint64_t rip, void (*t
 {
     uint64_t all = ~0ULL;
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
-    __atomic_store_n(&me->selector, SUD_ALLOW, __ATOMIC_RELAXED);
+    unblock(me);
     struct colo_scb *callee = me->borrowing;
     greg_t *g = uc->uc_mcontext.gregs;
     g[REG_RIP] = (greg_t)rip;
@@ -462,20 +472,24 @@ static void unborrow(struct colo_scb *me, ucontext_t *uc, uint64_t rip, void (*t
     colo_on_stack(then, me, (char *)me->call_ctx.rsp - 256);
 }
 
-void colo_switch_unborrow_syscall(ucontext_t *uc)
+int colo_switch_unborrow_syscall(ucontext_t *uc)
 {
     struct colo_scb *me = self_scb();
     greg_t *g = uc->uc_mcontext.gregs;
-    if (!me || me->magic != COLO_SCB_MAGIC || !me->borrowing) {
-        /* Not borrowing (a stale BLOCK): allow, and make the call again. */
-        if (me) __atomic_store_n(&me->selector, SUD_ALLOW, __ATOMIC_RELAXED);
-        g[REG_RIP] -= 2;
-        return;
-    }
+    if (!me || me->magic != COLO_SCB_MAGIC || !me->borrowing) return 0;
     /* The call was not made (rax holds its number again): the callee's
      * thread continues at the syscall instruction and makes it. */
     if (colo_log_on()) colo_log_event(COLO_EV_UNBORROW, me, me->borrowing, g[REG_RAX], 0);
     unborrow(me, uc, (uint64_t)g[REG_RIP] - 2, unborrow_wait);
+    return 1;
+}
+
+void colo_switch_stale_block(void)
+{
+    struct colo_scb *me = self_scb();
+    if (!me || me->magic != COLO_SCB_MAGIC) return;
+    me->idle_selector = SUD_ALLOW;     /* a tracer that went away without undoing it */
+    unblock(me);
 }
 
 /* ---- signals ------------------------------------------------------------------- */
@@ -528,6 +542,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         RETURN_VIA_RUNTIME();
         return;
     }
+    if (colo_trace_on()) colo_trace_signal(sig, info);
     struct colo_slot *s = current_slot(me);
     struct colo_sigaction_rec *a = s ? &s->guest_actions[sig - 1] : 0;
     uint64_t h = a ? a->handler : (uint64_t)SIG_DFL;
@@ -561,7 +576,7 @@ void colo_dispatch_through(struct kernel_sigaction *k)
 
 /* Route the synchronous fault signals of slot `s`'s process through the
  * dispatcher, keeping what the guest had installed as its disposition. */
-static void dispatch_faults(struct colo_slot *s)
+void colo_switch_dispatch_faults(struct colo_slot *s)
 {
     if (__atomic_exchange_n(&s->switcher_signals, 1, __ATOMIC_ACQ_REL)) return;
     for (int sig = 1; sig <= 64; sig++) {
@@ -587,11 +602,12 @@ long colo_switch_attach(uint64_t data, long calls)
     if (!me || me->magic != COLO_SCB_MAGIC || me->tid != sys0(SYS_gettid)) return -E_INVAL;
     struct colo_slot *s = (struct colo_slot *)me->slot;
     if (s->owner_pid != me->pid) return -E_INVAL;
-    dispatch_faults(s);
+    colo_switch_dispatch_faults(s);
     uint64_t v = (uint64_t)me;
     __asm__ volatile("wrgsbase %0" :: "r"(v) : "memory");
     if (calls) {
-        me->selector = SUD_ALLOW;
+        me->idle_selector = colo_trace_on() ? SUD_BLOCK : SUD_ALLOW;
+        unblock(me);
         long r = sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON,
                       (long)__executable_start, (long)(etext - __executable_start), (long)&me->selector);
         if (r < 0 && r != -16 /* EBUSY: on already */) return r;

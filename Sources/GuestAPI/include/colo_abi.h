@@ -206,8 +206,15 @@ struct colo_table_header {
     uint32_t switch_log_pad[5];
     uint64_t switch_log_head;     /* (own cache line) number of the next event; atomic fetch-add */
     uint64_t switch_log_pad2[7];
-    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64 - 88];
+    /* In-process tracing (see COLO_TRACE_RING_ADDR): the Syscall User
+     * Dispatch selector of traced threads (COLO_TRACE_SELECTOR_ADDR; 1 while
+     * a `colo trace` traces, else 0), and the runtime's text, which is exempt. */
+    uint8_t  trace_selector;
+    uint8_t  trace_pad[7];
+    uint64_t sud_exempt_start, sud_exempt_len;
+    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64 - 88 - 24];
 };
+#define COLO_TRACE_SELECTOR_ADDR (COLO_TABLE_ADDR + 256)   /* &header.trace_selector (also in clone.S) */
 
 /* ---- The switcher (fast cocall/coaccept) ------------------------------------
  * Every thread that called cosetup or coregister has a switcher control block
@@ -271,7 +278,8 @@ struct colo_scb {
     struct colo_switch_context accept_ctx;      /* where the waiting coaccept returns */
     /* caller side */
     uint8_t  selector;            /* Syscall User Dispatch: 0 allow, 1 block */
-    uint8_t  pad1[3];
+    uint8_t  idle_selector;       /* what `selector` is while not borrowing: 1 while traced */
+    uint8_t  pad1[2];
     uint32_t seq;                 /* number of the thread's current call */
     uint32_t done;                /* futex: seq << 2 | enum colo_call_done, for an unborrowed call */
     uint32_t redeliver;           /* the callee's input buffer faulted: its next coaccept gets the request */
@@ -328,6 +336,61 @@ struct colo_switch_event {
     int32_t  peer_pid, peer_tid;   /* the callee */
     int64_t  result;          /* see the kinds */
     uint32_t out, in;         /* COLO_EV_CALL: bytes copied to the callee and back */
+};
+
+/* ---- In-process system-call tracing (colo trace) ---------------------------
+ * While a `colo trace` traces an address space, its guest threads run with
+ * Syscall User Dispatch, the runtime's text exempt: a thread's selector is
+ * the header's trace_selector, or, on a switcher caller thread, its SCB's
+ * selector (kept BLOCK by idle_selector).  A guest system call then raises
+ * SIGSYS; the handler (Sources/Switcher/trace.c) makes the call as the
+ * seccomp filter would have let it happen and appends a record to the trace
+ * ring: a MAP_SHARED file (the table's path + ".trace") mapped here and by
+ * the tracer.  A writer claims record n = fetch-add(head); its seq is 2n+1
+ * while written and 2n+2 once complete.  The reader publishes `tail` (the
+ * records it has consumed); a writer whose record would overwrite an unread
+ * one sleeps on tail's low word (counted in `waiters`) while the reader
+ * process lives, so nothing is lost; if the reader has gone, the writer
+ * switches tracing off.  Times are rdtsc values, as in the switcher's log. */
+#define COLO_TRACE_RING_ADDR    0x0fe000000000ULL
+#define COLO_TRACE_RECORDS      8192
+#define COLO_TRACE_RECORD_SIZE  512
+#define COLO_TRACE_RING_SIZE    (4096 + COLO_TRACE_RECORDS * COLO_TRACE_RECORD_SIZE)
+
+enum colo_trace_kind {
+    COLO_TRACE_CALL = 1,      /* a system call that returned `result` */
+    COLO_TRACE_ENTRY = 2,     /* a call whose end is a later COLO_TRACE_RESULT of the same tid
+                               * (exec, vfork), or never comes (exit, exit_group) */
+    COLO_TRACE_RESULT = 3,    /* the end of the tid's COLO_TRACE_ENTRY: `result` */
+    COLO_TRACE_SIGNAL = 4,    /* signal `nr` reached the thread: args[0] si_code, args[1] si_addr, args[2] si_pid */
+    COLO_TRACE_WAIT = 5,      /* a process the runtime started exited, was killed or stopped:
+                               * `result` is its wait status */
+};
+
+struct colo_trace_ring {
+    uint64_t head;            /* the number of the next record to claim (atomic fetch-add) */
+    uint64_t head_pad[7];
+    uint64_t tail;            /* records the reader has consumed (its low word is a futex) */
+    uint32_t waiters;         /* writers asleep on tail */
+    int32_t  reader_pid;      /* the tracer; 0: none yet */
+    uint64_t tail_pad[6];
+};
+
+struct colo_trace_record {
+    uint64_t seq;             /* 2n+1 while being written, 2n+2 once complete */
+    uint64_t tsc;             /* when it was written (a call: when it returned) */
+    uint64_t start;           /* a call: when it was trapped */
+    int32_t  pid, tid;
+    uint16_t kind;            /* enum colo_trace_kind */
+    uint16_t data_len;        /* bytes of data used */
+    int32_t  nr;              /* the system call (or signal) */
+    uint64_t args[6];
+    int64_t  result;
+    uint16_t strings;         /* bit i: args[i]'s string is in data (NUL-terminated, in argument order) */
+    uint16_t argv_count;      /* strings of an argument vector that follow (colo_trace_argv_arg) */
+    uint16_t truncated;       /* 1: data was too small for every string */
+    uint16_t pad;
+    char     data[COLO_TRACE_RECORD_SIZE - 104];
 };
 
 /* -COLO_SWITCH_UNBORROW_FIRST from the switcher's cocall: the caller is

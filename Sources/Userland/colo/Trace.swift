@@ -2,10 +2,12 @@ import ArgumentParser
 import Glibc
 import Runtime
 
-/// `colo trace`: trace the system calls of colocated processes (see man/colo-trace.1
-/// and Runtime/Tracer.swift for the design).  The tracer is a plain process that forks
-/// the runtime (which then runs exactly as `colo COMMAND`) and ptraces it and every
-/// process of the address space; with -a it attaches to an existing address space.
+/// `colo trace`: trace the system calls of colocated processes (see man/colo-trace.1,
+/// Runtime/InProcessTracer.swift and Runtime/Tracer.swift for the design).  The tracer
+/// is a plain process that forks the runtime (which then runs exactly as `colo COMMAND`,
+/// with tracing on); with -a it attaches to an existing address space.  By default the
+/// traced threads record their own calls (Syscall User Dispatch); --ptrace stops them
+/// at every call instead.
 struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Trace the system calls of colocated processes (like strace -f).",
@@ -32,6 +34,9 @@ struct Trace: ParsableCommand {
     @Flag(name: .customLong("json"), help: "One JSON object per line.")
     var json = false
 
+    @Flag(name: .customLong("ptrace"), help: "Stop at every system call with ptrace, as strace does, instead of tracing in process.")
+    var usePtrace = false
+
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
     var command: [String] = []
 
@@ -46,14 +51,16 @@ struct Trace: ParsableCommand {
         if let e { options.names = Set(e.split(separator: ",").map(String.init)) }
         options.json = json
         let tracer = Tracer(options: options)
-        if let a { Glibc.exit(tracer.attach(a)) }
+        let inProcess = !usePtrace && Tracer.inProcessSupported
+        if let a { Glibc.exit(inProcess ? tracer.attachInProcess(a) : tracer.attach(a)) }
         var argv = command
         // The command is captured as it is, options and all: help is only asked before it.
         if argv.first == "--help" || argv.first == "-h" { print(Trace.helpMessage()); Glibc.exit(0) }
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { fail("no command given (usage: colo trace [-o file] [-p PID] [-e names] [--json] -- command [args ...])", status: 2) }
         let outFD = options.output
-        let status = tracer.launch {
+        let start = inProcess ? tracer.launchInProcess : tracer.launch
+        let status = start {
             if outFD != 2 { close(outFD) }
             do { try Run.parse(["--"] + argv).run() } catch { fail("\(error)") }
             Glibc.exit(0)

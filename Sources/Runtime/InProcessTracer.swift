@@ -1,0 +1,405 @@
+import Glibc
+import GuestAPI
+import Switcher
+
+/// The tracer's mapping of an address space's trace ring (colo_abi.h, struct
+/// colo_trace_ring): the records that traced threads append from their SIGSYS handler.
+final class TraceRing {
+    let ring: UnsafeMutablePointer<colo_trace_ring>
+    /// The number of the next record to read.
+    private(set) var next: UInt64 = 0
+    /// Records skipped because their writer never completed them (it was killed).
+    private(set) var lost: UInt64 = 0
+    private var stuck: (n: UInt64, since: UInt64)?
+    /// How long a claimed record may stay incomplete before it is given up.
+    static let patienceNanoseconds: UInt64 = 500_000_000
+
+    init?(path: String) {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int(st.st_size) == SpaceTable.traceRingSize,
+              let p = mmap(nil, SpaceTable.traceRingSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED
+        else { return nil }
+        ring = p.assumingMemoryBound(to: colo_trace_ring.self)
+    }
+
+    deinit { munmap(ring, SpaceTable.traceRingSize) }
+
+    /// The process that reads the ring (writers wait for it while it lives).
+    var reader: pid_t {
+        get { ring.pointee.reader_pid }
+        set { ring.pointee.reader_pid = newValue }
+    }
+
+    /// Read from the records written from now on.
+    func skipToHead() {
+        next = colo_trace_head(ring)
+        colo_trace_consumed(ring, next)
+    }
+
+    /// Are there records claimed but not read yet?
+    var behind: Bool { next < colo_trace_head(ring) }
+
+    /// The next complete record into `out`; false if there is none yet.
+    func read(_ out: inout colo_trace_record) -> Bool {
+        while next < colo_trace_head(ring) {
+            if colo_trace_read(ring, next, &out) != 0 {
+                next += 1
+                stuck = nil
+                return true
+            }
+            let now = monotonicNanoseconds()
+            guard let s = stuck, s.n == next else { stuck = (next, now); return false }
+            guard now - s.since > Self.patienceNanoseconds else { return false }
+            next += 1
+            lost += 1
+            stuck = nil
+        }
+        return false
+    }
+
+    /// Tell the writers that everything before `next` is read.
+    func consumed() { colo_trace_consumed(ring, next) }
+}
+
+/// In-process tracing: the default of `colo trace`.
+///
+/// The tracer turns the address space's trace selector on (the table header's
+/// `trace_selector`); every guest thread then runs with Syscall User Dispatch, and its
+/// SIGSYS handler makes each system call and appends a record to the trace ring, which
+/// this process reads from its own mapping (Sources/Switcher/trace.c).  No ptrace stop
+/// happens per call.  `colo trace -- COMMAND` has the runtime start with tracing on
+/// (COLO_TRACE_READER), so every thread traps from its first instruction; `-a PID` uses
+/// ptrace once per thread, to switch dispatch on (PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG)
+/// and off again when it detaches.  Exits, kills and job-control stops of the processes
+/// the runtime started come from the runtime, which sees them in waitpid; a process
+/// that ends with exit_group is shown exiting there.
+extension Tracer {
+    static let PTRACE_PEEKDATA = 2, PTRACE_POKEDATA = 5
+    static let PTRACE_SET_SUD_CONFIG = 0x4210, PTRACE_GET_SUD_CONFIG = 0x4211
+
+    /// struct ptrace_sud_config.
+    struct DispatchConfig { var mode: UInt64 = 0, selector: UInt64 = 0, offset: UInt64 = 0, len: UInt64 = 0 }
+
+    /// Does the kernel have Syscall User Dispatch (Linux 5.11)?
+    public static var inProcessSupported: Bool {
+        rawSyscall(157 /* prctl */, 59 /* PR_SET_SYSCALL_USER_DISPATCH */, 0 /* OFF */, 0, 0, 0) == 0
+    }
+
+    /// `colo trace -- COMMAND`: fork; the child becomes the runtime with tracing on
+    /// from the start and this process as the reader.  Returns the runtime's status.
+    public func launchInProcess(_ start: () -> Never) -> Int32 {
+        let me = getpid()
+        let child = fork()
+        if child < 0 { return 1 }
+        if child == 0 {
+            setenv("COLO_TRACE_READER", String(me), 1)
+            start()
+        }
+        rootPID = child
+        runtimeTgid = child
+        buffered = true
+        let tablePath = SpaceDirectory.tablePath(runtimePID: child)
+        logTablePath = tablePath
+        // ^C and ^\ are for the traced programs (and the runtime).
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
+        var ring: TraceRing?
+        var status: Int32 = 0
+        var ended = false
+        while true {
+            if ring == nil, let r = TraceRing(path: SpaceTable.traceRingPath(tablePath: tablePath)), r.reader == me {
+                ring = r
+                openLog(timer: false)
+            }
+            let read = ring.map { drain($0) } ?? 0
+            if ended && (ring == nil || !ring!.behind) { break }
+            if !ended, waitpid(child, &status, WNOHANG) == child { ended = true; continue }
+            if read == 0 { idle() }
+        }
+        if status & 0x7f == 0 { rootStatus = (status >> 8) & 0xff } else { rootStatus = 128 + (status & 0x7f) }
+        endAll()
+        closeLog()
+        flushOutput()
+        return rootStatus
+    }
+
+    /// `colo trace -a PID`, in process: until SIGINT/SIGTERM or the address space ends.
+    public func attachInProcess(_ pid: pid_t) -> Int32 {
+        guard let space = SpaceDirectory.space(containing: pid) else {
+            printError("colo trace: \(pid) is not in an address space"); return 1
+        }
+        let tablePath = space.table.path
+        guard let table = SpaceTable.open(path: tablePath, writable: true),
+              let ring = TraceRing(path: SpaceTable.traceRingPath(tablePath: tablePath)) else {
+            printError("colo trace: cannot open the trace ring of \(pid)'s address space"); return 1
+        }
+        if ring.reader > 0 && ring.reader != getpid() && kill(ring.reader, 0) == 0 {
+            printError("colo trace: the address space is traced already (by \(ring.reader))"); return 1
+        }
+        ring.reader = getpid()
+        ring.skipToHead()
+        runtimeTgid = table.runtimePID
+        logTablePath = tablePath
+        buffered = true
+        openLog(timer: false)
+        colo_trace_set(table.header, 1)
+        let (configured, failure) = setDispatchOfAllThreads(table, on: true)
+        if configured == 0 {
+            colo_trace_set(table.header, 0)
+            ring.reader = 0
+            printError("colo trace: cannot trace \(pid): \(failure ?? "no thread could be stopped")")
+            return 1
+        }
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
+        sa.sa_flags = 0
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGTERM, &sa, nil)
+        while tracerInterrupted == 0 && kill(table.runtimePID, 0) == 0 {
+            if drain(ring) == 0 { idle() }
+        }
+        colo_trace_set(table.header, 0)
+        _ = setDispatchOfAllThreads(table, on: false)
+        // What the threads wrote before they stopped trapping.
+        let deadline = monotonicNanoseconds() + TraceRing.patienceNanoseconds
+        while ring.behind && monotonicNanoseconds() < deadline { if drain(ring) == 0 { usleep(1000) } }
+        ring.reader = 0
+        ring.consumed()
+        endAll()
+        closeLog()
+        flushOutput()
+        return 0
+    }
+
+    // MARK: - Reading
+
+    /// Print every record there is; how many there were.
+    func drain(_ ring: TraceRing) -> Int {
+        var r = colo_trace_record()
+        var n = 0
+        while ring.read(&r) {
+            handle(&r)
+            n += 1
+            if n % 1024 == 0 { ring.consumed() }
+        }
+        if n > 0 { ring.consumed(); flushOutput() }
+        return n
+    }
+
+    /// Nothing to read: print the switcher's events that nothing can precede any more,
+    /// and wait a little.
+    func idle() {
+        checkEnds()
+        stamp = SwitcherLog.rdtsc()
+        tick()
+        flushOutput()
+        usleep(1000)
+    }
+
+    func handle(_ r: inout colo_trace_record) {
+        stamp = r.tsc
+        let tid = r.tid, pid = r.pid
+        if pidfds[pid] == nil { watch(pid) }
+        let nr = Int(r.nr)
+        let args = withUnsafeBytes(of: r.args) { Array($0.bindMemory(to: UInt64.self)) }
+        switch Int32(r.kind) {
+        case Int32(COLO_TRACE_CALL.rawValue):
+            report(tid, call(&r, nr, args), r.result)
+        case Int32(COLO_TRACE_ENTRY.rawValue):
+            let c = call(&r, nr, args)
+            if nr == 60 || nr == 231 {           // exit, exit_group: no return
+                report(tid, c, nil)
+                if nr == 231 || tid != pid {
+                    let code = Int32(truncatingIfNeeded: args[0]) & 0xff
+                    showEnd(nr == 231 ? pid : tid, status: code << 8)
+                }
+            } else {
+                endsLater[tid] = (pid, c)
+            }
+        case Int32(COLO_TRACE_RESULT.rawValue):
+            if let e = endsLater.removeValue(forKey: tid) { report(tid, e.call, r.result) }
+        case Int32(COLO_TRACE_SIGNAL.rawValue):
+            let name = Self.signalName(r.nr)
+            event(tid, "signal", "--- \(name) ---", extra: "\"signal\":\"\(name)\"")
+        case Int32(COLO_TRACE_WAIT.rawValue):
+            let status = Int32(truncatingIfNeeded: r.result)
+            if status & 0xff == 0x7f {
+                let name = Self.signalName((status >> 8) & 0xff)
+                event(pid, "stopped", "--- stopped by \(name) ---", extra: "\"signal\":\"\(name)\"")
+                return
+            }
+            showEnd(pid, status: status)
+        default:
+            break
+        }
+    }
+
+    /// Process `pid` ended with wait status `status`: its exit line, once.
+    func showEnd(_ pid: pid_t, status: Int32) {
+        end(pid)
+        guard !exitShown.contains(pid) else { return }
+        exitShown.insert(pid)
+        if status & 0x7f == 0 {
+            let code = (status >> 8) & 0xff
+            event(pid, "exited", "+++ exited with \(code) +++", extra: "\"status\":\(code)")
+        } else {
+            let name = Self.signalName(status & 0x7f)
+            event(pid, "killed", "+++ killed by \(name) +++", extra: "\"signal\":\"\(name)\"")
+        }
+    }
+
+    /// Watch process `pid` for its end (a pidfd): the runtime sees only the ends of the
+    /// processes it started itself, not those of their children.
+    func watch(_ pid: pid_t) {
+        let fd = Int32(truncatingIfNeeded: rawSyscall(434 /* pidfd_open */, Int(pid), 0))
+        pidfds[pid] = fd >= 0 ? fd : -1
+    }
+
+    /// struct pidfd_info, as far as its first version goes (Linux 6.13).
+    struct PidfdInfo {
+        var mask: UInt64 = 0, cgroupid: UInt64 = 0
+        var pid: UInt32 = 0, tgid: UInt32 = 0, ppid: UInt32 = 0
+        var ids: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var exitCode: Int32 = 0
+    }
+    static let PIDFD_GET_INFO = UInt(0xC000_0000) | UInt(MemoryLayout<PidfdInfo>.size << 16) | 0xFF0B
+    static let PIDFD_INFO_EXIT: UInt64 = 1 << 3
+
+    /// Show the ends of watched processes that have been reaped (PIDFD_GET_INFO gives a
+    /// reaped process's wait status to anyone holding its pidfd, Linux 6.15).
+    func checkEnds() {
+        let watched = pidfds.filter { $0.value >= 0 }
+        guard !watched.isEmpty else { return }
+        var fds = watched.map { pollfd(fd: $0.value, events: Int16(POLLIN), revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        for (i, (pid, fd)) in watched.enumerated() where fds[i].revents != 0 {
+            var info = PidfdInfo()
+            info.mask = Self.PIDFD_INFO_EXIT
+            let r = withUnsafeMutablePointer(to: &info) { ioctl(fd, Self.PIDFD_GET_INFO, $0) }
+            if r == 0 && info.mask & Self.PIDFD_INFO_EXIT == 0 { continue }     // a zombie: not reaped yet
+            close(fd)
+            pidfds[pid] = -1
+            if r == 0 { showEnd(pid, status: info.exitCode) }
+        }
+    }
+
+    /// A record's call, its strings taken from the record (as they were at the call).
+    func call(_ r: inout colo_trace_record, _ nr: Int, _ args: [UInt64]) -> Call {
+        var strings = [String]()
+        withUnsafeBytes(of: &r.data) { raw in
+            let bytes = raw.prefix(Int(r.data_len))
+            var start = bytes.startIndex
+            for i in bytes.indices where bytes[i] == 0 {
+                strings.append(String(decoding: bytes[start..<i], as: UTF8.self))
+                start = i + 1
+            }
+        }
+        let pathArg = Int(colo_trace_path_arg(Int32(truncatingIfNeeded: nr)))
+        var rest = strings[...]
+        var path: String?
+        if pathArg >= 0 && r.strings & (1 << pathArg) != 0 { path = rest.popFirst() }
+        let argv = r.argv_count > 0 || colo_trace_argv_arg(Int32(truncatingIfNeeded: nr)) >= 0
+            ? Array(rest.prefix(Int(r.argv_count))) + (r.truncated != 0 ? ["..."] : []) : nil
+        let text = Self.format(nr, args, path: { _ in path }, argv: { _ in argv })
+        return Call(nr: nr, args: args, text: text, guest: true)
+    }
+
+    /// Process `pid` has ended: its calls that were to end later end now (an exec that
+    /// left the address space succeeded; anything else has no result).
+    func end(_ pid: pid_t) {
+        for (tid, e) in endsLater where e.pid == pid {
+            endsLater[tid] = nil
+            report(tid, e.call, Self.execLike.contains(e.call.nr) ? 0 : nil)
+        }
+    }
+
+    /// The trace is over: what is still waiting for its end, and the switcher's events.
+    func endAll() {
+        checkEnds()
+        for pid in Set(endsLater.values.map(\.pid)) { end(pid) }
+        for fd in pidfds.values where fd >= 0 { close(fd) }
+        stamp = SwitcherLog.rdtsc()
+        releaseEvents(upTo: stamp)
+    }
+
+    // MARK: - Switching threads' dispatch on and off (attach, detach)
+
+    /// Every thread of every member of the address space, stopped once with ptrace:
+    /// dispatch on (selector: the table's trace selector) or off.  A switcher caller
+    /// thread keeps its own selector (in its SCB): its idle value changes instead.
+    /// Repeated until no new thread turns up.  Returns how many threads were set, and
+    /// the first failure.
+    func setDispatchOfAllThreads(_ table: SpaceTable, on: Bool) -> (Int, String?) {
+        var done = Set<pid_t>()
+        var failure: String?
+        while true {
+            var new = 0
+            for m in table.members() {
+                for tid in Self.threads(of: m.pid) where !done.contains(tid) {
+                    done.insert(tid)
+                    new += 1
+                    if let e = setDispatch(tid, on: on, table: table), failure == nil { failure = e }
+                }
+            }
+            if new == 0 { break }
+        }
+        return (done.count - (failure == nil ? 0 : 1), failure)
+    }
+
+    static func threads(of pid: pid_t) -> [pid_t] {
+        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(dir) }
+        var out = [pid_t]()
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let tid = pid_t(name) { out.append(tid) }
+        }
+        return out
+    }
+
+    /// Stop `tid`, set its dispatch, let it go.  nil, or what went wrong.
+    func setDispatch(_ tid: pid_t, on: Bool, table: SpaceTable) -> String? {
+        let seized = Self.ptrace(Self.PTRACE_SEIZE, tid, 0, 0)
+        guard seized == 0 else { return "ptrace(PTRACE_SEIZE, \(tid)): \(String(cString: strerror(Int32(-seized))))" }
+        _ = Self.ptrace(Self.PTRACE_INTERRUPT, tid)
+        var status: Int32 = 0
+        while waitpid(tid, &status, Self.wall) < 0 { if errno != EINTR { return nil } }
+        guard status & 0xff == 0x7f else { return nil }         // it ended meanwhile
+        let sig = (status >> 8) & 0xff, ev = (status >> 16) & 0xffff
+        defer { _ = Self.ptrace(Self.PTRACE_DETACH, tid, 0, ev == 0 && sig != SIGTRAP ? Int(sig) : 0) }
+        let selector = UInt64(COLO_TRACE_SELECTOR_ADDR)
+        var cfg = DispatchConfig()
+        let got = withUnsafeMutablePointer(to: &cfg) {
+            Self.ptrace(Self.PTRACE_GET_SUD_CONFIG, tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
+        }
+        guard got == 0 else { return "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: \(String(cString: strerror(Int32(-got))))" }
+        if cfg.mode != 0 && cfg.selector != selector && cfg.selector != 0 {
+            // A switcher caller: its SCB's selector, BLOCK while it borrows a context.
+            let scb = cfg.selector - colo_scb_selector_offset()
+            let value: UInt8 = on ? 1 : 0
+            _ = Self.pokeByte(tid, scb + colo_scb_idle_selector_offset(), value)
+            if GuestMemory(pid: tid).word(scb + colo_scb_borrowing_offset()) == 0 { _ = Self.pokeByte(tid, cfg.selector, value) }
+            return nil
+        }
+        var set = on ? DispatchConfig(mode: 1, selector: selector, offset: table.header.pointee.sud_exempt_start,
+                                      len: table.header.pointee.sud_exempt_len) : DispatchConfig()
+        if !on && cfg.mode == 0 { return nil }
+        let r = withUnsafeMutablePointer(to: &set) {
+            Self.ptrace(Self.PTRACE_SET_SUD_CONFIG, tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
+        }
+        return r == 0 ? nil : "PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG: \(String(cString: strerror(Int32(-r))))"
+    }
+
+    /// Write one byte of a stopped tracee's memory.
+    static func pokeByte(_ tid: pid_t, _ address: UInt64, _ value: UInt8) -> Bool {
+        let aligned = address & ~7
+        var word: UInt64 = 0
+        guard withUnsafeMutablePointer(to: &word, { Self.ptrace(PTRACE_PEEKDATA, tid, Int(aligned), Int(bitPattern: $0)) }) == 0
+        else { return false }
+        withUnsafeMutableBytes(of: &word) { $0[Int(address - aligned)] = value }
+        return Self.ptrace(PTRACE_POKEDATA, tid, Int(aligned), Int(bitPattern: UInt(word))) == 0
+    }
+}
