@@ -110,6 +110,8 @@ public final class SpaceTable {
     public var runtimePID: pid_t { header.pointee.runtime_pid }
     /// The identity of the address space, printed as ps's VMADDR.
     public var vmaddr: UInt64 { header.pointee.vmaddr }
+    /// 1 while a `colo trace` traces the address space in process.
+    public var traceSelector: UInt8 { header.pointee.trace_selector }
 
     func entry(_ slot: Int) -> UnsafeMutablePointer<colo_proc_entry> {
         (base + 4096 + slot * SpaceTable.entryStride).assumingMemoryBound(to: colo_proc_entry.self)

@@ -78,6 +78,14 @@ static inline struct colo_scb *self_scb(void)
     return (struct colo_scb *)v;
 }
 
+/* Is `me` (the GS base) the calling thread's own SCB?  A new thread starts
+ * with its creator's GS base, so where that matters (a borrowing SCB) the
+ * slow paths ask. */
+static int own(const struct colo_scb *me)
+{
+    return me->tid == (int32_t)sys0(SYS_gettid);
+}
+
 /* The SCB a capability of `type` (SCB or TARGET) names, or 0. */
 static struct colo_scb *scb_of(uint64_t cap, unsigned type, int *dead)
 {
@@ -476,7 +484,7 @@ int colo_switch_unborrow_syscall(ucontext_t *uc)
 {
     struct colo_scb *me = self_scb();
     greg_t *g = uc->uc_mcontext.gregs;
-    if (!me || me->magic != COLO_SCB_MAGIC || !me->borrowing) return 0;
+    if (!me || me->magic != COLO_SCB_MAGIC || !me->borrowing || !own(me)) return 0;
     /* The call was not made (rax holds its number again): the callee's
      * thread continues at the syscall instruction and makes it. */
     if (colo_log_on()) colo_log_event(COLO_EV_UNBORROW, me, me->borrowing, g[REG_RAX], 0);
@@ -487,7 +495,7 @@ int colo_switch_unborrow_syscall(ucontext_t *uc)
 void colo_switch_stale_block(void)
 {
     struct colo_scb *me = self_scb();
-    if (!me || me->magic != COLO_SCB_MAGIC) return;
+    if (!me || me->magic != COLO_SCB_MAGIC || !own(me)) return;
     me->idle_selector = SUD_ALLOW;     /* a tracer that went away without undoing it */
     unblock(me);
 }
@@ -527,7 +535,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         return;
     }
     struct colo_scb *me = self_scb();
-    if (me && me->magic == COLO_SCB_MAGIC && __atomic_load_n(&me->borrowing, __ATOMIC_ACQUIRE)) {
+    if (me && me->magic == COLO_SCB_MAGIC && __atomic_load_n(&me->borrowing, __ATOMIC_ACQUIRE) && own(me)) {
         if (is_fault(sig, info)) {
             /* Callee code faulted: its own thread repeats the instruction
              * (after an int3, the int3 itself) and dies of it or handles

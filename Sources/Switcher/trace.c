@@ -98,6 +98,24 @@ int colo_trace_argv_arg(int nr)
 
 /* ---- the ring ---------------------------------------------------------------------------- */
 
+/* Does process `pid` still run (not gone, not a zombie)? */
+static int running(int32_t pid)
+{
+    if (pid <= 0 || sys2(SYS_kill, pid, 0) == -E_SRCH) return 0;
+    char path[32] = "/proc/", digits[12], buf[256];
+    int n = 0, k = 6;
+    for (int32_t v = pid; v; v /= 10) digits[n++] = (char)('0' + v % 10);
+    while (n) path[k++] = digits[--n];
+    colo_memcpy(path + k, "/stat", 6);
+    long fd = sys4(SYS_openat, -100, path, 0 /* O_RDONLY */, 0);
+    if (fd < 0) return 0;
+    long got = sys3(SYS_read, fd, buf, sizeof buf - 1);
+    sys1(SYS_close, fd);
+    for (long i = got - 2; i > 0; i--)     /* "pid (comm) S ...": the state follows the last ')' */
+        if (buf[i] == ')') return buf[i + 2] != 'Z' && buf[i + 2] != 'X';
+    return 1;
+}
+
 /* Wait until record n may be written: the reader has consumed the one it
  * replaces.  If the reader has gone, tracing ends. */
 static void wait_for_room(uint64_t n)
@@ -106,7 +124,7 @@ static void wait_for_room(uint64_t n)
         uint64_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
         if (n - tail < COLO_TRACE_RECORDS) return;
         int32_t reader = __atomic_load_n(&ring->reader_pid, __ATOMIC_RELAXED);
-        if (reader <= 0 || sys2(SYS_kill, reader, 0) == -E_SRCH) {
+        if (!running(reader)) {
             __atomic_store_n(&header->trace_selector, SUD_ALLOW, __ATOMIC_RELAXED);
             return;
         }
