@@ -6,6 +6,8 @@ import Switcher
 /// colo_trace_ring): the records that traced threads append from their SIGSYS handler.
 final class TraceRing {
     let ring: UnsafeMutablePointer<colo_trace_ring>
+    /// The switcher's event log, which follows the ring in its file.
+    var switchLog: UnsafeRawPointer { UnsafeRawPointer(ring) + SpaceTable.traceRingSize }
     /// The number of the next record to read.
     private(set) var next: UInt64 = 0
     /// Records skipped because their writer never completed them (it was killed).
@@ -14,18 +16,20 @@ final class TraceRing {
     /// How long a claimed record may stay incomplete before it is given up.
     static let patienceNanoseconds: UInt64 = 500_000_000
 
-    init?(path: String) {
-        let fd = open(path, O_RDWR | O_CLOEXEC)
+    /// Map the ring's file (`writable`: to read the ring, which writes its tail).
+    init?(path: String, writable: Bool = true) {
+        let fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, Int(st.st_size) == SpaceTable.traceRingSize,
-              let p = mmap(nil, SpaceTable.traceRingSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED
+        guard fstat(fd, &st) == 0, Int(st.st_size) == SpaceTable.traceFileSize,
+              let p = mmap(nil, SpaceTable.traceFileSize, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0),
+              p != MAP_FAILED
         else { return nil }
         ring = p.assumingMemoryBound(to: colo_trace_ring.self)
     }
 
-    deinit { munmap(ring, SpaceTable.traceRingSize) }
+    deinit { munmap(ring, SpaceTable.traceFileSize) }
 
     /// The process that reads the ring (writers wait for it while it lives).
     var reader: pid_t {
@@ -113,6 +117,7 @@ extension Tracer {
             if ring == nil, let r = TraceRing(path: SpaceTable.traceRingPath(tablePath: tablePath)), r.reader == me {
                 ring = r
                 openLog(timer: false)
+                log?.mapped = r
             }
             let read = ring.map { drain($0) } ?? 0
             if ended && (ring == nil || !ring!.behind) { break }
@@ -145,6 +150,7 @@ extension Tracer {
         logTablePath = tablePath
         buffered = true
         openLog(timer: false)
+        log?.mapped = ring
         colo_trace_set(table.header, 1)
         let (configured, failure) = setDispatchOfAllThreads(table, on: true)
         if configured == 0 {
@@ -335,16 +341,33 @@ extension Tracer {
     func setDispatchOfAllThreads(_ table: SpaceTable, on: Bool) -> (Int, String?) {
         var done = Set<pid_t>()
         var failure: String?
+        var callers = [(tid: pid_t, selector: UInt64)]()
         while true {
             var new = 0
             for m in table.members() {
                 for tid in Self.threads(of: m.pid) where !done.contains(tid) {
                     done.insert(tid)
                     new += 1
-                    if let e = setDispatch(tid, on: on, table: table), failure == nil { failure = e }
+                    var selector: UInt64 = 0
+                    if let e = setDispatch(tid, on: on, table: table, scbSelector: &selector), failure == nil { failure = e }
+                    if selector != 0 { callers.append((tid, selector)) }
                 }
             }
             if new == 0 { break }
+        }
+        // A switcher caller stopped between loading its idle selector and storing it
+        // stores the old value when it goes on: look again, and set it again.
+        for _ in 0..<3 where on && !callers.isEmpty {
+            usleep(2000)
+            callers = callers.filter { c in
+                let mem = GuestMemory(pid: c.tid)
+                let scb = c.selector - colo_scb_selector_offset()
+                guard let sel = mem.read(c.selector, count: 1), sel[0] == 0,
+                      mem.word(scb + colo_scb_borrowing_offset()) == 0 else { return false }
+                var again: UInt64 = 0
+                _ = setDispatch(c.tid, on: true, table: table, scbSelector: &again)
+                return true
+            }
         }
         return (done.count - (failure == nil ? 0 : 1), failure)
     }
@@ -360,8 +383,9 @@ extension Tracer {
         return out
     }
 
-    /// Stop `tid`, set its dispatch, let it go.  nil, or what went wrong.
-    func setDispatch(_ tid: pid_t, on: Bool, table: SpaceTable) -> String? {
+    /// Stop `tid`, set its dispatch, let it go.  nil, or what went wrong; `scbSelector`:
+    /// the address of its SCB's selector if it is a switcher caller.
+    func setDispatch(_ tid: pid_t, on: Bool, table: SpaceTable, scbSelector: inout UInt64) -> String? {
         let seized = Self.ptrace(Self.PTRACE_SEIZE, tid, 0, 0)
         guard seized == 0 else { return "ptrace(PTRACE_SEIZE, \(tid)): \(String(cString: strerror(Int32(-seized))))" }
         _ = Self.ptrace(Self.PTRACE_INTERRUPT, tid)
@@ -379,6 +403,7 @@ extension Tracer {
         if cfg.mode != 0 && cfg.selector != selector && cfg.selector != 0 {
             // A switcher caller: its SCB's selector, BLOCK while it borrows a context.
             let scb = cfg.selector - colo_scb_selector_offset()
+            scbSelector = cfg.selector
             let value: UInt8 = on ? 1 : 0
             _ = Self.pokeByte(tid, scb + colo_scb_idle_selector_offset(), value)
             if GuestMemory(pid: tid).word(scb + colo_scb_borrowing_offset()) == 0 { _ = Self.pokeByte(tid, cfg.selector, value) }

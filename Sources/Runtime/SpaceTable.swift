@@ -60,12 +60,16 @@ public final class SpaceTable {
 
     /// COLO_TRACE_RING_SIZE: the ring's header page, then its records.
     public static let traceRingSize = 4096 + Int(COLO_TRACE_RECORDS) * Int(COLO_TRACE_RECORD_SIZE)
+    /// The trace ring's file holds the switcher's event log after the ring (mapped at
+    /// COLO_SWITCH_LOG_ADDR), so that tools read both without entering the kernel.
+    public static let traceFileSize = traceRingSize + Int(COLO_SCB_SIZE)
 
     /// The trace ring's file: next to the table.
     public static func traceRingPath(tablePath: String) -> String { tablePath + ".trace" }
 
     /// Create the address space's trace ring (colo_abi.h, struct colo_trace_ring),
-    /// mapped at COLO_TRACE_RING_ADDR; its pages cost nothing until a tracer traces.
+    /// mapped at COLO_TRACE_RING_ADDR, and the switcher's event log after it; their
+    /// pages cost nothing until they are written.  Call after the SCB area exists.
     /// If `reader` is not 0 (`colo trace -- COMMAND`), tracing is on from the start
     /// with that process as its reader.
     func createTraceRing(reader: pid_t) throws(ColoError) {
@@ -75,10 +79,14 @@ public final class SpaceTable {
         guard fd >= 0 else { throw .last("cannot create \(path)") }
         defer { close(fd) }
         let size = Self.traceRingSize
-        guard ftruncate(fd, off_t(size)) == 0 else { throw .last("ftruncate \(path)") }
+        guard ftruncate(fd, off_t(Self.traceFileSize)) == 0 else { throw .last("ftruncate \(path)") }
         let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_TRACE_RING_ADDR)), size,
                      PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
         guard let p, p != MAP_FAILED else { throw .last("cannot map the trace ring") }
+        // Over the SCB area's last block (reserved by Kernel for the log).
+        let log = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_SWITCH_LOG_ADDR)), Int(COLO_SCB_SIZE),
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off_t(size))
+        guard let log, log != MAP_FAILED else { throw .last("cannot map the switcher's event log") }
         colo_trace_publish(header)
         if reader != 0 {
             p.assumingMemoryBound(to: colo_trace_ring.self).pointee.reader_pid = reader

@@ -9,9 +9,9 @@ import Switcher
 /// EPROTOTYPE fallback while the table header's `switch_log` word is not 0: bit 0
 /// is `debug.colocation_debug`, and each `colo trace` adds COLO_SWITCH_LOG_TRACER
 /// while it traces.  The ring (COLO_SWITCH_LOG_EVENTS records) lives in the SCB
-/// area's last block, which is private memory of the address space: a reader copies
-/// it with process_vm_readv from any process of the address space (so it needs
-/// ptrace rights over it: the tracer has them; `colo switcher-log` needs them too).
+/// area's last block, which is a shared mapping of the end of the address space's
+/// trace-ring file: a reader maps that file, or copies the ring with process_vm_readv
+/// from any process of the address space (which needs ptrace rights over it).
 /// Its head (the number of the next event) is in the table file, which anyone
 /// maps, so an idle log costs a reader no system call.
 public final class SwitcherLog {
@@ -37,6 +37,8 @@ public final class SwitcherLog {
     let table: SpaceTable
     /// Processes of the address space to read the ring from (the first that answers).
     public var readers: [pid_t]
+    /// The ring's file, mapped: read from it instead of from `readers`.
+    var mapped: TraceRing?
     /// Number of the next event to read.
     public private(set) var next: UInt64
     /// errno of the last failed read of the ring (0: it was read).
@@ -56,6 +58,13 @@ public final class SwitcherLog {
         self.readers = readers
         let head = colo_switch_log_head(table.header)
         next = fromStart ? (head > Self.events ? head - Self.events : 0) : head
+    }
+
+    /// Read the ring from the address space's trace-ring file from now on (no ptrace
+    /// rights needed); false if the file cannot be mapped.
+    @discardableResult public func mapFile() -> Bool {
+        if mapped == nil { mapped = TraceRing(path: SpaceTable.traceRingPath(tablePath: table.path), writable: false) }
+        return mapped != nil
     }
 
     /// The table header's switch_log word.
@@ -135,6 +144,16 @@ public final class SwitcherLog {
         var out = [colo_switch_event](repeating: colo_switch_event(), count: count)
         let start = Int(from % Self.events)
         let firstCount = min(count, Int(Self.events) - start)
+        if let mapped {
+            out.withUnsafeMutableBytes { buf in
+                let ring = mapped.switchLog
+                buf.baseAddress!.copyMemory(from: ring + start * Self.eventSize, byteCount: firstCount * Self.eventSize)
+                if count > firstCount {
+                    (buf.baseAddress! + firstCount * Self.eventSize).copyMemory(from: ring, byteCount: (count - firstCount) * Self.eventSize)
+                }
+            }
+            return out
+        }
         let ok = out.withUnsafeMutableBytes { buf -> Bool in
             var local = [iovec(iov_base: buf.baseAddress, iov_len: firstCount * Self.eventSize),
                          iovec(iov_base: buf.baseAddress! + firstCount * Self.eventSize, iov_len: (count - firstCount) * Self.eventSize)]

@@ -57,13 +57,12 @@ extern char __executable_start[], etext[];
 #define SUD_BLOCK 1
 
 /* The selector as it is while not borrowing: ALLOW, or BLOCK while the
- * address space is traced.  One instruction (movsb), so that a tracer that
- * stops the thread and sets idle_selector never sees half of it. */
+ * address space is traced.  (A tracer that stopped the thread between the
+ * load and the store finds the selector it set overwritten, and sets it
+ * again: InProcessTracer.swift.) */
 static inline void unblock(struct colo_scb *me)
 {
-    const void *src = &me->idle_selector;
-    void *dst = &me->selector;
-    __asm__ volatile("movsb" : "+S"(src), "+D"(dst) :: "memory");
+    __atomic_store_n(&me->selector, __atomic_load_n(&me->idle_selector, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 }
 
 static struct colo_cap_table *const cap_table = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;

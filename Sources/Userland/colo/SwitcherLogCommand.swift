@@ -29,6 +29,7 @@ struct SwitcherLogCommand: ParsableCommand {
         guard let space = SpaceDirectory.space(containing: pid) else { fail("no colocated process \(pid)") }
         let rt = space.table.runtimePID
         let log = SwitcherLog(table: space.table, readers: [rt] + space.members.map(\.pid), fromStart: true)
+        log.mapFile()
         if log.flags == 0 {
             var note = "colo: switcher-log: logging is off (colo sysctl --pid \(pid) debug.colocation_debug=1)\n"
             note.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }

@@ -15,8 +15,9 @@ struct Trace: ParsableCommand {
             colo trace -- COMMAND [ARGS...] runs COMMAND colocated and prints one line per \
             system call of it and of everything it starts: PID name(args) = result.  Calls \
             the SIGSYS handler makes on a process's behalf are folded into the call it \
-            trapped.  colo trace -a PID attaches to every member of PID's address space and \
-            detaches on SIGINT.
+            trapped.  The traced processes record their own calls (Syscall User Dispatch); \
+            --ptrace stops them at every call instead, as strace does.  colo trace -a PID \
+            attaches to every member of PID's address space and detaches on SIGINT.
             """)
 
     @Option(name: .short, help: "Write the trace to this file (default: standard error).")
