@@ -118,6 +118,7 @@ extension Tracer {
                 ring = r
                 openLog(timer: false)
                 log?.mapped = r
+                colo_trace_reader_ready(r.ring)     // the runtime starts the command now
             }
             let read = ring.map { drain($0) } ?? 0
             if ended && (ring == nil || !ring!.behind) { break }

@@ -89,8 +89,12 @@ public final class SpaceTable {
         guard let log, log != MAP_FAILED else { throw .last("cannot map the switcher's event log") }
         colo_trace_publish(header)
         if reader != 0 {
-            p.assumingMemoryBound(to: colo_trace_ring.self).pointee.reader_pid = reader
+            // Traced from the first program on, fast calls included: once the tracer has
+            // mapped the ring and the table (it holds them from then on).
+            let ring = p.assumingMemoryBound(to: colo_trace_ring.self)
+            ring.pointee.reader_pid = reader
             header.pointee.trace_selector = 1
+            _ = colo_trace_wait_for_reader(ring, 10)
         }
     }
 

@@ -401,3 +401,20 @@ void colo_trace_set(struct colo_table_header *h, int on)
 {
     __atomic_store_n(&h->trace_selector, on ? SUD_BLOCK : SUD_ALLOW, __ATOMIC_SEQ_CST);
 }
+
+void colo_trace_reader_ready(struct colo_trace_ring *r)
+{
+    __atomic_store_n(&r->reader_ready, 1, __ATOMIC_SEQ_CST);
+    sys6(SYS_futex, (long)&r->reader_ready, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
+}
+
+int colo_trace_wait_for_reader(struct colo_trace_ring *r, int seconds)
+{
+    struct { long sec, nsec; } tenth = { 0, 100000000 };
+    for (int i = 0; i < seconds * 10; i++) {
+        if (__atomic_load_n(&r->reader_ready, __ATOMIC_ACQUIRE)) return 1;
+        if (!running(r->reader_pid)) return 0;
+        sys6(SYS_futex, (long)&r->reader_ready, FUTEX_WAIT, 0, (long)&tenth, 0, 0);
+    }
+    return __atomic_load_n(&r->reader_ready, __ATOMIC_ACQUIRE) != 0;
+}

@@ -373,7 +373,10 @@ struct colo_trace_ring {
     uint64_t tail;            /* records the reader has consumed (its low word is a futex) */
     uint32_t waiters;         /* writers asleep on tail */
     int32_t  reader_pid;      /* the tracer; 0: none yet */
-    uint64_t tail_pad[6];
+    uint32_t reader_ready;    /* futex: the tracer has mapped the ring (`colo trace -- COMMAND`
+                               * waits for it before the first program starts) */
+    uint32_t ready_pad;
+    uint64_t tail_pad[5];
 };
 
 struct colo_trace_record {

@@ -37,6 +37,14 @@ int colo_trace_read(const struct colo_trace_ring *ring, uint64_t n, struct colo_
 /* Records before n are read: their writers' room is free (wakes writers). */
 void colo_trace_consumed(struct colo_trace_ring *ring, uint64_t n);
 
+/* The tracer has mapped the ring (wakes the runtime waiting for it). */
+void colo_trace_reader_ready(struct colo_trace_ring *ring);
+
+/* The runtime, started by `colo trace -- COMMAND`: wait (at most `seconds`)
+ * until its reader has mapped the ring.  1 if it has, 0 if it died or took
+ * too long. */
+int colo_trace_wait_for_reader(struct colo_trace_ring *ring, int seconds);
+
 /* Start (1) or stop (0) trapping the calls of traced threads. */
 void colo_trace_set(struct colo_table_header *h, int on);
 
