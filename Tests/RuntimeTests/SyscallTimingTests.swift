@@ -141,7 +141,9 @@ import Testing
         // The last run (pipeping_8), one row per iteration: ns, task-clock ns, context switches, minor faults.
         #expect(rows.count == 50 && rows.allSatisfy { $0.count == 4 }, "\(rows)")
         #expect(rows.allSatisfy { Int($0[0])! > 0 && Int($0[1])! > 0 }, "\(rows)")
-        #expect(rows.allSatisfy { Int($0[2])! >= 1 }, "each round trip switches to the peer and back: \(rows)")
+        // A round trip usually blocks in read until the peer answers (a context switch);
+        // on two CPUs the answer is sometimes there first.
+        #expect(rows.filter { Int($0[2])! >= 1 }.count >= rows.count / 2, "round trips that blocked for the peer: \(rows)")
     }
 
     @Test func traceMarkers() throws {
