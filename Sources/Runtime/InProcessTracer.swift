@@ -123,7 +123,9 @@ extension Tracer {
             let read = ring.map { drain($0) } ?? 0
             if ended && (ring == nil || !ring!.behind) { break }
             if !ended, waitpid(child, &status, WNOHANG) == child { ended = true; continue }
-            if read == 0 { idle() }
+            if read == 0 {
+                if ring == nil { usleep(1000) } else { idle() }     // the runtime waits for the ring to be read
+            }
         }
         if status & 0x7f == 0 { rootStatus = (status >> 8) & 0xff } else { rootStatus = 128 + (status & 0x7f) }
         endAll()
@@ -192,18 +194,20 @@ extension Tracer {
             n += 1
             if n % 1024 == 0 { ring.consumed() }
         }
-        if n > 0 { ring.consumed(); flushOutput() }
+        if n > 0 { ring.consumed(); flushOutput(); idleRounds = 0 }
         return n
     }
 
     /// Nothing to read: print the switcher's events that nothing can precede any more,
-    /// and wait a little.
+    /// and wait a little: 1 ms, twice as long each time nothing came, at most 16 ms (the
+    /// ring holds 8192 records; a writer waits only when it is full).
     func idle() {
         checkEnds()
         stamp = SwitcherLog.rdtsc()
         tick()
         flushOutput()
-        usleep(1000)
+        usleep(UInt32(1000 << min(idleRounds, 4)))
+        idleRounds += 1
     }
 
     func handle(_ r: inout colo_trace_record) {

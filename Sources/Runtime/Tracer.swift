@@ -87,6 +87,8 @@ public final class Tracer {
     var exitShown = Set<pid_t>()
     /// pidfds of the processes the in-process tracer has seen (-1: done with it).
     var pidfds = [pid_t: Int32]()
+    /// Times in a row the in-process tracer found nothing to read.
+    var idleRounds = 0
 
     // The switcher's event log (fast cocalls, which make no system call): on while the
     // tracer runs, read at every stop and every `tickMicroseconds`, and merged into the
