@@ -162,11 +162,7 @@ extension Tracer {
             printError("colo trace: cannot trace \(pid): \(failure ?? "no thread could be stopped")")
             return 1
         }
-        var sa = sigaction()
-        sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
-        sa.sa_flags = 0
-        sigaction(SIGINT, &sa, nil)
-        sigaction(SIGTERM, &sa, nil)
+        Self.detachOnSignals()
         while tracerInterrupted == 0 && kill(table.runtimePID, 0) == 0 {
             if drain(ring) == 0 { idle() }
         }

@@ -174,14 +174,20 @@ public final class Tracer {
             }
             closedir(dir)
         }
-        var sa = sigaction()
-        sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
-        sa.sa_flags = 0   // no SA_RESTART: waitpid returns EINTR
-        sigaction(SIGINT, &sa, nil)
-        sigaction(SIGTERM, &sa, nil)
+        Self.detachOnSignals()
         loop()
         closeLog()
         return 0
+    }
+
+    /// SIGINT and SIGTERM end an attached trace (tracerInterrupted); without SA_RESTART,
+    /// so that a waitpid returns EINTR.
+    static func detachOnSignals() {
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { _ in tracerInterrupted = 1 }
+        sa.sa_flags = 0
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGTERM, &sa, nil)
     }
 
     // MARK: - The loop
