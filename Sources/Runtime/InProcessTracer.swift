@@ -198,6 +198,7 @@ extension Tracer {
     /// and wait a little: 1 ms, twice as long each time nothing came, at most 16 ms (the
     /// ring holds 8192 records; a writer waits only when it is full).
     func idle() {
+        showWaiting()
         checkEnds()
         stamp = SwitcherLog.rdtsc()
         tick()
@@ -212,10 +213,22 @@ extension Tracer {
         if pidfds[pid] == nil { watch(pid) }
         let nr = Int(r.nr)
         let args = withUnsafeBytes(of: r.args) { Array($0.bindMemory(to: UInt64.self)) }
-        switch Int32(r.kind) {
+        let kind = Int32(r.kind)
+        switch kind {
+        case Int32(COLO_TRACE_BEGIN.rawValue):
+            showUnfinished(tid)      // a call begun inside another (a signal handler's)
+            inProgress[tid, default: []].append((pid, call(&r, nr, args), r.tsc, false))
         case Int32(COLO_TRACE_CALL.rawValue):
-            report(tid, call(&r, nr, args), r.result)
+            if let top = inProgress[tid]?.last, top.call.nr == nr {
+                inProgress[tid]!.removeLast()
+                if inProgress[tid]!.isEmpty { inProgress[tid] = nil }
+                report(tid, top.call, r.result, part: top.shown ? .resumed : .whole)
+            } else {
+                showUnfinished(tid)
+                report(tid, call(&r, nr, args), r.result)
+            }
         case Int32(COLO_TRACE_ENTRY.rawValue):
+            showUnfinished(tid)
             let c = call(&r, nr, args)
             if nr == 60 || nr == 231 {           // exit, exit_group: no return
                 report(tid, c, nil)
@@ -229,6 +242,7 @@ extension Tracer {
         case Int32(COLO_TRACE_RESULT.rawValue):
             if let e = endsLater.removeValue(forKey: tid) { report(tid, e.call, r.result) }
         case Int32(COLO_TRACE_SIGNAL.rawValue):
+            showUnfinished(tid)
             let name = Self.signalName(r.nr)
             event(tid, "signal", "--- \(name) ---", extra: "\"signal\":\"\(name)\"")
         case Int32(COLO_TRACE_WAIT.rawValue):
@@ -241,6 +255,25 @@ extension Tracer {
             showEnd(pid, status: status)
         default:
             break
+        }
+    }
+
+    /// Show the calls `tid` has begun and not ended as unfinished (each once).
+    func showUnfinished(_ tid: pid_t) {
+        guard let calls = inProgress[tid] else { return }
+        for (i, c) in calls.enumerated() where !c.shown {
+            report(tid, c.call, nil, at: c.began, part: .unfinished)
+            inProgress[tid]![i].shown = true
+        }
+    }
+
+    /// Calls begun `waitNanoseconds` ago or longer and not ended: show them unfinished.
+    static let waitNanoseconds = 100_000_000.0
+    func showWaiting() {
+        guard !inProgress.isEmpty, let log else { return }
+        let before = SwitcherLog.rdtsc() &- log.ticks(nanoseconds: Self.waitNanoseconds)
+        for (tid, calls) in inProgress where calls.contains(where: { !$0.shown && $0.began < before }) {
+            showUnfinished(tid)
         }
     }
 
@@ -321,12 +354,16 @@ extension Tracer {
             endsLater[tid] = nil
             report(tid, e.call, Self.execLike.contains(e.call.nr) ? 0 : nil)
         }
+        for (tid, calls) in inProgress where calls.first?.pid == pid {
+            showUnfinished(tid)
+            inProgress[tid] = nil
+        }
     }
 
     /// The trace is over: what is still waiting for its end, and the switcher's events.
     func endAll() {
         checkEnds()
-        for pid in Set(endsLater.values.map(\.pid)) { end(pid) }
+        for pid in Set(endsLater.values.map(\.pid)).union(inProgress.values.compactMap { $0.first?.pid }) { end(pid) }
         for fd in pidfds.values where fd >= 0 { close(fd) }
         stamp = SwitcherLog.rdtsc()
         releaseEvents(upTo: stamp)

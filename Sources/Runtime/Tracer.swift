@@ -89,6 +89,9 @@ public final class Tracer {
     var pidfds = [pid_t: Int32]()
     /// Times in a row the in-process tracer found nothing to read.
     var idleRounds = 0
+    /// Calls that may block and have begun, by tid: shown as unfinished once they have
+    /// taken a while or something else of the thread comes first.
+    var inProgress = [pid_t: [(pid: pid_t, call: Call, began: UInt64, shown: Bool)]]()
 
     // The switcher's event log (fast cocalls, which make no system call): on while the
     // tracer runs, read at every stop and every `tickMicroseconds`, and merged into the
@@ -348,7 +351,11 @@ public final class Tracer {
         if let (call, rval) = t.finished { t.finished = nil; report(t.pid, call, rval, at: t.finishedAt) }
     }
 
-    func report(_ pid: pid_t, _ call: Call, _ rval: Int64?, at: UInt64? = nil) {
+    /// How a call's line is written: whole, the beginning of one that has not returned yet
+    /// (`name(args <unfinished ...>`), or the end of such a one (`<... name resumed>) = r`).
+    enum Part { case whole, unfinished, resumed }
+
+    func report(_ pid: pid_t, _ call: Call, _ rval: Int64?, at: UInt64? = nil, part: Part = .whole) {
         releaseEvents(upTo: at ?? stamp)
         let name = Self.name(call.nr)
         if !options.pids.isEmpty && !options.pids.contains(pid) { return }
@@ -370,10 +377,15 @@ public final class Tracer {
             }
         }
         if options.json {
+            guard part != .unfinished else { return }      // one object per call, when it ends
             let args = call.text.isEmpty ? "" : splitArgs(call.text).map { "\"\(Self.jsonEscape($0))\"" }.joined(separator: ",")
             emit("{\"pid\":\(pid),\"event\":\"syscall\",\"name\":\"\(name)\",\"args\":[\(args)],\(json)}")
         } else {
-            emit("\(pid) \(name)(\(call.text)) = \(result)")
+            switch part {
+            case .whole: emit("\(pid) \(name)(\(call.text)) = \(result)")
+            case .unfinished: emit("\(pid) \(name)(\(call.text) <unfinished ...>")
+            case .resumed: emit("\(pid) <... \(name) resumed>) = \(result)")
+            }
         }
     }
 

@@ -281,6 +281,27 @@ static int ends_elsewhere(int nr, const uint64_t *a)
            nr == SYS_vfork || (nr == SYS_clone && (a[0] & CLONE_VFORK));
 }
 
+/* Calls that may wait for something else to happen: the tracer is told when
+ * they begin, so that it can show a thread blocked in one. */
+static int may_block(int nr)
+{
+    switch (nr) {
+    case SYS_read: case SYS_write: case SYS_readv: case SYS_writev: case SYS_pread64: case SYS_pwrite64:
+    case SYS_open: case SYS_openat: case SYS_connect: case SYS_accept: case SYS_accept4:
+    case SYS_sendto: case SYS_recvfrom: case SYS_sendmsg: case SYS_recvmsg: case SYS_sendmmsg: case SYS_recvmmsg:
+    case SYS_poll: case SYS_ppoll: case SYS_select: case SYS_pselect6:
+    case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2:
+    case SYS_futex: case SYS_nanosleep: case SYS_clock_nanosleep: case SYS_pause:
+    case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_wait4: case SYS_waitid:
+    case SYS_flock: case SYS_fcntl: case SYS_msgrcv: case SYS_msgsnd: case SYS_semop: case SYS_semtimedop:
+    case SYS_mq_timedreceive: case SYS_mq_timedsend: case SYS_io_getevents:
+    case COLO_SYS_cocall_slow: case COLO_SYS_coaccept_slow: case COLO_SYS_copark:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int forks(int nr, const uint64_t *a)
 {
     return nr == SYS_fork || (nr == SYS_clone && !(a[0] & (CLONE_VM | CLONE_VFORK)));
@@ -316,6 +337,11 @@ void colo_trace_syscall(struct colo_slot *s, siginfo_t *info, ucontext_t *uc)
     uint32_t action = filter_action(&d);
     /* The mask a call leaves must be in the context sigreturn restores. */
     if (nr == SYS_rt_sigprocmask && s) action = SECCOMP_RET_TRAP | COLO_TRAP_DATA;
+    if (may_block(nr)) {
+        r.kind = COLO_TRACE_BEGIN;
+        append(&r);
+        r.kind = COLO_TRACE_CALL;
+    }
     long res;
     switch (action & SECCOMP_RET_ACTION_FULL) {
     case SECCOMP_RET_ALLOW:

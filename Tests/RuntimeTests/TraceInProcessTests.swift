@@ -62,6 +62,22 @@ import Testing
         #expect(trace.last?.hasSuffix("+++ exited with 0 +++") == true)
     }
 
+    /// A thread blocked in a call shows it as unfinished, before the call returns; the
+    /// attached tracer sees the call that was in progress when it attached.
+    @Test func aBlockedCallShowsUnfinished() throws {
+        let paused = try Background([Run.colo, try Guests.buildWithAPI("kernel_probe"), "pause"])
+        let pid = try paused.value("pid")
+        try paused.waitFor { $0 == "paused" }
+        let out = tempFile("blocked")
+        defer { unlink(out) }
+        let tracer = try Spawned([Run.colo, "trace", "-a", pid, "-o", out])
+        #expect(eventually(timeout: 10) { lines(out).contains("\(pid) pause( <unfinished ...>") }, "\(lines(out))")
+        kill(tracer.pid, SIGINT)
+        #expect(tracer.wait(timeout: 20) == 0)
+        kill(pid_t(pid)!, SIGTERM)
+        #expect(paused.wait(timeout: 20) == 128 + SIGTERM)
+    }
+
     /// A tracer killed with SIGKILL: once the ring is full and its reader gone, the
     /// threads stop trapping and the program runs on to its end.
     @Test func aKilledTracerLeavesTheProgramRunning() throws {

@@ -365,6 +365,8 @@ enum colo_trace_kind {
     COLO_TRACE_SIGNAL = 4,    /* signal `nr` reached the thread: args[0] si_code, args[1] si_addr, args[2] si_pid */
     COLO_TRACE_WAIT = 5,      /* a process the runtime started exited, was killed or stopped:
                                * `result` is its wait status */
+    COLO_TRACE_BEGIN = 6,     /* a call that may block has begun: its COLO_TRACE_CALL follows
+                               * when it returns */
 };
 
 struct colo_trace_ring {
