@@ -23,7 +23,7 @@ public enum SpaceDirectory {
         public let members: [ProcessRecord]
     }
 
-    /// Every live address space.  Tables whose runtime is gone are removed.
+    /// Every live address space.  Tables (and trace rings) whose runtime is gone are removed.
     public static func spaces() -> [Space] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
@@ -31,6 +31,10 @@ public enum SpaceDirectory {
         while let ent = readdir(dir) {
             let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name.hasSuffix(".space") { names.append(name) }
+            if name.hasSuffix(".space.trace"), let rt = pid_t(name.dropLast(".space.trace".count)),
+               kill(rt, 0) != 0 && errno == ESRCH {
+                unlink("\(path)/\(name)")
+            }
         }
         var out = [Space]()
         for name in names.sorted() {
@@ -38,7 +42,7 @@ public enum SpaceDirectory {
             guard let t = SpaceTable.open(path: file) else { continue }
             let rt = t.runtimePID
             guard kill(rt, 0) == 0 || errno == EPERM, readFile("/proc/\(rt)/comm") != nil else {
-                unlink(file); unlink(socketPath(runtimePID: rt)); continue
+                unlink(file); unlink(socketPath(runtimePID: rt)); unlink(SpaceTable.traceRingPath(tablePath: file)); continue
             }
             let members = t.members().filter { shareAddressSpace($0.pid, rt) }
             out.append(Space(table: t, members: members))
