@@ -1,5 +1,8 @@
-/* colo_clone_start(flags, stack, fn, arg): clone(2) without libc.  The child
- * starts on `stack`, calls fn(arg) and exits with status 127 if fn returns.
+/* colo_clone_start(flags, stack, ctid, fn, arg): clone(2) without libc.  The
+ * child starts on `stack` and calls fn(arg); if fn returns, the child thread
+ * exits (SYS_exit, status 127: a process's only thread ends the process).
+ * colo_clone3_start(args, size): clone3(2) whose child pops fn and arg from
+ * the top of its new stack (the caller put them there), the same way.
  * colo_jump(entry, sp): enter a program the way the kernel does after execve.
  * colo_sigreturn: the SIGSYS handler's restorer (outside the guest region, so
  * the seccomp filter lets its rt_sigreturn through). */
@@ -30,13 +33,27 @@
 colo_clone_start:
     and     $-16, %rsi
     sub     $16, %rsi
-    mov     %rcx, 8(%rsi)
-    mov     %rdx, 0(%rsi)
+    mov     %rcx, 0(%rsi)           /* fn */
+    mov     %r8, 8(%rsi)            /* arg */
+    mov     %rdx, %r10              /* ctid */
+    xor     %edx, %edx              /* ptid */
+    xor     %r8d, %r8d              /* tls */
     mov     $56, %eax               /* SYS_clone(flags, stack, ptid, ctid, tls) */
-    xor     %edx, %edx
-    xor     %r10d, %r10d
-    xor     %r8d, %r8d
     syscall
+    jmp     call_in_child
+    .size colo_clone_start, .-colo_clone_start
+
+    .globl colo_clone3_start
+    .type colo_clone3_start, @function
+colo_clone3_start:
+    mov     $435, %eax              /* clone3(args, size) */
+    syscall
+    jmp     call_in_child
+    .size colo_clone3_start, .-colo_clone3_start
+
+/* After the clone: the parent returns the child's tid (or -errno); the child
+ * pops fn and arg, calls fn(arg) and exits if it returns. */
+call_in_child:
     test    %rax, %rax
     jnz     1f
     xor     %ebp, %ebp
@@ -44,11 +61,10 @@ colo_clone_start:
     pop     %rdi
     call    *%rax
     mov     $127, %edi
-    mov     $231, %eax              /* exit_group */
+    mov     $60, %eax               /* exit */
     syscall
     hlt
 1:  ret
-    .size colo_clone_start, .-colo_clone_start
 
     .globl colo_jump
     .type colo_jump, @function

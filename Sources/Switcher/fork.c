@@ -24,7 +24,7 @@
 #include "internal.h"
 #include "fork.h"
 
-extern long colo_thread_start(unsigned long flags, void *stack_top, int32_t *ctid, void (*fn)(void *), void *arg);
+extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern long colo_clone3_start(void *args, unsigned long size);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
@@ -279,9 +279,9 @@ void colo_recolo_ensure_helper(struct colo_slot *s)
     colo_memset(a->req, 0, sizeof a->req);
     store(&a->in_flight, 0);
     a->helper_tgid = (int32_t)pid;
-    long t = colo_thread_start(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
-                               CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
-                               (char *)s + COLO_RECOLO_STACK_TOP, &a->helper_tid, helper_main, s);
+    long t = colo_clone_start(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                              CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+                              (char *)s + COLO_RECOLO_STACK_TOP, &a->helper_tid, helper_main, s);
     if (t < 0) { store(&a->helper_state, COLO_HELPER_NONE); return; }
     __atomic_store_n(&a->helper_tid, (int32_t)t, __ATOMIC_RELEASE);
     store(&a->helper_state, COLO_HELPER_RUNNING);

@@ -14,7 +14,7 @@
 #include "sys.h"
 #include "internal.h"
 
-extern long colo_clone_start(unsigned long flags, void *stack, void (*fn)(void *), void *arg);
+extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
 enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
@@ -66,7 +66,7 @@ int colo_spawn(struct colo_slot *slot)
     void *stack = (char *)slot + COLO_START_STACK_TOP;
     slot->start_error = 0;
     slot->start_step = 0;
-    return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, child_main, slot);
+    return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, 0, child_main, slot);
 }
 
 int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
