@@ -177,21 +177,29 @@ extension AddressSpace {
                 return .value(Int64(index))
             }
             // A vfork child, still in its parent's slot: a slot of its own.
-            let index = try allocateSlot()
-            do throws(ColoError) {
-                try mapSlotHeader(index)
-                try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: ppid,
-                         capv: pending.capv ?? inheritedVector(of: ppid))
-            } catch {
-                releaseSlot(index)
-                throw error
-            }
+            let index = try loadInNewSlot(pending, owner: tgid, ppid: ppid)
             adoptExternal(Member(pid: tgid, slot: index))
             return .value(Int64(index))
         } catch {
             printError("colo: exec in place of process \(tgid) failed: \(error.message)")
             return .error(error.errno)
         }
+    }
+
+    /// A new slot with `pending`'s program loaded for process `owner`, a child of `ppid`
+    /// (whose vector it inherits unless the exec gave one); the slot is released again if
+    /// loading fails.
+    func loadInNewSlot(_ pending: PendingExec, owner: pid_t, ppid: pid_t) throws(ColoError) -> Int {
+        let index = try allocateSlot()
+        do throws(ColoError) {
+            try mapSlotHeader(index)
+            try load(pending.image, envp: pending.envp, slot: index, owner: owner, ppid: ppid,
+                     capv: pending.capv ?? inheritedVector(of: ppid))
+        } catch {
+            releaseSlot(index)
+            throw error
+        }
+        return index
     }
 
     /// Run `body` with the runtime's working directory set to `dir` (a guest's

@@ -107,15 +107,7 @@ extension AddressSpace {
         guard var captured = capture(tid, kept: kept) else { return .error(ESRCH) }
         let index: Int
         do throws(ColoError) {
-            index = try allocateSlot()
-            do throws(ColoError) {
-                try mapSlotHeader(index)
-                try load(pending.image, envp: pending.envp, slot: index, owner: tid, ppid: ppid,
-                         capv: pending.capv ?? inheritedVector(of: ppid))
-            } catch {
-                releaseSlot(index)
-                throw error
-            }
+            index = try loadInNewSlot(pending, owner: tid, ppid: ppid)
         } catch {
             captured.recolocation.closeAll()
             return .error(error.errno)
