@@ -64,6 +64,20 @@ public func readFile(_ path: String) -> String? {
     return String(decoding: out, as: UTF8.self)
 }
 
+/// Write all of `bytes` to `fd` (again after EINTR or a short write); false, with errno
+/// set, if a write fails.
+@discardableResult
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        off += n
+    }
+    return true
+}
+
 /// Do processes `a` and `b` share one mm?  (kcmp(2) KCMP_VM)
 public func shareAddressSpace(_ a: pid_t, _ b: pid_t) -> Bool {
     rawSyscall(Linux.kcmp, Int(a), Int(b), 1 /* KCMP_VM */) == 0

@@ -407,15 +407,7 @@ public final class Tracer {
 
     /// Write what `emit` has gathered.
     func flushOutput() {
-        output.withUnsafeBytes { b in
-            var off = 0
-            while off < b.count {
-                let n = write(options.output, b.baseAddress! + off, b.count - off)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                off += n
-            }
-        }
+        output.withUnsafeBytes { writeAll(options.output, $0) }
         output.removeAll(keepingCapacity: true)
     }
 

@@ -121,12 +121,8 @@ struct Gdb: ParsableCommand {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         if fd < 0 { fail("cannot create the gdb command file in \(dir): \(String(cString: strerror(errno)))") }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }   // /dev/fd/N still opens it
-        var bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n <= 0 { fail("cannot write the gdb command file: \(String(cString: strerror(errno)))") }
-            off += n
+        if !Array(text.utf8).withUnsafeBytes({ writeAll(fd, $0) }) {
+            fail("cannot write the gdb command file: \(String(cString: strerror(errno)))")
         }
         lseek(fd, 0, SEEK_SET)
         return fd

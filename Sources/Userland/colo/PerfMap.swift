@@ -43,13 +43,7 @@ struct PerfMap: ParsableCommand {
         if target == "-" { print(text, terminator: ""); return }
         let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { fail("\(target): \(String(cString: strerror(errno)))") }
-        var bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n <= 0 { fail("\(target): \(String(cString: strerror(errno)))") }
-            off += n
-        }
+        if !Array(text.utf8).withUnsafeBytes({ writeAll(fd, $0) }) { fail("\(target): \(String(cString: strerror(errno)))") }
         close(fd)
         print("\(target): \(count) functions of \(images.objects.count) objects")
     }
