@@ -55,6 +55,25 @@ static void report(const char *what, long r)
 
 static volatile sig_atomic_t got;
 static void on_usr1(int s) { (void)s; got = 1; }
+
+/* State that execve must handle, for "state" in the next program to show: a
+ * descriptor to keep (KEEP_FD) and a close-on-exec one (DROP_FD), SIGUSR1
+ * handled, SIGUSR2 ignored, SIGHUP blocked. */
+static void set_exec_state(void)
+{
+    int keep = open("/dev/null", O_RDONLY), drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    char k[16], d[16];
+    snprintf(k, sizeof k, "%d", keep);
+    snprintf(d, sizeof d, "%d", drop);
+    setenv("KEEP_FD", k, 1);
+    setenv("DROP_FD", d, 1);
+    signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, SIG_IGN);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGHUP);
+    sigprocmask(SIG_BLOCK, &m, NULL);
+}
 static volatile sig_atomic_t chld_count;
 static volatile pid_t chld_pid;
 static void on_chld(int s, siginfo_t *si, void *u) { (void)s; (void)u; chld_count++; chld_pid = si->si_pid; }
@@ -193,18 +212,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(verb, "execstate")) {         /* exec PROGRAM ARGS... with state execve must handle */
-        int keep = open("/dev/null", O_RDONLY), drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        signal(SIGUSR1, on_usr1);
-        signal(SIGUSR2, SIG_IGN);
-        sigset_t m;
-        sigemptyset(&m);
-        sigaddset(&m, SIGHUP);
-        sigprocmask(SIG_BLOCK, &m, NULL);
-        char k[16], d[16];
-        snprintf(k, sizeof k, "%d", keep);
-        snprintf(d, sizeof d, "%d", drop);
-        setenv("KEEP_FD", k, 1);
-        setenv("DROP_FD", d, 1);
+        set_exec_state();
         printf("pid=%d\n", getpid());
         fflush(stdout);
         execv(argv[2], argv + 2);
@@ -284,18 +292,7 @@ int main(int argc, char **argv)
         pid_t child = fork();
         if (child == 0) {
             if (getenv("FORK_SETUP")) {
-                int keep = open("/dev/null", O_RDONLY), drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                char k[16], d[16];
-                snprintf(k, sizeof k, "%d", keep);
-                snprintf(d, sizeof d, "%d", drop);
-                setenv("KEEP_FD", k, 1);
-                setenv("DROP_FD", d, 1);
-                signal(SIGUSR1, on_usr1);
-                signal(SIGUSR2, SIG_IGN);
-                sigset_t m;
-                sigemptyset(&m);
-                sigaddset(&m, SIGHUP);
-                sigprocmask(SIG_BLOCK, &m, NULL);
+                set_exec_state();
                 if (chdir("/tmp") != 0) _exit(3);
                 umask(027);
                 struct rlimit rl = { 200, 300 };

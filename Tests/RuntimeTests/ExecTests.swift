@@ -36,14 +36,8 @@ import Testing
     }
 
     @Test func execErrorsAreExecves() throws {
-        let dir = Guests.buildDir
-        let text = dir + "/plain.txt"
-        try "just text\n".write(toFile: text, atomically: true, encoding: .utf8)
-        chmod(text, 0o755)
-        let noexec = dir + "/noexec"
-        try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
-        chmod(noexec, 0o644)
-        let loop = dir + "/loop-\(getpid())"
+        let (text, noexec) = try execErrorFiles("")
+        let loop = Guests.buildDir + "/loop-\(getpid())"
         unlink(loop)
         symlink(loop, loop)
         let long = "/" + String(repeating: "x", count: 300)

@@ -62,13 +62,7 @@ import Testing
     }
 
     @Test func execErrorsReachTheForkedChild() throws {
-        let dir = Guests.buildDir
-        let text = dir + "/fork-plain.txt"
-        try "just text\n".write(toFile: text, atomically: true, encoding: .utf8)
-        chmod(text, 0o755)
-        let noexec = dir + "/fork-noexec"
-        try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
-        chmod(noexec, 0o644)
+        let (text, noexec) = try execErrorFiles("fork-")
         for (path, expected) in [("/nonexistent/x", "ENOENT"), (text, "ENOEXEC"), (noexec, "EACCES"), (text + "/x", "ENOTDIR")] {
             let r = try Run.colo([try Guests.probe(), "fork", path])
             let v = values(r.stdout)

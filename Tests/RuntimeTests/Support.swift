@@ -231,6 +231,28 @@ func values(_ output: String) -> [String: String] {
     return d
 }
 
+/// Files an exec fails on, in the guest build directory (names start with `tag`): an
+/// executable text file (ENOEXEC) and a script without execute permission (EACCES).
+func execErrorFiles(_ tag: String) throws -> (text: String, noexec: String) {
+    let text = Guests.buildDir + "/\(tag)plain.txt"
+    try "just text\n".write(toFile: text, atomically: true, encoding: .utf8)
+    chmod(text, 0o755)
+    let noexec = Guests.buildDir + "/\(tag)noexec"
+    try "#!/bin/sh\n".write(toFile: noexec, atomically: true, encoding: .utf8)
+    chmod(noexec, 0o644)
+    return (text, noexec)
+}
+
+/// Do lines matching each predicate come in this order (each after the one before)?
+func inOrder(_ lines: [String], _ preds: [(String) -> Bool]) -> Bool {
+    var at = 0
+    for p in preds {
+        guard let i = lines[at...].firstIndex(where: p) else { return false }
+        at = i + 1
+    }
+    return true
+}
+
 /// Is the process gone (or a zombie)?
 func isGone(_ pid: pid_t) -> Bool {
     guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }

@@ -21,15 +21,6 @@ import Testing
         return (text.split(separator: "\n").map(String.init), v["pid"] ?? "?", v["service"] ?? "?", r)
     }
 
-    func inOrder(_ lines: [String], _ preds: [(String) -> Bool]) -> Bool {
-        var at = 0
-        for p in preds {
-            guard let i = lines[at...].firstIndex(where: p) else { return false }
-            at = i + 1
-        }
-        return true
-    }
-
     /// A duration in strace's -T format: <seconds with nine decimals>.
     func hasDuration(_ line: String) -> Bool {
         line.range(of: #" <[0-9]+\.[0-9]{9}>$"#, options: .regularExpression) != nil

@@ -22,16 +22,6 @@ import Testing
         return (text.split(separator: "\n").map(String.init), pid, r)
     }
 
-    /// Indices of lines matching each predicate, in order; nil where one is missing.
-    func inOrder(_ lines: [String], _ preds: [(String) -> Bool]) -> Bool {
-        var at = 0
-        for p in preds {
-            guard let i = lines[at...].firstIndex(where: p) else { return false }
-            at = i + 1
-        }
-        return true
-    }
-
     @Test func getpidOpenExecSegvInOrder() throws {
         let (lines, pid, r) = try traceSteps()
         let g = try Self.guest()
