@@ -104,90 +104,17 @@ static long cs_fd(int op, int fd, uintcap_t a1, uintcap_t a2, uintcap_t a3, uint
     return (cs(op, a0, a1, a2, a3, a4));
 }
 
-static mode_t mode_arg(int flags, va_list ap)
+/* The shared path functions' back end. */
+static long path_call(long op, int fd, const char *path, long a2, long a3, long a4)
 {
-    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+    return (cs_fd((int)op, fd, (uintcap_t)path, (uintcap_t)a2, (uintcap_t)a3, (uintcap_t)a4));
 }
 
-int openat(int fd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return ((int)cs_fd(SYS_openat, fd, (uintcap_t)path, (uintcap_t)flags, mode, 0));
-}
-
-int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return ((int)cs_fd(SYS_openat, AT_FDCWD, (uintcap_t)path, (uintcap_t)flags, mode, 0));
-}
-
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
-int openat64(int fd, const char *path, int flags, ...) __attribute__((alias("openat")));
-
-int fstatat(int fd, const char *path, struct stat *sb, int flag)
-{
-    return ((int)cs_fd(SYS_newfstatat, fd, (uintcap_t)path, (uintcap_t)sb, (uintcap_t)flag, 0));
-}
-
-int fstatat64(int fd, const char *path, struct stat64 *sb, int flag) __attribute__((alias("fstatat")));
-
-int stat(const char *path, struct stat *sb)
-{
-    return (fstatat(AT_FDCWD, path, sb, 0));
-}
-
-int stat64(const char *path, struct stat64 *sb) __attribute__((alias("stat")));
-
-int lstat(const char *path, struct stat *sb)
-{
-    return (fstatat(AT_FDCWD, path, sb, AT_SYMLINK_NOFOLLOW));
-}
-
-int lstat64(const char *path, struct stat64 *sb) __attribute__((alias("lstat")));
-
-int statx(int fd, const char *path, int flags, unsigned int mask, struct statx *buf)
-{
-    return ((int)cs_fd(SYS_statx, fd, (uintcap_t)path, (uintcap_t)flags, mask, (uintcap_t)buf));
-}
-
-int faccessat(int fd, const char *path, int mode, int flag)
-{
-    return ((int)cs_fd(SYS_faccessat2, fd, (uintcap_t)path, (uintcap_t)mode, (uintcap_t)flag, 0));
-}
-
-int access(const char *path, int mode)
-{
-    return (faccessat(AT_FDCWD, path, mode, 0));
-}
-
-int fchmodat(int fd, const char *path, mode_t mode, int flag)
-{
-    if (flag != 0) {
-        errno = EOPNOTSUPP;
-        return (-1);
-    }
-    return ((int)cs_fd(SYS_fchmodat, fd, (uintcap_t)path, mode, 0, 0));
-}
+#include "../common/path_calls.inc"
 
 int chmod(const char *path, mode_t mode)
 {
     return (fchmodat(AT_FDCWD, path, mode, 0));
-}
-
-int fchownat(int fd, const char *path, uid_t owner, gid_t group, int flag)
-{
-    return ((int)cs_fd(SYS_fchownat, fd, (uintcap_t)path, owner, group, (uintcap_t)flag));
-}
-
-int utimensat(int fd, const char *path, const struct timespec times[2], int flag)
-{
-    return ((int)cs_fd(SYS_utimensat, fd, (uintcap_t)path, (uintcap_t)times, (uintcap_t)flag, 0));
 }
 
 int mkdir(const char *path, mode_t mode)
@@ -232,19 +159,4 @@ int bind(int s, const struct sockaddr *addr, socklen_t addrlen)
 int connect(int s, const struct sockaddr *addr, socklen_t addrlen)
 {
     return ((int)cs_fd(SYS_connect, s, (uintcap_t)addr, addrlen, 0, 0));
-}
-
-/* glibc's opendir opens through an internal entry point. */
-DIR *opendir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return (NULL);
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        int e = errno;
-        close(fd);
-        errno = e;
-    }
-    return (d);
 }

@@ -109,105 +109,17 @@ static long do_fd_and_path(long op, long fd, const char *path, long a2, long a3,
     return (r);
 }
 
-static mode_t mode_arg(int flags, va_list ap)
+/* The shared path functions' back end. */
+static long path_call(long op, int fd, const char *path, long a2, long a3, long a4)
 {
-    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+    return (do_fd_and_path(op, fd, path, a2, a3, a4));
 }
 
-int openat(int fd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return ((int)do_fd_and_path(SYS_openat, fd, path, flags, mode, 0));
-}
-
-int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return ((int)do_fd_and_path(SYS_openat, AT_FDCWD, path, flags, mode, 0));
-}
-
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
-int openat64(int fd, const char *path, int flags, ...) __attribute__((alias("openat")));
-
-int fstatat(int fd, const char *path, struct stat *sb, int flag)
-{
-    return ((int)do_fd_and_path(SYS_newfstatat, fd, path, (long)sb, flag, 0));
-}
-
-int fstatat64(int fd, const char *path, struct stat64 *sb, int flag) __attribute__((alias("fstatat")));
-
-int stat(const char *path, struct stat *sb)
-{
-    return (fstatat(AT_FDCWD, path, sb, 0));
-}
-
-int stat64(const char *path, struct stat64 *sb) __attribute__((alias("stat")));
-
-int lstat(const char *path, struct stat *sb)
-{
-    return (fstatat(AT_FDCWD, path, sb, AT_SYMLINK_NOFOLLOW));
-}
-
-int lstat64(const char *path, struct stat64 *sb) __attribute__((alias("lstat")));
-
-int statx(int fd, const char *path, int flags, unsigned int mask, struct statx *buf)
-{
-    return ((int)do_fd_and_path(SYS_statx, fd, path, flags, mask, (long)buf));
-}
-
-int faccessat(int fd, const char *path, int mode, int flag)
-{
-    return ((int)do_fd_and_path(SYS_faccessat2, fd, path, mode, flag, 0));
-}
-
-int access(const char *path, int mode)
-{
-    return (faccessat(AT_FDCWD, path, mode, 0));
-}
-
-int fchmodat(int fd, const char *path, mode_t mode, int flag)
-{
-    if (flag == 0)
-        return ((int)do_fd_and_path(SYS_fchmodat, fd, path, mode, 0, 0));
-    errno = EOPNOTSUPP;     /* as glibc without fchmodat2 */
-    return (-1);
-}
-
-int fchownat(int fd, const char *path, uid_t owner, gid_t group, int flag)
-{
-    return ((int)do_fd_and_path(SYS_fchownat, fd, path, owner, group, flag));
-}
-
-int utimensat(int fd, const char *path, const struct timespec times[2], int flag)
-{
-    return ((int)do_fd_and_path(SYS_utimensat, fd, path, (long)times, flag, 0));
-}
+#include "../common/path_calls.inc"
 
 int mkdir(const char *path, mode_t mode)
 {
     return ((int)do_fd_and_path(SYS_mkdirat, AT_FDCWD, path, mode, 0, 0));
-}
-
-/* glibc's opendir opens through an internal entry point: open here, then
- * fdopendir(3). */
-DIR *opendir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return (NULL);
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        int e = errno;
-        close(fd);
-        errno = e;
-    }
-    return (d);
 }
 
 /* Extended attributes by path have no *at form to retry with: refused in
