@@ -187,8 +187,7 @@ static uint32_t *vfork_word_of(struct colo_slot *s, long tid)
  * starts again if the exec fails). */
 static long native_exec(long nr, long a, long b, long c, long d, long e)
 {
-    struct colo_scb *me = colo_switch_self();
-    int traced = colo_trace_on() && !(me && me->tid == (int32_t)sys0(SYS_gettid));
+    int traced = colo_trace_on() && !colo_switch_attached();
     if (traced) sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
     long r = sys6(nr, a, b, c, d, e, 0);
     if (traced) colo_trace_enable_here();

@@ -55,8 +55,8 @@ void colo_switch_stale_block(void);
 /* Route the fault signals of slot `s`'s process through the dispatcher. */
 void colo_switch_dispatch_faults(struct colo_slot *s);
 
-/* The thread's SCB (GS base), or 0. */
-struct colo_scb *colo_switch_self(void);
+/* Has the calling thread attached itself to the switcher (its own SCB)? */
+int colo_switch_attached(void);
 
 /* The slot whose region holds address `a` (a calling instruction), or 0. */
 static inline struct colo_slot *colo_slot_of(uint64_t a)

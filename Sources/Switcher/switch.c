@@ -635,6 +635,12 @@ struct colo_scb *colo_switch_self(void)
     return self_scb();
 }
 
+int colo_switch_attached(void)
+{
+    struct colo_scb *me = self_scb();
+    return me && me->magic == COLO_SCB_MAGIC && own(me);
+}
+
 /* ---- the runtime's side ---------------------------------------------------------- */
 
 int colo_switcher_supported(void)
