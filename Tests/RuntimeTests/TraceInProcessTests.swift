@@ -62,6 +62,18 @@ import Testing
         #expect(trace.last?.hasSuffix("+++ exited with 0 +++") == true)
     }
 
+    /// The trace ring of a runtime that died without shutting down is removed with its
+    /// table the next time the address spaces are listed.
+    @Test func aDeadRuntimesTraceRingIsRemoved() throws {
+        try? FileManager.default.createDirectory(atPath: SpaceDirectory.path, withIntermediateDirectories: true)
+        // A PID that has no process: above the kernel's pid_max.
+        let max = Int32((readFile("/proc/sys/kernel/pid_max") ?? "4194304").split(separator: "\n").first ?? "") ?? 4_194_304
+        let stale = SpaceDirectory.path + "/\(max + 1).space.trace"
+        #expect(FileManager.default.createFile(atPath: stale, contents: Data("x".utf8)))
+        _ = SpaceDirectory.spaces()
+        #expect(!FileManager.default.fileExists(atPath: stale))
+    }
+
     /// A thread blocked in a call shows it as unfinished, before the call returns; the
     /// attached tracer sees the call that was in progress when it attached.
     @Test func aBlockedCallShowsUnfinished() throws {
