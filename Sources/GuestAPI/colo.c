@@ -301,16 +301,29 @@ int coexecve(pid_t pid, const char *path, char * const *argv, char * const *envp
     return (int)CALL(COLO_SYS_coexecve, pid, path, argv, envp, 0, 0);
 }
 
-/* coexecvpc(3): execvp's PATH search with coexecvec; pid < 0 is a plain
- * execve.  As CheriBSD's, an ENOEXEC candidate is not run with /bin/sh. */
-int coexecvpc(pid_t pid, const char *name, char * const *argv, void * const *capv, int capc)
+/* One candidate of coexecvpc/coexecvp: a plain execve for pid < 0, else
+ * coexecvec with the vector, or coexecve (the vector is inherited) without. */
+static int coexec_candidate(pid_t pid, const char *path, char * const *argv, int vector,
+                            void * const *capv, int capc)
+{
+    if (pid < 0)
+        return execve(path, argv, environ);
+    if (vector)
+        return coexecvec(pid, path, argv, environ, capv, capc);
+    return coexecve(pid, path, argv, environ);
+}
+
+/* execvp's PATH search over coexec_candidate.  As CheriBSD's, an ENOEXEC
+ * candidate is not run with /bin/sh. */
+static int coexec_search(pid_t pid, const char *name, char * const *argv, int vector,
+                         void * const *capv, int capc)
 {
     if (*name == '\0') {
         errno = ENOENT;
         return -1;
     }
     if (strchr(name, '/') != NULL)
-        return pid < 0 ? execve(name, argv, environ) : coexecvec(pid, name, argv, environ, capv, capc);
+        return coexec_candidate(pid, name, argv, vector, capv, capc);
     const char *path = getenv("PATH");
     if (path == NULL)
         path = "/bin:/usr/bin";
@@ -327,10 +340,7 @@ int coexecvpc(pid_t pid, const char *name, char * const *argv, void * const *cap
                 memcpy(buf, p, dlen);
             buf[dlen] = '/';
             memcpy(buf + dlen + 1, name, nlen + 1);
-            if (pid < 0)
-                execve(buf, argv, environ);
-            else
-                coexecvec(pid, buf, argv, environ, capv, capc);
+            coexec_candidate(pid, buf, argv, vector, capv, capc);
             switch (errno) {
             case EACCES:
                 seen_eacces = 1;
@@ -347,6 +357,18 @@ int coexecvpc(pid_t pid, const char *name, char * const *argv, void * const *cap
     }
     errno = seen_eacces ? EACCES : ENOENT;
     return -1;
+}
+
+/* coexecvpc(3): the PATH search with coexecvec; pid < 0 is a plain execve. */
+int coexecvpc(pid_t pid, const char *name, char * const *argv, void * const *capv, int capc)
+{
+    return coexec_search(pid, name, argv, 1, capv, capc);
+}
+
+/* coexecvp(3): the PATH search with coexecve, so the vector is inherited. */
+int coexecvp(pid_t pid, const char *name, char * const *argv)
+{
+    return coexec_search(pid, name, argv, 0, NULL, 0);
 }
 
 int elf_aux_info(int aux, void *buf, int buflen)
@@ -367,6 +389,124 @@ int elf_aux_info(int aux, void *buf, int buflen)
         return 0;
     }
     return EINVAL;
+}
+
+/* Is the caller colocated (the runtime answers its calls)? */
+static int colocated(void)
+{
+    return colo_syscall(COLO_SYS_cogetpid, 0, 0, 0, 0, 0, 0) != -ENOSYS;
+}
+
+/* Copy `path` into the sysctl answer: FreeBSD's rules (the length with the
+ * NUL; ENOMEM and as much as fits when the buffer is short). */
+static int sysctl_string(const char *path, void *oldp, size_t *oldlenp)
+{
+    size_t need = strlen(path) + 1;
+    if (oldp == NULL) {
+        *oldlenp = need;
+        return 0;
+    }
+    size_t room = *oldlenp;
+    memcpy(oldp, path, need < room ? need : room);
+    *oldlenp = need < room ? need : room;
+    if (need > room) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+/* The file this process's main program is mapped from: the mapping that
+ * holds its program headers (AT_PHDR), from /proc/self/maps.  The maps are
+ * the whole address space's, and the program lies in the process's own
+ * slot, so this is right for a colocated process (whose /proc/self/exe names
+ * the runtime) and for a fork child alike. */
+static int own_program(char *out, size_t size)
+{
+    unsigned long addr = getauxval(AT_PHDR);
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return errno;
+    char line[PATH_MAX + 128];
+    int error = ENOENT;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        int n = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &n) != 2 || n == 0 ||
+            addr < lo || addr >= hi)
+            continue;
+        char *path = line + n;
+        path[strcspn(path, "\n")] = '\0';
+        size_t len = strlen(path);
+        static const char deleted[] = " (deleted)";
+        if (len >= sizeof deleted - 1 && strcmp(path + len - (sizeof deleted - 1), deleted) == 0)
+            path[len -= sizeof deleted - 1] = '\0';
+        if (path[0] == '/')
+            error = len < size ? 0 : ENAMETOOLONG;
+        if (error == 0)
+            memcpy(out, path, len + 1);
+        break;
+    }
+    fclose(f);
+    return error;
+}
+
+/* The program of another process: its record in the address-space table if
+ * it is a member of ours, else what /proc says. */
+static int other_program(pid_t pid, char *out, size_t size)
+{
+    if (colocated()) {
+        const struct colo_table_header *h = (const struct colo_table_header *)COLO_TABLE_ADDR;
+        for (uint32_t i = 0; h->magic == COLO_TABLE_MAGIC && i < h->max_slots; i++) {
+            const struct colo_proc_entry *e =
+                (const struct colo_proc_entry *)(COLO_TABLE_ADDR + 4096 + (uint64_t)i * h->entry_size);
+            if (e->pid != pid || e->state != COLO_PROC_RUNNING || e->images[0].path[0] != '/')
+                continue;
+            if (strnlen(e->images[0].path, COLO_PATH_LEN) >= size)
+                return ENAMETOOLONG;
+            strcpy(out, e->images[0].path);
+            return 0;
+        }
+    }
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(proc, out, size - 1);
+    if (n < 0)
+        return errno == ENOENT ? ESRCH : errno;
+    out[n] = '\0';
+    return 0;
+}
+
+int sysctl(const int *name, unsigned int namelen, void *oldp, size_t *oldlenp,
+           const void *newp, size_t newlen)
+{
+    if (namelen != 4 || name[0] != COLO_CTL_KERN || name[1] != COLO_KERN_PROC ||
+        name[2] != COLO_KERN_PROC_PATHNAME) {
+        errno = ENOENT;         /* FreeBSD's answer for a node that does not exist */
+        return -1;
+    }
+    if (newp != NULL || newlen != 0) {
+        errno = EPERM;          /* read-only node */
+        return -1;
+    }
+    if (oldlenp == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    char path[PATH_MAX];
+    pid_t pid = name[3];
+    int error = pid == -1 || pid == getpid() ? own_program(path, sizeof path)
+                                              : other_program(pid, path, sizeof path);
+    if (error != 0) {
+        errno = error;
+        return -1;
+    }
+    return sysctl_string(path, oldp, oldlenp);
+}
+
+int pthread_getthreadid_np(void)
+{
+    return (int)cogettid();
 }
 
 /* capvfetch(3): the vector given at exec (AT_CAPC/AT_CAPV); exits on error. */
@@ -588,7 +728,7 @@ static struct scm_caps_wire *scm_caps_read(int fd)
 /* Is every capability valid in this address space (NULL is allowed)? */
 static int scm_caps_ours(const struct scm_caps_wire *w)
 {
-    if (colo_syscall(COLO_SYS_cogetpid, 0, 0, 0, 0, 0, 0) == -ENOSYS)
+    if (!colocated())
         return 0;           /* not colocated: no capability can be ours */
     struct colo_cap_table *t = (struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
     if (t->magic != COLO_CAP_TABLE_MAGIC)
@@ -664,6 +804,10 @@ ssize_t colo_recvmsg(int s, struct msghdr *msg, int flags)
         o->cmsg_len = CMSG_LEN(dlen);
         memcpy(CMSG_DATA(o), data, dlen);
         off += CMSG_SPACE(dlen);
+        /* Descriptors the caller receives are close-on-exec only if it asked. */
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && !(flags & MSG_CMSG_CLOEXEC))
+            for (size_t i = 0; i < dlen / sizeof(int); i++)
+                fcntl(((int *)data)[i], F_SETFD, 0);
     }
     free(control);
     if (w != NULL) {

@@ -63,6 +63,7 @@ extern "C" {
 int     coexecve(pid_t, const char *, char * const *, char * const *);
 int     coexecvec(pid_t, const char *, char * const *, char * const *, void * const *, int);
 int     coexecvpc(pid_t, const char *, char * const *, void * const *, int);
+int     coexecvp(pid_t, const char *, char * const *);
 ssize_t coaccept(void * __capability * __capability,
             const void * __capability, size_t, void * __capability, size_t);
 ssize_t cocall(void * __capability,
@@ -101,6 +102,20 @@ int     captofd(void * __capability cap, int *fdp);
  * sizeof(int) or sizeof(long)/sizeof(void *)).  Returns 0 or an errno value.
  * AT_CAPC and AT_CAPV read as 0 / NULL (no vector) when the process has none. */
 int     elf_aux_info(int aux, void *buf, int buflen);
+
+/* FreeBSD's pthread_getthreadid_np(3) (<pthread_np.h> in the overlay): the
+ * thread id of the running code's subject, as cogettid(). */
+int     pthread_getthreadid_np(void);
+
+/* FreeBSD's sysctl(3) (<sys/sysctl.h> in the overlay names the numbers
+ * CTL_KERN, KERN_PROC, KERN_PROC_PATHNAME), for the node colocated programs
+ * ask: {CTL_KERN, KERN_PROC, KERN_PROC_PATHNAME, pid}, the path of the
+ * program process pid (-1: the caller) runs.  FreeBSD's MIB numbers: */
+#define COLO_CTL_KERN               1
+#define COLO_KERN_PROC              14
+#define COLO_KERN_PROC_PATHNAME     12
+int     sysctl(const int *name, unsigned int namelen, void *oldp, size_t *oldlenp,
+               const void *newp, size_t newlen);
 
 #ifdef __cplusplus
 }
