@@ -4,9 +4,11 @@ import CoTools
 import Glibc
 import GuestAPI
 
-/// binds(1): bind(2) as a service at capv index 10, with a port policy; the
-/// command runs with libbinds in LD_PRELOAD, so its bind calls become cocalls
-/// that pass the socket as an fd capability.
+/// binds(1): bind(2) and connect(2) as a service at capv index 10, with a
+/// port policy; the command runs with libbinds in LD_PRELOAD, so its bind and
+/// connect calls become cocalls that pass the socket as an fd capability.
+/// The protocol is CheriBSD's: a request's op is the system call it stands
+/// for (SYS_bind, SYS_connect), the answer's op its negation.
 @main
 struct Binds: BSDTool {
     static let configuration = CommandConfiguration(
@@ -38,40 +40,52 @@ struct Binds: BSDTool {
         let a = Acceptor(slow: slow, inputSize: max(Layout.answerback, Int(l.binds)), outputSize: Layout.answerback)
         let me = getpid(), prog = Diag.progname, s = slowSuffix(slow)
         let answerback = "binds(1), pid \(me), allowed port \(allowed)" + s + capsicumSuffix
+        let bindOp = cotool_sysnos.bind, connectOp = cotool_sysnos.connect
         while true {
             let received = a.accept()
             if received < 0 { continue }
             let input = a.input, out = a.output
             let pid = callerPID(a.cookie)
-            if verbose { print("\(prog): op \(input.op), len \(input.len) from pid \(pid) -> pid \(me)\(s)") }
-            if input.op == 0 {
-                a.answerback(answerback)
-                continue
-            }
-            var error: Int32 = -1, code: Int32 = ENOMSG
-            if input.op != CapvIndex.binds {
-                Diag.warnx("unknown op \(input.op)")
-            } else if received != input.len || input.len != Int(l.binds) {
-                Diag.warnx("size mismatch: received \(received), in.len \(input.len), expected \(l.binds)")
-            } else {
-                (error, code) = bind(input, from: pid, allowed: allowed)
+            let op = input.op
+            if verbose { print("\(prog): op \(op), len \(input.len) from pid \(pid) -> pid \(me)\(s)") }
+            var reply: (op: Int32, error: Int32, errno: Int32)
+            switch op {
+            case 0:
+                // An answerback request: only the op has to be there.
+                if received >= Layout.capv {
+                    a.answerback(answerback)
+                    continue
+                }
+                Diag.warnx("size mismatch: received \(received), expected \(Layout.capv)")
+                reply = (0, -1, ENOMSG)
+            case bindOp, connectOp:
+                if received != Int(l.binds) {
+                    Diag.warnx("size mismatch: received \(received), expected \(l.binds)")
+                    reply = (0, -1, ENOMSG)
+                } else {
+                    let (error, code) = serve(input, connect: op == connectOp, from: pid, allowed: allowed)
+                    reply = (-op, error, code)
+                }
+            default:
+                Diag.warnx("unknown op \(op)")
+                reply = (-op, -1, ENOMSG)
             }
             out.zero()
             out.len = Int(l.binds_return)
-            out.op = -CapvIndex.binds
-            out.setInt32(error, at: Int(l.binds_return_error))
-            out.setInt32(code, at: Int(l.binds_return_errno))
+            out.op = reply.op
+            out.setInt32(reply.error, at: Int(l.binds_return_error))
+            out.setInt32(reply.errno, at: Int(l.binds_return_errno))
             a.outlen = out.len
             if verbose {
-                print("\(prog): returning to pid \(pid) <- pid \(me): op \(out.op), len \(out.len), error \(error), errno \(code)\(s)")
+                print("\(prog): returning to pid \(pid) <- pid \(me): op \(out.op), len \(out.len), error \(reply.error), errno \(reply.errno)\(s)")
             }
         }
     }
 
-    /// Check the address against the policy and bind the caller's socket:
-    /// (bind's result, errno to return).  As CheriBSD's binds, a successful
-    /// bind answers errno ENOMSG; a failed one answers bind's own errno.
-    func bind(_ input: Message, from pid: pid_t, allowed: Int) -> (Int32, Int32) {
+    /// Check the address against the policy, then bind or connect the
+    /// caller's socket: (the call's result, errno to return: 0 after a
+    /// success, as CheriBSD's binds answers).
+    func serve(_ input: Message, connect: Bool, from pid: pid_t, allowed: Int) -> (Int32, Int32) {
         let l = Layout.l, prog = Diag.progname
         var fd: Int32 = -1
         let cap = input.pointer(at: Int(l.binds_s))
@@ -83,7 +97,9 @@ struct Binds: BSDTool {
         let addr = input.raw.advanced(by: Int(l.binds_addr))
         let addrlen = Int(input.int32(at: Int(l.binds_addrlen)))
         let family = Int32(addr.load(as: sa_family_t.self))
-        if family != AF_INET {
+        if allowed < 0 {
+            // No policy.
+        } else if family != AF_INET {
             if verbose { print("\(prog): pid \(pid): ss_family \(family) != AF_INET \(AF_INET); allowing") }
         } else if addrlen < MemoryLayout<sockaddr_in>.size {
             if verbose { print("\(prog): pid \(pid): sslen \(addrlen) < \(MemoryLayout<sockaddr_in>.size); returning EACCES") }
@@ -91,7 +107,7 @@ struct Binds: BSDTool {
         } else {
             let sin = addr.loadUnaligned(as: sockaddr_in.self)
             let port = Int(UInt16(bigEndian: sin.sin_port))
-            if allowed != -1 && port != allowed {
+            if port != allowed {
                 if verbose { print("\(prog): pid \(pid): disallowed port \(port); returning EACCES") }
                 return (-1, EACCES)
             }
@@ -99,7 +115,11 @@ struct Binds: BSDTool {
             if verbose { print("\(prog): pid \(pid): allowing port \(sin.sin_port)") }
         }
         let len = socklen_t(min(max(addrlen, 0), MemoryLayout<sockaddr_storage>.size))
-        let r = Glibc.bind(fd, addr.assumingMemoryBound(to: sockaddr.self), len)
-        return r == 0 ? (0, ENOMSG) : (r, errno)
+        let sa = addr.assumingMemoryBound(to: sockaddr.self)
+        let r = connect ? Glibc.connect(fd, sa, len) : Glibc.bind(fd, sa, len)
+        if r == 0 { return (0, 0) }
+        let code = errno
+        Diag.warn("\(connect ? "connect" : "bind")(\(fd), ..., \(len))", errno: code)
+        return (r, code)
     }
 }
