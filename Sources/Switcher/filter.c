@@ -10,11 +10,19 @@
  * another slot.  Memory calls whose whole range lies inside the caller's own
  * slot run natively.  Raw BPF because libseccomp cannot express
  * instruction-pointer or slot arithmetic.  fork and wait4/waitid are trapped
- * for re-colocation (fork.c). */
+ * for re-colocation (fork.c).
+ *
+ * The program first decides on the architecture and the call number alone,
+ * through a sorted decision tree over the calls in `rules`; every other call
+ * reaches ALLOW without a load of the instruction pointer or an argument, so
+ * the kernel's seccomp action cache (Linux 5.11+, which emulates the program
+ * per number with only these two known) allows it without running the
+ * program at all.  Only the calls in `rules` look at where they come from. */
 #include <stddef.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <linux/audit.h>
+#include <linux/errno.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <signal.h>
@@ -28,19 +36,98 @@
 #define OFF_ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
 #define OFF_ARG_HI(i) (OFF_ARG_LO(i) + 4)
 
-/* Symbolic jump targets, resolved after emission. */
-enum { L_ALLOW = 1000, L_TRAP, L_RANGE, L_MMAP, L_SIGMASK, L_ABOVE30, L_ABOVE130, L_CREDS, L_CREDS_HIGH, L_COLO, L_CLONE, L_OUTSIDE, L_NOTIF, L_ENOSYS, L_NONE };
+/* The colocation system calls: CheriBSD's numbers + 1000 (colo_abi.h). */
+#define COLO_SYS_FIRST 1000
+#define COLO_SYS_LAST  1999
 
-struct builder {
-    struct colo_sock_filter *f;
-    uint32_t n;
-        uint16_t lbl_t[COLO_FILTER_MAX], lbl_f[COLO_FILTER_MAX];   /* 0, or a label */
-    int label_at[L_NONE - L_ALLOW];
+/* What a call needs when it comes from inside the slot region. */
+enum need {
+    N_TRAP,         /* the SIGSYS handler */
+    N_RANGE,        /* native if its memory range lies in the caller's own slot, else the handler */
+    N_MMAP,         /* placement (no MAP_FIXED*) to the handler, else as N_RANGE */
+    N_SIGMASK,      /* rt_sigprocmask: the handler if it may block SIGSYS */
+    N_CLONE,        /* threads and CLONE_VM processes native, vfork and fork to the handler */
+    N_ENOSYS,       /* fails with ENOSYS, and libc falls back */
+    N_COEXEC,       /* coexecve(c): the handler, which rewrites registers (the runtime from outside) */
+    N_RUNTIME,      /* the other colocation calls: the runtime, from anywhere */
+};
+struct rule { uint32_t first, last; enum need need; };
+#define ONE(nr, need) { (nr), (nr), (need) }
+
+/* Every call that is not simply allowed, in ascending order of number. */
+static const struct rule rules[] = {
+    ONE(SYS_mmap, N_MMAP),
+    ONE(SYS_mprotect, N_RANGE),
+    ONE(SYS_munmap, N_RANGE),
+    ONE(SYS_brk, N_TRAP),
+    ONE(SYS_rt_sigaction, N_TRAP),
+    ONE(SYS_rt_sigprocmask, N_SIGMASK),
+    ONE(SYS_mremap, N_TRAP),
+    ONE(SYS_msync, N_RANGE),
+    ONE(SYS_madvise, N_RANGE),
+    ONE(SYS_shmat, N_TRAP),
+    ONE(SYS_clone, N_CLONE),
+    ONE(SYS_fork, N_TRAP),
+    ONE(SYS_vfork, N_TRAP),
+    ONE(SYS_execve, N_TRAP),
+    ONE(SYS_wait4, N_TRAP),         /* wait4 and waitid: a forked child's hand-over is invisible */
+    ONE(SYS_setuid, N_TRAP),
+    ONE(SYS_setgid, N_TRAP),
+    ONE(SYS_setreuid, N_TRAP),
+    ONE(SYS_setregid, N_TRAP),
+    ONE(SYS_setresuid, N_TRAP),
+    ONE(SYS_setresgid, N_TRAP),
+    ONE(SYS_setfsuid, N_TRAP),
+    ONE(SYS_setfsgid, N_TRAP),
+    ONE(SYS_capset, N_TRAP),
+    ONE(SYS_rt_sigsuspend, N_TRAP),
+    ONE(SYS_mlock, N_RANGE),
+    ONE(SYS_munlock, N_RANGE),
+    ONE(SYS_remap_file_pages, N_RANGE),
+    ONE(SYS_mbind, N_RANGE),
+    ONE(SYS_waitid, N_TRAP),
+    ONE(SYS_execveat, N_TRAP),
+    ONE(SYS_mlock2, N_RANGE),
+    ONE(SYS_pkey_mprotect, N_RANGE),
+    /* clone3's flags are out of BPF's reach (clone is used instead), and an
+     * rseq area registered by one program would outlive it across exec in
+     * place (the kernel kills a thread whose rseq area is gone). */
+    ONE(SYS_rseq, N_ENOSYS),
+    ONE(SYS_clone3, N_ENOSYS),
+#ifdef SYS_mseal
+    ONE(SYS_mseal, N_RANGE),
+#endif
+    { COLO_SYS_FIRST, COLO_SYS_coexecve - 1, N_RUNTIME },
+    { COLO_SYS_coexecve, COLO_SYS_coexecvec, N_COEXEC },
+    { COLO_SYS_coexecvec + 1, COLO_SYS_LAST, N_RUNTIME },
+};
+#define RULES (sizeof rules / sizeof rules[0])
+
+/* Symbolic jump targets, resolved after emission; the decision tree's own
+ * labels follow L_TREE. */
+enum { L_ALLOW = 1000, L_TRAP, L_NOTIF, L_ENOSYS, L_NEED_TRAP, L_NEED_RANGE, L_RANGE, L_NEED_MMAP,
+       L_NEED_SIGMASK, L_NEED_CLONE, L_NEED_ENOSYS, L_NEED_COEXEC, L_TREE, L_END = L_TREE + RULES };
+
+/* Where the tree sends a call of each need. */
+static const uint16_t need_label[] = {
+    [N_TRAP] = L_NEED_TRAP, [N_RANGE] = L_NEED_RANGE, [N_MMAP] = L_NEED_MMAP,
+    [N_SIGMASK] = L_NEED_SIGMASK, [N_CLONE] = L_NEED_CLONE, [N_ENOSYS] = L_NEED_ENOSYS,
+    [N_COEXEC] = L_NEED_COEXEC, [N_RUNTIME] = L_NOTIF,
 };
 
+struct builder {
+    struct colo_sock_filter f[COLO_FILTER_MAX];
+    uint32_t n;
+    uint16_t lbl_t[COLO_FILTER_MAX], lbl_f[COLO_FILTER_MAX];   /* 0, or a label */
+    int label_at[L_END - L_ALLOW];
+    int next_tree_label;
+};
+
+/* Instructions past COLO_FILTER_MAX are counted, not stored: the build fails. */
 static void emit(struct builder *b, uint16_t code, uint32_t k, int jt, int jf)
 {
     uint32_t i = b->n++;
+    if (i >= COLO_FILTER_MAX) return;
     b->f[i].code = code;
     b->f[i].k = k;
     b->f[i].jt = 0;
@@ -62,6 +149,41 @@ static void and(struct builder *b, uint32_t k) { emit(b, BPF_ALU | BPF_AND | BPF
 static void tax(struct builder *b) { emit(b, BPF_MISC | BPF_TAX, 0, 0, 0); }
 static void jeqx(struct builder *b, int jt, int jf) { emit(b, BPF_JMP | BPF_JEQ | BPF_X, 0, jt, jf); }
 
+/* Jump to `outside` if the calling instruction lies outside the slot region,
+ * else to `inside` (0: the next instruction). */
+static void region(struct builder *b, int outside, int inside)
+{
+    ld(b, OFF_IP_HI);
+    jge(b, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, outside);
+    jge(b, (uint32_t)(COLO_SLOT_REGION_END >> 32), outside, inside);
+}
+
+/* The decision tree over rules[lo, hi), with the number in A: halves split
+ * by one comparison, then up to four rules tested in turn; a number that
+ * matches none is allowed. */
+static void tree(struct builder *b, uint32_t lo, uint32_t hi)
+{
+    if (hi - lo > 4) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int upper = b->next_tree_label++;
+        jge(b, rules[mid].first, upper, 0);
+        tree(b, lo, mid);
+        label(b, upper);
+        tree(b, mid, hi);
+        return;
+    }
+    for (uint32_t i = lo; i < hi; i++) {
+        int to = need_label[rules[i].need];
+        int last = i + 1 == hi;
+        if (rules[i].first == rules[i].last) {
+            jeq(b, rules[i].first, to, last ? L_ALLOW : 0);
+        } else {
+            jgt(b, rules[i].last, last ? L_ALLOW : 1, 0);   /* above: the next rule */
+            jge(b, rules[i].first, to, L_ALLOW);             /* below: no later rule either */
+        }
+    }
+}
+
 /* The program last built, which the in-process tracer runs (trace.c). */
 struct colo_sock_filter colo_filter_program[COLO_FILTER_MAX];
 uint32_t colo_filter_length;
@@ -70,100 +192,39 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
 {
     struct builder b;
     colo_memset(&b, 0, sizeof b);
-    b.f = out;
+    b.next_tree_label = L_TREE;
+    for (uint32_t i = 1; i < RULES; i++)
+        if (rules[i].first <= rules[i - 1].last) return -1;
     uint32_t slot_hi_shift = COLO_SLOT_SHIFT - 32;              /* high word >> this = slot */
     uint32_t slot_hi_mask = (uint32_t)(COLO_SLOT_SIZE >> 32) - 1;
 
     ld(&b, OFF_ARCH);
     jeq(&b, AUDIT_ARCH_X86_64, 0, L_ALLOW);
-    ld(&b, OFF_IP_HI);
-    jge(&b, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, L_OUTSIDE);
-    jge(&b, (uint32_t)(COLO_SLOT_REGION_END >> 32), L_OUTSIDE, 0);
-    /* The system-call number, through a small decision tree: most calls
-     * (read, write, futex, getppid ...) reach ALLOW after a handful of tests. */
     ld(&b, OFF_NR);
-    jgt(&b, 30, L_ABOVE30, 0);
-    jge(&b, SYS_mmap, 0, L_ALLOW);                  /* 0..8: read, write, open ... */
-    jeq(&b, SYS_mmap, L_MMAP, 0);
-    jeq(&b, SYS_rt_sigprocmask, L_SIGMASK, 0);
-    jeq(&b, SYS_brk, L_TRAP, 0);
-    jeq(&b, SYS_rt_sigaction, L_TRAP, 0);
-    jeq(&b, SYS_mremap, L_TRAP, 0);
-    jeq(&b, SYS_shmat, L_TRAP, 0);
-    jeq(&b, SYS_mprotect, L_RANGE, 0);
-    jeq(&b, SYS_munmap, L_RANGE, 0);
-    jeq(&b, SYS_msync, L_RANGE, 0);
-    jeq(&b, SYS_madvise, L_RANGE, L_ALLOW);
+    tree(&b, 0, RULES);
 
-    label(&b, L_ABOVE30);                           /* 31..130: process creation, exec, credentials */
-    jgt(&b, 130, L_ABOVE130, 0);
-    jge(&b, SYS_setuid, L_CREDS, 0);
-    jeq(&b, SYS_clone, L_CLONE, 0);
-    jeq(&b, SYS_fork, L_TRAP, 0);
-    jeq(&b, SYS_vfork, L_TRAP, 0);
-    jeq(&b, SYS_execve, L_TRAP, 0);
-    jeq(&b, SYS_wait4, L_TRAP, L_ALLOW);
-    label(&b, L_CREDS);
-    jgt(&b, SYS_setregid, L_CREDS_HIGH, 0);
-    jeq(&b, SYS_setuid, L_TRAP, 0);
-    jeq(&b, SYS_setgid, L_TRAP, 0);
-    jeq(&b, SYS_setreuid, L_TRAP, 0);
-    jeq(&b, SYS_setregid, L_TRAP, L_ALLOW);
-    label(&b, L_CREDS_HIGH);
-    jeq(&b, SYS_setresuid, L_TRAP, 0);
-    jeq(&b, SYS_setresgid, L_TRAP, 0);
-    jeq(&b, SYS_setfsuid, L_TRAP, 0);
-    jeq(&b, SYS_setfsgid, L_TRAP, 0);
-    jeq(&b, SYS_capset, L_TRAP, 0);
-    jeq(&b, SYS_rt_sigsuspend, L_TRAP, L_ALLOW);
-
-    label(&b, L_ABOVE130);                          /* 131..: memory, exec, colocation calls */
-    jge(&b, 1000, L_COLO, 0);
-    jeq(&b, SYS_execveat, L_TRAP, 0);
-    jeq(&b, SYS_waitid, L_TRAP, 0);                 /* wait4 too: a forked child's hand-over is invisible */
-    /* ENOSYS, and libc falls back: clone3's flags are out of BPF's reach (clone
-     * is used instead), and an rseq area registered by one program would
-     * outlive it across exec in place (the kernel kills a thread whose rseq
-     * area is gone). */
-    jeq(&b, SYS_clone3, L_ENOSYS, 0);
-    jeq(&b, SYS_rseq, L_ENOSYS, 0);
-    jeq(&b, SYS_mlock, L_RANGE, 0);
-    jeq(&b, SYS_munlock, L_RANGE, 0);
-    jeq(&b, SYS_remap_file_pages, L_RANGE, 0);
-    jeq(&b, SYS_mbind, L_RANGE, 0);
-    jeq(&b, SYS_mlock2, L_RANGE, 0);
-    jeq(&b, SYS_pkey_mprotect, L_RANGE, 0);
-#ifdef SYS_mseal
-    jeq(&b, SYS_mseal, L_RANGE, 0);
-#endif
-    ret(&b, SECCOMP_RET_ALLOW);
-    label(&b, L_COLO);                              /* colocation system calls: to the runtime, */
-    jeq(&b, COLO_SYS_coexecve, L_TRAP, 0);          /* but coexecve rewrites registers: the handler */
-    jeq(&b, COLO_SYS_coexecvec, L_TRAP, 0);
-    jge(&b, 2000, L_ALLOW, L_NOTIF);
+    label(&b, L_NEED_TRAP);
+    region(&b, L_ALLOW, L_TRAP);
+    label(&b, L_NEED_ENOSYS);
+    region(&b, L_ALLOW, L_ENOSYS);
+    /* Outside the slot region the colocation calls still go to the runtime:
+     * the handler's own exec request, and a traced guest's calls, which the
+     * handler makes for it (trace.c). */
+    label(&b, L_NEED_COEXEC);
+    region(&b, L_NOTIF, L_TRAP);
 
     /* clone: CLONE_VFORK needs the handler (the parent waits in user space),
      * and so does a fork (no CLONE_VM: the re-colocation helper starts first);
      * threads and CLONE_VM processes run natively. */
-    label(&b, L_CLONE);
+    label(&b, L_NEED_CLONE);
+    region(&b, L_ALLOW, 0);
     ld(&b, OFF_ARG_LO(0));
     jset(&b, CLONE_VFORK, L_TRAP, 0);
     jset(&b, CLONE_VM, L_ALLOW, L_TRAP);
 
-    /* Outside the slot region only the colocation calls are not allowed: the
-     * handler's own exec request, and a traced guest's calls, which the
-     * handler makes for it (trace.c). */
-    label(&b, L_OUTSIDE);
-    ld(&b, OFF_NR);
-    jge(&b, 1000, 0, L_ALLOW);
-    jge(&b, 2000, L_ALLOW, L_NOTIF);
-    label(&b, L_NOTIF);
-    ret(&b, SECCOMP_RET_USER_NOTIF);
-    label(&b, L_ENOSYS);
-    ret(&b, SECCOMP_RET_ERRNO | 38);
-
     /* rt_sigprocmask: only calls that may block SIGSYS need the handler. */
-    label(&b, L_SIGMASK);
+    label(&b, L_NEED_SIGMASK);
+    region(&b, L_ALLOW, 0);
     ld(&b, OFF_ARG_LO(0));
     jeq(&b, SIG_UNBLOCK, L_ALLOW, 0);
     ld(&b, OFF_ARG_LO(1));
@@ -172,14 +233,16 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     jeq(&b, 0, L_ALLOW, L_TRAP);
 
     /* mmap: placement (no MAP_FIXED*) always goes to the handler. */
-    label(&b, L_MMAP);
+    label(&b, L_NEED_MMAP);
+    region(&b, L_ALLOW, 0);
     ld(&b, OFF_ARG_LO(3));
-    jset(&b, MAP_FIXED | MAP_FIXED_NOREPLACE, 0, L_TRAP);
-    /* fall through into the range check */
+    jset(&b, MAP_FIXED | MAP_FIXED_NOREPLACE, L_RANGE, L_TRAP);
 
     /* addr in the caller's slot (the slot of the calling instruction), below
      * the slot's last 4 GiB, and len < 4 GiB: the whole range is inside the
      * slot.  Anything else is decided by the handler. */
+    label(&b, L_NEED_RANGE);
+    region(&b, L_ALLOW, 0);
     label(&b, L_RANGE);
     ld(&b, OFF_IP_HI);
     rsh(&b, slot_hi_shift);
@@ -197,6 +260,10 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     ret(&b, SECCOMP_RET_ALLOW);
     label(&b, L_TRAP);
     ret(&b, SECCOMP_RET_TRAP | COLO_TRAP_DATA);
+    label(&b, L_NOTIF);
+    ret(&b, SECCOMP_RET_USER_NOTIF);
+    label(&b, L_ENOSYS);
+    ret(&b, SECCOMP_RET_ERRNO | ENOSYS);
 
     if (b.n > max || b.n > COLO_FILTER_MAX)
         return -1;
@@ -212,6 +279,7 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
             b.f[i].jf = (uint8_t)d;
         }
     }
+    colo_memcpy(out, b.f, b.n * sizeof *b.f);
     colo_memcpy(colo_filter_program, b.f, b.n * sizeof *b.f);
     colo_filter_length = b.n;
     return (int)b.n;
