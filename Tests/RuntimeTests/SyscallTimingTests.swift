@@ -61,6 +61,19 @@ import Testing
         }
     }
 
+    /// A plain program, as FreeBSD's: started outside an address space its
+    /// plain tests run natively, in its own process without any seccomp
+    /// filter; only the co* tests make it enter an address space.
+    @Test func plainTestsRunNatively() throws {
+        let p = try Background([Tools.path("syscall_timing"), "-s", "1", "-l", "1", "getppid"])
+        defer { p.terminate(); _ = p.wait() }
+        usleep(300_000)
+        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.pid)/exe")
+        #expect(exe.hasSuffix("/syscall_timing"), "not run again under colo: \(exe)")
+        let status = try String(contentsOfFile: "/proc/\(p.pid)/status", encoding: .utf8)
+        #expect(status.split(separator: "\n").contains("Seccomp:\t0"), "\(status)")
+    }
+
     @Test func theAlarmEndsARun() throws {
         let r = try Tools.run(["syscall_timing", "-s", "0.2", "-l", "1", "getppid"])
         #expect(r.status == 0, "\(r.stderr)")

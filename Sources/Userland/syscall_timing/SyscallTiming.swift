@@ -15,6 +15,9 @@ struct TimingTest {
         static let name = Flags(rawValue: 2)
         /// The target must make one system call per call (syscall_timing_pong -y).
         static let syscallCallee = Flags(rawValue: 4)
+        /// Runs inside an address space (the co* tests): every other test is
+        /// a plain program's, and runs natively unless started colocated.
+        static let colocated = Flags(rawValue: 8)
     }
 
     let name: String
@@ -37,9 +40,9 @@ struct TimingTest {
         t.append(TimingTest(name: "bad_open", run: timing_bad_open))
         t.append(TimingTest(name: "chroot", run: timing_chroot))
         t.append(TimingTest(name: "clock_gettime", run: timing_clock_gettime))
-        t += sized("coping", timing_coping, .name)
-        t += sized("coping_slow", timing_coping_slow, .name)
-        t += sized("coping_syscall", timing_coping, [.name, .syscallCallee])
+        t += sized("coping", timing_coping, [.name, .colocated])
+        t += sized("coping_slow", timing_coping_slow, [.name, .colocated])
+        t += sized("coping_syscall", timing_coping, [.name, .colocated, .syscallCallee])
         t.append(TimingTest(name: "create_unlink", run: timing_create_unlink, flags: .path))
         t.append(TimingTest(name: "dup", run: timing_dup))
         t.append(TimingTest(name: "fork", run: timing_fork))
@@ -209,9 +212,10 @@ struct SyscallTiming: ParsableCommand {
             selected.append(test)
         }
 
-        // Every test runs inside an address space: started from a plain
-        // shell, the tool runs itself again as `colo syscall_timing ...`.
-        Colocation.ensure()
+        // A plain program, as FreeBSD's: started outside an address space it
+        // runs its tests natively, and enters one (runs itself again as
+        // `colo syscall_timing ...`) only for the co* tests.
+        if selected.contains(where: { $0.flags.contains(.colocated) }) { Colocation.ensure() }
         cotool_line_buffer_stdout()
         timing_set_alarm(alarm)
 
