@@ -8,7 +8,8 @@
 //
 // The native references of start and syscall run in separate processes
 // (Tests/Guests/spawn_native.c, syscall_loop.c): a process that created an
-// address space carries its seccomp filter, and so would its native children.
+// address space carries its seccomp filter, and so would its native children;
+// memory spawns its separate processes before it creates its address space.
 import Glibc
 import Runtime
 
@@ -58,7 +59,8 @@ func spawnColocated(_ space: AddressSpace, _ argv: [String], out: Int32 = devnul
     do { return try space.spawn(r).pid } catch { fatalError("spawn \(argv[0]): \(error)") }
 }
 
-func procStatusKiB(_ pid: pid_t, _ key: String) -> Int {
+/// The number of line `key` of /proc/PID/status (KiB for the Vm lines), or 0.
+func procStatusNumber(_ pid: pid_t, _ key: String) -> Int {
     guard let s = readFile("/proc/\(pid)/status"),
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
     return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
@@ -82,21 +84,26 @@ func benchStart(_ hello: String, _ n: Int) throws {
 }
 
 func benchMemory(_ idle: String, _ n: Int) throws {
-    let space = try AddressSpace()
-    let aloneKiB = procStatusKiB(getpid(), "VmPTE")
+    // The separate processes first: spawned after AddressSpace() installed
+    // the filter on this process, they would carry it.
     var colo = [pid_t](), sep = [pid_t]()
-    for _ in 0..<n { colo.append(spawnColocated(space, [idle])) }
     for _ in 0..<n { sep.append(spawnNative([idle])) }
+    let space = try AddressSpace()
+    let aloneKiB = procStatusNumber(getpid(), "VmPTE")
+    for _ in 0..<n { colo.append(spawnColocated(space, [idle])) }
     usleep(500_000)
     let me = getpid()                                          // the runtime: owner of the shared mm
-    let coloPTE = procStatusKiB(me, "VmPTE"), coloRSS = procStatusKiB(me, "VmRSS"), coloPSS = pssKiB(me)
-    let sepPTE = sep.map { procStatusKiB($0, "VmPTE") }.reduce(0, +)
-    let sepRSS = sep.map { procStatusKiB($0, "VmRSS") }.reduce(0, +)
+    let coloPTE = procStatusNumber(me, "VmPTE"), coloRSS = procStatusNumber(me, "VmRSS"), coloPSS = pssKiB(me)
+    let sepPTE = sep.map { procStatusNumber($0, "VmPTE") }.reduce(0, +)
+    let sepRSS = sep.map { procStatusNumber($0, "VmRSS") }.reduce(0, +)
     let sepPSS = sep.map { pssKiB($0) }.reduce(0, +)
+    let modes = { (ps: [pid_t]) in Set(ps.map { procStatusNumber($0, "Seccomp") }).sorted().map(String.init).joined(separator: "/") }
+    let sepSeccomp = modes(sep), coloSeccomp = modes(colo)
     for p in colo + sep { kill(p, SIGKILL) }
     for p in colo { _ = space.wait(for: p) }
     for p in sep { _ = waitNative(p) }
     print("memory.processes=\(n)")
+    print("memory.separate_seccomp=\(sepSeccomp) colocated_seccomp=\(coloSeccomp)")
     print("memory.runtime_alone_page_tables_kib=\(aloneKiB)")
     print("memory.colocated_page_tables_kib=\(coloPTE) (one mm, runtime included)")
     print("memory.separate_page_tables_kib=\(sepPTE)")
