@@ -52,14 +52,18 @@ let package = Package(
         /// Code that runs inside guest processes: trampoline, SIGSYS handler, BPF filter.
         .target(name: "Switcher", dependencies: ["GuestAPI"], path: "Sources/Switcher",
                 cSettings: guestSafeC),
-        .target(name: "Loader", dependencies: ["CElf", "GuestAPI"], path: "Sources/Loader"),
-        .target(name: "Runtime", dependencies: ["Loader", "Switcher", "GuestAPI", "CSeccomp"],
+        /// Linux's numbers, flags and layouts from its C headers (<sys/syscall.h>, <fcntl.h> ...).
+        .target(name: "CLinux", path: "Sources/CLinux"),
+        /// Byte strings: paths, argv and envp as the kernel sees them, never decoded as text.
+        .target(name: "Bytes", path: "Sources/Bytes"),
+        .target(name: "Loader", dependencies: ["Bytes", "CElf", "GuestAPI"], path: "Sources/Loader"),
+        .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
         .executableTarget(name: "colo",
-                          dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
         .executableTarget(name: "coexec",
-                          dependencies: ["Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/coexec"),
         /// What the CheriBSD tools (capv, clocks, ...) share: C helpers for guest
         /// context (vfork spawn, SIGCHLD, <capv.h> layouts, libbsd's strvisx) and
@@ -95,12 +99,12 @@ let package = Package(
         .target(name: "libpaths", dependencies: ["GuestAPI"], path: "Sources/Preload/paths"),
         .target(name: "libcs", dependencies: ["GuestAPI"], path: "Sources/Preload/cs"),
         /// scripts/bench drives it: start-up, memory and system-call costs.
-        .executableTarget(name: "colo-bench", dependencies: ["Runtime"], path: "Sources/Bench"),
+        .executableTarget(name: "colo-bench", dependencies: ["Bytes", "Runtime"], path: "Sources/Bench"),
         /// The guest library (<colo.h>) for Swift: typed errors, byte-array calls.
         .target(name: "Colo", dependencies: ["GuestAPI"], path: "Sources/Colo"),
         /// A Swift service and caller using Colo, run colocated by the kernel tests.
         .executableTarget(name: "coswift", dependencies: ["Colo"], path: "Tests/Guests/coswift"),
-        .testTarget(name: "LoaderTests", dependencies: ["Loader"], path: "Tests/LoaderTests"),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "LoaderTests", dependencies: ["Bytes", "Loader"], path: "Tests/LoaderTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["Bytes", "Runtime"], path: "Tests/RuntimeTests"),
     ]
 )

@@ -10,6 +10,7 @@
 // (Tests/Guests/spawn_native.c, syscall_loop.c): a process that created an
 // address space carries its seccomp filter, and so would its native children;
 // memory spawns its separate processes before it creates its address space.
+import Bytes
 import Glibc
 import Runtime
 
@@ -41,7 +42,9 @@ func spawnNative(_ argv: [String], out: Int32 = devnull) -> pid_t {
     posix_spawn_file_actions_adddup2(&fa, out, 1)
     posix_spawn_file_actions_adddup2(&fa, devnull, 2)
     var pid: pid_t = 0
-    let rc = withCStrings(argv) { av in withCStrings(currentEnvironment()) { ev in posix_spawn(&pid, argv[0], &fa, nil, av, ev) } }
+    let rc = argv.map { ByteString($0) }.withCStringArray { av in
+        rawEnvironment().withCStringArray { ev in posix_spawn(&pid, argv[0], &fa, nil, av, ev) }
+    }
     posix_spawn_file_actions_destroy(&fa)
     precondition(rc == 0, "posix_spawn \(argv[0]): \(rc)")
     return pid
@@ -54,7 +57,7 @@ func waitNative(_ pid: pid_t) -> Int32 {
 }
 
 func spawnColocated(_ space: AddressSpace, _ argv: [String], out: Int32 = devnull) -> pid_t {
-    var r = SpawnRequest(path: argv[0], argv: argv, envp: currentEnvironment())
+    var r = SpawnRequest(path: ByteString(argv[0]), argv: argv.map { ByteString($0) }, envp: rawEnvironment())
     r.stdio = [devnull, out, devnull]
     do { return try space.spawn(r).pid } catch { fatalError("spawn \(argv[0]): \(error)") }
 }

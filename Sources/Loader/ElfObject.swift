@@ -1,7 +1,10 @@
+// ElfObject.swift: an ELF program or interpreter, checked and laid out as Linux's binfmt_elf does.
+import Bytes
 import CElf
 import Glibc
+import GuestAPI
 
-/// A validated PT_LOAD segment with a non-zero p_memsz.
+/// A PT_LOAD segment with a non-zero p_memsz, as binfmt_elf's elf_load maps it.
 struct Segment: Sendable, Equatable {
     let vaddr: UInt64
     let memsz: UInt64
@@ -11,146 +14,196 @@ struct Segment: Sendable, Equatable {
     let prot: Int32
 }
 
-/// An ELF64 x86-64 executable or interpreter, validated like Linux's binfmt_elf, with its open file.
+/// An ELF64 x86-64 executable or interpreter with its open file, checked as Linux's binfmt_elf
+/// checks it before the point of no return (those errors are execve's); what binfmt_elf would do
+/// after it (map it, or kill the process) is either emulated exactly or left to a real execve.
 struct ElfObject: Sendable {
-    /// Most program headers accepted (Linux's limit is 64 KiB of them; no real program has more).
-    static let maxProgramHeaders = 128
-    /// Largest span of PT_LOAD segments accepted.
+    /// load_elf_phdrs's limit on the size of the program header table (no Linux header names it).
+    static let maxProgramHeaderBytes = 1 << 16
+    /// Largest span of PT_LOAD segments mapped into a slot.
     static let maxSpan: UInt64 = 4 << 30
+    /// Largest PT_LOAD alignment a slot honours: that of the program's place in its slot (the
+    /// interpreter's, COLO_MMAP_LO_OFFSET, is a multiple of it).
+    static let maxAlignment = COLO_IMAGE_OFFSET & (~COLO_IMAGE_OFFSET &+ 1)
+    /// Addresses at and above it need a real execve: far below Linux's TASK_SIZE, so that what
+    /// the loader maps, binfmt_elf's checks on p_vaddr and p_memsz accept too.
+    static let addressLimit = COLO_SLOT_REGION_BASE
 
     let file: ExecFile
     /// ET_DYN (position independent); false for ET_EXEC.
     let isPositionIndependent: Bool
+    /// Why only a real execve does what Linux does with this file (fixed addresses, a 32-bit
+    /// program, a failure after the point of no return, something a slot cannot give); nil when
+    /// the loader maps it exactly as binfmt_elf would.
+    let nativeExecReason: String?
     /// e_entry, unrelocated.
     let entry: UInt64
-    /// Unrelocated address of the program headers in memory (PT_PHDR, else the PT_LOAD holding
-    /// e_phoff), nil when they are not mapped.
-    let phdrVaddr: UInt64?
+    /// Unrelocated address of the program headers as Linux's AT_PHDR gives it: e_phoff inside
+    /// the last PT_LOAD whose file bytes hold it, else 0 (AT_PHDR is then the load bias).
+    let phdrVaddr: UInt64
     let phnum: Int
-    /// PT_LOAD segments, ascending and non-overlapping.
+    /// The PT_LOAD segments with p_memsz > 0 in program-header order, in which they are mapped
+    /// (a later one replaces an earlier one where they overlap).
     let segments: [Segment]
     /// The PT_INTERP path, if any.
-    let interpreterPath: String?
-
+    let interpreterPath: ByteString?
     /// The lowest mapped address, unrelocated, page aligned.
-    var lowPage: UInt64 { Page.floor(segments[0].vaddr) }
-    /// Bytes from lowPage to the page-aligned end of the last segment.
-    var span: UInt64 {
-        let last = segments[segments.count - 1]
-        return Page.ceil(last.vaddr + last.memsz) - lowPage
-    }
+    let lowPage: UInt64
+    /// Bytes from lowPage to the page-aligned end of the highest segment.
+    let span: UInt64
 
-    /// Parses and validates the ELF object in `file`; every format error is ENOEXEC.
-    init(file: ExecFile) throws(LoadError) {
+    /// Parses and checks the ELF object in `file` as load_elf_binary does (for an interpreter,
+    /// as load_elf_binary and load_elf_interp check the interpreter; its PT_INTERP is ignored).
+    /// Errors are ENOEXEC, EIO or EINVAL as Linux gives them.
+    init(file: ExecFile, isInterpreter: Bool = false) throws(LoadError) {
         self.file = file
         let path = file.path
-        guard libelfReady else { throw LoadError(errno: ENOEXEC, message: "libelf is unusable") }
-        guard let elf = elf_begin(file.fd, ELF_C_READ, nil) else {
-            throw .noexec("\(path): \(String(cString: elf_errmsg(-1)))")
+        let ehdr = try Self.header(of: file, isInterpreter: isInterpreter)
+        let ident = withUnsafeBytes(of: ehdr.e_ident) { Array($0) }
+        guard ident.prefix(Int(SELFMAG)).elementsEqual(ELFMAG.utf8) else {
+            throw .noexec("\(path) is not an ELF file")
         }
-        defer { elf_end(elf) }
-        guard elf_kind(elf) == ELF_K_ELF else { throw .noexec("\(path) is not an ELF file") }
-        guard gelf_getclass(elf) == ELFCLASS64 else { throw .noexec("\(path) is not ELF64") }
-        var ehdr = GElf_Ehdr()
-        guard gelf_getehdr(elf, &ehdr) != nil else { throw .noexec("\(path): bad ELF header") }
-        guard withUnsafeBytes(of: ehdr.e_ident, { $0[Int(EI_DATA)] }) == ELFDATA2LSB else {
-            throw .noexec("\(path) is not little-endian")
+        // The checks before the point of no return, in load_elf_binary's order. EI_CLASS, EI_DATA,
+        // EI_VERSION, EI_OSABI, e_version and the section headers are not looked at; 32-bit files
+        // (and i386 programs) may be the compat loader's.
+        let type = Int32(ehdr.e_type)
+        var reason: String?
+        if !isInterpreter {
+            guard type == ET_DYN || type == ET_EXEC else {
+                throw .noexec("\(path) has e_type \(ehdr.e_type), not an executable")
+            }
+            if ident[Int(EI_CLASS)] != ELFCLASS64 || ehdr.e_machine == EM_386 {
+                reason = "\(path) may be a 32-bit program"
+            }
         }
-        guard ehdr.e_machine == EM_X86_64 else {
+        guard reason != nil || ehdr.e_machine == EM_X86_64 else {
             throw .noexec("\(path) is for machine \(ehdr.e_machine), not x86-64")
         }
-        switch Int32(ehdr.e_type) {
-        case ET_DYN: isPositionIndependent = true
-        case ET_EXEC: isPositionIndependent = false
-        default: throw .noexec("\(path) has e_type \(ehdr.e_type), not an executable")
-        }
-        guard Int(ehdr.e_phentsize) == MemoryLayout<Elf64_Phdr>.size else {
-            throw .noexec("\(path): e_phentsize \(ehdr.e_phentsize)")
-        }
-        var count = 0
-        guard elf_getphdrnum(elf, &count) == 0, (1...Self.maxProgramHeaders).contains(count) else {
-            throw .noexec("\(path): bad number of program headers")
-        }
-        let (tableEnd, overflow) = ehdr.e_phoff.addingReportingOverflow(UInt64(count * Int(ehdr.e_phentsize)))
-        guard !overflow, tableEnd <= file.size else { throw .noexec("\(path): program headers beyond the file") }
-
-        var headers: [GElf_Phdr] = []
-        for index in 0..<Int32(count) {
-            var phdr = GElf_Phdr()
-            guard gelf_getphdr(elf, index, &phdr) != nil else {
-                throw .noexec("\(path): unreadable program header \(index)")
-            }
-            headers.append(phdr)
-        }
+        let headers = reason == nil ? try Self.programHeaders(file: file, ehdr: ehdr) : []
+        isPositionIndependent = type == ET_DYN
         entry = ehdr.e_entry
-        phnum = count
-        guard entry != 0 else { throw .noexec("\(path) has no entry point (a shared library?)") }
-        segments = try Self.loadSegments(headers, fileSize: file.size, path: path)
-        phdrVaddr = Self.programHeaderAddress(headers, phoff: ehdr.e_phoff, tableSize: tableEnd - ehdr.e_phoff)
-        interpreterPath = try Self.interpreter(headers, file: file)
-    }
-
-    /// The PT_LOAD segments with p_memsz > 0, checked as described on each guard.
-    private static func loadSegments(_ headers: [GElf_Phdr], fileSize: UInt64,
-                                     path: String) throws(LoadError) -> [Segment] {
-        var segments: [Segment] = []
-        for (index, ph) in headers.enumerated() where ph.p_type == UInt32(PT_LOAD) {
-            let what = "\(path): PT_LOAD \(index)"
-            guard ph.p_filesz <= ph.p_memsz else { throw .noexec("\(what) has p_filesz > p_memsz") }
-            let (fileEnd, fileOverflow) = ph.p_offset.addingReportingOverflow(ph.p_filesz)
-            guard !fileOverflow, fileEnd <= fileSize else { throw .noexec("\(what) extends beyond the file") }
-            let (memEnd, memOverflow) = ph.p_vaddr.addingReportingOverflow(ph.p_memsz)
-            guard !memOverflow, memEnd <= UInt64.max - Page.size else {
-                throw .noexec("\(what): p_vaddr + p_memsz overflows")
-            }
-            guard ph.p_vaddr % Page.size == ph.p_offset % Page.size else {
-                throw .noexec("\(what): p_vaddr and p_offset differ in their page offset")
-            }
-            guard ph.p_memsz > 0 else { continue }
-            if let previous = segments.last, ph.p_vaddr < previous.vaddr + previous.memsz {
-                throw .noexec("\(what) overlaps or precedes the previous PT_LOAD")
-            }
+        phnum = headers.count
+        interpreterPath = isInterpreter || reason != nil ? nil : try Self.interpreter(headers, file: file)
+        phdrVaddr = headers.last {
+            $0.p_type == UInt32(PT_LOAD) && $0.p_offset <= ehdr.e_phoff && ehdr.e_phoff - $0.p_offset < $0.p_filesz
+        }.map { ehdr.e_phoff - $0.p_offset &+ $0.p_vaddr } ?? 0   // unsigned long arithmetic, as Linux's
+        let loads = headers.filter { $0.p_type == UInt32(PT_LOAD) }
+        segments = loads.filter { $0.p_memsz > 0 }.map { ph in
             var prot: Int32 = 0
             if ph.p_flags & UInt32(PF_R) != 0 { prot |= PROT_READ }
             if ph.p_flags & UInt32(PF_W) != 0 { prot |= PROT_WRITE }
             if ph.p_flags & UInt32(PF_X) != 0 { prot |= PROT_EXEC }
-            segments.append(Segment(vaddr: ph.p_vaddr, memsz: ph.p_memsz, offset: ph.p_offset,
-                                    filesz: ph.p_filesz, prot: prot))
+            return Segment(vaddr: ph.p_vaddr, memsz: ph.p_memsz, offset: ph.p_offset, filesz: ph.p_filesz, prot: prot)
         }
-        guard let first = segments.first, let last = segments.last else {
-            throw .noexec("\(path) has no PT_LOAD segment")
+        if reason == nil {
+            reason = type == ET_DYN ? Self.unmappable(loads, fileSize: file.size, path: path)
+                : "\(path) has e_type \(ehdr.e_type), not ET_DYN: fixed addresses"
         }
-        guard Page.ceil(last.vaddr + last.memsz) - Page.floor(first.vaddr) <= maxSpan else {
-            throw .noexec("\(path): PT_LOAD segments span more than 4 GiB")
+        // Checked by unmappable: the segments end below addressLimit.
+        let low = reason == nil ? Page.floor(segments.map(\.vaddr).min()!) : 0
+        let high = reason == nil ? Page.ceil(segments.map { $0.vaddr + $0.memsz }.max()!) : 0
+        if reason == nil, !(low..<high).contains(entry) {
+            reason = "\(path): the entry point is outside its segments"
         }
-        return segments
+        lowPage = low
+        span = high - low
+        let stack = headers.last { $0.p_type == UInt32(PT_GNU_STACK) }
+        if reason == nil, !isInterpreter, let stack, stack.p_flags & UInt32(PF_X) != 0 {
+            reason = "\(path) asks for an executable stack"
+        }
+        nativeExecReason = reason
     }
 
-    /// PT_PHDR's p_vaddr, else the address of e_phoff inside the PT_LOAD that maps it.
-    private static func programHeaderAddress(_ headers: [GElf_Phdr], phoff: UInt64,
-                                             tableSize: UInt64) -> UInt64? {
-        if let phdr = headers.first(where: { $0.p_type == UInt32(PT_PHDR) }) { return phdr.p_vaddr }
-        let load = headers.first {
-            $0.p_type == UInt32(PT_LOAD) && $0.p_offset <= phoff && phoff + tableSize <= $0.p_offset + $0.p_filesz
+    /// The ELF header: as load_elf_binary sees a program (the file's first bytes, zeros past
+    /// its end), or as it reads an interpreter's (EIO if the file is shorter).
+    private static func header(of file: ExecFile, isInterpreter: Bool) throws(LoadError) -> Elf64_Ehdr {
+        let size = MemoryLayout<Elf64_Ehdr>.size
+        var bytes = try file.read(count: size, at: 0)
+        guard bytes.count == size || !isInterpreter else {
+            throw LoadError(errno: EIO, message: "\(file.path): an ELF header of \(bytes.count) bytes")
         }
-        return load.map { $0.p_vaddr + (phoff - $0.p_offset) }
+        bytes += [UInt8](repeating: 0, count: size - bytes.count)
+        return bytes.withUnsafeBytes { $0.loadUnaligned(as: Elf64_Ehdr.self) }
+    }
+
+    /// The program headers as load_elf_phdrs reads them: e_phentsize must be Elf64_Phdr's size,
+    /// and 1 to maxProgramHeaderBytes of them must be in the file at e_phoff.
+    private static func programHeaders(file: ExecFile, ehdr: Elf64_Ehdr) throws(LoadError) -> [GElf_Phdr] {
+        let entrySize = MemoryLayout<Elf64_Phdr>.size
+        guard Int(ehdr.e_phentsize) == entrySize else { throw .noexec("\(file.path): e_phentsize \(ehdr.e_phentsize)") }
+        let size = Int(ehdr.e_phnum) * entrySize
+        guard size > 0, size <= Self.maxProgramHeaderBytes else { throw .noexec("\(file.path): \(ehdr.e_phnum) program headers") }
+        guard ehdr.e_phoff <= UInt64(Int64.max) - UInt64(size),
+              let table = try? file.read(count: size, at: ehdr.e_phoff), table.count == size else {
+            throw .noexec("\(file.path): program headers beyond the file")
+        }
+        return (0..<Int(ehdr.e_phnum)).map { index in
+            table.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index * entrySize, as: Elf64_Phdr.self) }
+        }
+    }
+
+    /// Why binfmt_elf would not map these PT_LOADs of an ET_DYN object as Mappings.map does (it
+    /// would kill the process, or place them where a slot cannot), nil if it would.
+    private static func unmappable(_ loads: [GElf_Phdr], fileSize: UInt64, path: ByteString) -> String? {
+        guard let first = loads.first, let last = loads.last else { return "\(path) has no PT_LOAD segment" }
+        // The first mapping carries the whole image; with no file bytes it is anonymous, at the
+        // address the first p_vaddr names.
+        guard first.p_filesz > 0 else { return "\(path): the first PT_LOAD maps no file bytes" }
+        let (total, borrow) = (last.p_vaddr &+ last.p_memsz).subtractingReportingOverflow(Page.floor(first.p_vaddr))
+        guard !borrow, total > 0, total <= addressLimit else { return "\(path): total mapping size \(total)" }
+        var alignment: UInt64 = 0
+        for ph in loads where ph.p_align != 0 && ph.p_align & (ph.p_align - 1) == 0 { alignment = max(alignment, ph.p_align) }
+        guard alignment <= maxAlignment else { return "\(path): PT_LOAD alignment \(alignment)" }
+        var low = UInt64.max, high: UInt64 = 0
+        for (index, ph) in loads.enumerated() {
+            let what = "\(path): PT_LOAD \(index)"
+            guard ph.p_filesz <= ph.p_memsz else { return "\(what) has p_filesz > p_memsz" }
+            guard ph.p_vaddr < addressLimit, ph.p_memsz <= addressLimit - ph.p_vaddr else {
+                return "\(what) ends at or above \(hex(addressLimit))"
+            }
+            guard ph.p_filesz > 0 else { continue }
+            guard ph.p_offset % Page.size == ph.p_vaddr % Page.size else {
+                return "\(what): p_offset and p_vaddr differ in their page offset"
+            }
+            let fileLength = Page.ceil(ph.p_filesz + ph.p_vaddr % Page.size)
+            guard ph.p_offset <= UInt64(Int64.max) - max(fileLength, index == 0 ? Page.ceil(total) : 0) else {
+                return "\(what): p_offset \(ph.p_offset) is too large to map"
+            }
+            // padzero: zeroing the rest of the last file page faults beyond the end of the file,
+            // which kills the process when the segment is writable.
+            let tail = ph.p_offset + ph.p_filesz
+            if ph.p_memsz > ph.p_filesz, tail % Page.size != 0, ph.p_flags & UInt32(PF_W) != 0,
+               Page.floor(tail) >= Page.ceil(fileSize) {
+                return "\(what): its bss starts in a page beyond the end of the file"
+            }
+            guard ph.p_memsz > 0 else { continue }
+            low = min(low, Page.floor(ph.p_vaddr))
+            high = max(high, Page.ceil(ph.p_vaddr + ph.p_memsz))
+        }
+        guard high - low <= maxSpan else { return "\(path): PT_LOAD segments span more than \(maxSpan >> 30) GiB" }
+        guard (Page.floor(first.p_vaddr) - low) % max(alignment, Page.size) == 0 else {
+            return "\(path): the first PT_LOAD is not at an aligned place in the image"
+        }
+        return nil
     }
 
     /// The path in the first PT_INTERP: 2...PATH_MAX bytes ending in NUL.
-    private static func interpreter(_ headers: [GElf_Phdr], file: ExecFile) throws(LoadError) -> String? {
+    private static func interpreter(_ headers: [GElf_Phdr], file: ExecFile) throws(LoadError) -> ByteString? {
         guard let ph = headers.first(where: { $0.p_type == UInt32(PT_INTERP) }) else { return nil }
         guard (2...UInt64(PATH_MAX)).contains(ph.p_filesz) else {
             throw .noexec("\(file.path): PT_INTERP of \(ph.p_filesz) bytes")
         }
-        let (end, overflow) = ph.p_offset.addingReportingOverflow(ph.p_filesz)
-        guard !overflow, end <= file.size else { throw .noexec("\(file.path): PT_INTERP beyond the file") }
-        let bytes = try file.read(count: Int(ph.p_filesz), at: ph.p_offset)
-        guard bytes.count == Int(ph.p_filesz), bytes.last == 0 else {
-            throw .noexec("\(file.path): PT_INTERP is not NUL terminated")
+        // kernel_read: EINVAL for a position past the largest file offset, EIO for a short read.
+        guard ph.p_offset <= UInt64(Int64.max) - ph.p_filesz else {
+            throw LoadError(errno: EINVAL, message: "\(file.path): PT_INTERP at offset \(ph.p_offset)")
         }
-        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        let bytes = try file.read(count: Int(ph.p_filesz), at: ph.p_offset)
+        guard bytes.count == Int(ph.p_filesz) else {
+            throw LoadError(errno: EIO, message: "\(file.path): PT_INTERP beyond the end of the file")
+        }
+        guard bytes.last == 0 else { throw .noexec("\(file.path): PT_INTERP is not NUL terminated") }
+        // open_exec("") opens the working directory, not a regular file.
+        guard bytes[0] != 0 else { throw LoadError(errno: EACCES, message: "\(file.path): PT_INTERP names no file") }
+        return ByteString(bytes.prefix { $0 != 0 })
     }
 }
-
-/// elf_version must be called once before libelf parses anything.
-private let libelfReady = elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE)

@@ -1,15 +1,16 @@
+import Bytes
 import Glibc
 
 /// A file opened for execution with execve's permission checks; closes its descriptor on deinit.
 final class ExecFile: Sendable {
     /// The path it was opened by.
-    let path: String
+    let path: ByteString
     /// The open descriptor (read-only, close-on-exec).
     let fd: Int32
     /// The file size when it was opened.
     let size: UInt64
 
-    private init(path: String, fd: Int32, size: UInt64) {
+    private init(path: ByteString, fd: Int32, size: UInt64) {
         self.path = path
         self.fd = fd
         self.size = size
@@ -20,9 +21,9 @@ final class ExecFile: Sendable {
     /// Opens `path` and checks it as execve does: path errors (ENOENT, ENOTDIR, ENAMETOOLONG,
     /// ELOOP, EACCES) come from open(2); a non-regular file or one without execute permission
     /// for the effective credentials (noexec mounts included) is EACCES.
-    static func open(_ path: String) throws(LoadError) -> ExecFile {
+    static func open(_ path: ByteString) throws(LoadError) -> ExecFile {
         // O_NONBLOCK: opening a FIFO must not wait for a writer (execve refuses it anyway).
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let fd = path.withCString { Glibc.open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
         guard fd >= 0 else { throw .system("cannot open \(path)") }
         var st = stat()
         guard fstat(fd, &st) == 0 else {

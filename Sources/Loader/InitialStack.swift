@@ -1,3 +1,4 @@
+import Bytes
 import CElf
 import Glibc
 import GuestAPI
@@ -29,7 +30,7 @@ struct InitialStack {
 
     /// Lays out the stack in [bottom, top); E2BIG if it does not fit. Reads 16 fresh random
     /// bytes for AT_RANDOM.
-    init(top: UInt64, bottom: UInt64, argv: [String], envp: [String], execPath: String, capv: [UInt64],
+    init(top: UInt64, bottom: UInt64, argv: [ByteString], envp: [ByteString], execPath: ByteString, capv: [UInt64],
          aux: ProgramAux) throws(LoadError) {
         var random = [UInt8](repeating: 0, count: 16)
         guard LibC.getrandom(&random, random.count, 0) == random.count else {
@@ -37,7 +38,7 @@ struct InitialStack {
         }
         var cursor = top - 8
         var stringAddresses: [UInt64] = []
-        let strings = (argv + envp + [execPath]).map { Array($0.utf8) + [0] }
+        let strings = (argv + envp + [execPath]).map(\.nulTerminated)
         cursor -= UInt64(strings.reduce(0) { $0 + $1.count })
         var next = cursor
         for string in strings {

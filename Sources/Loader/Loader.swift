@@ -1,10 +1,11 @@
+import Bytes
 import Glibc
 import GuestAPI
 
 /// One ELF object mapped into a slot.
 public struct MappedImage: Sendable, Equatable {
     /// The file it was mapped from.
-    public let path: String
+    public let path: ByteString
     /// What was added to every p_vaddr.
     public let loadBias: UInt64
     /// The first mapped address (page aligned).
@@ -28,26 +29,26 @@ public struct LoadedProgram: Sendable, Equatable {
     /// The PT_INTERP interpreter (ld.so), if the program has one.
     public let interpreter: MappedImage?
     /// argv as executed, after #! rewriting.
-    public let argv: [String]
+    public let argv: [ByteString]
     /// The path given to execve (AT_EXECFN).
-    public let execPath: String
+    public let execPath: ByteString
     /// The basename of execPath, at most 15 bytes, as the kernel's comm.
-    public let comm: String
+    public let comm: ByteString
 }
 
 /// A program that plan() found fit to colocate: the validated program, its interpreter and the
 /// final argv. It owns the open files, which are closed when it is released.
 public final class ProgramImage: Sendable {
     /// argv as it will be executed, after #! rewriting.
-    public let argv: [String]
+    public let argv: [ByteString]
     /// The path given to execve (AT_EXECFN).
-    public let execPath: String
+    public let execPath: ByteString
     /// The basename of execPath, at most 15 bytes, as the kernel's comm.
-    public let comm: String
+    public let comm: ByteString
     let program: ElfObject
     let interpreter: ElfObject?
 
-    init(program: ElfObject, interpreter: ElfObject?, argv: [String], execPath: String) {
+    init(program: ElfObject, interpreter: ElfObject?, argv: [ByteString], execPath: ByteString) {
         self.program = program
         self.interpreter = interpreter
         self.argv = argv
@@ -56,18 +57,18 @@ public final class ProgramImage: Sendable {
     }
 
     /// The ELF file that will be mapped (for a #! script, the interpreter the script names).
-    public var path: String { program.file.path }
+    public var path: ByteString { program.file.path }
     /// The PT_INTERP path, if the program has one.
-    public var interpreterPath: String? { interpreter?.file.path }
+    public var interpreterPath: ByteString? { interpreter?.file.path }
 }
 
 /// What execve of a path should do.
 public enum ExecPlan: Sendable {
     /// Map the program into a slot with Loader.map.
     case colocate(ProgramImage)
-    /// Not colocatable (ET_EXEC, fixed addresses): do a real execve of `path` with `argv`
+    /// Not colocatable (ET_EXEC, or see ElfObject.nativeExecReason): do a real execve of `path` with `argv`
     /// (both as given to plan, so the kernel redoes any #! processing itself).
-    case nativeExec(path: String, argv: [String])
+    case nativeExec(path: ByteString, argv: [ByteString])
 }
 
 /// Loads ELF programs into colocation slots, with execve's checks and errors.
@@ -77,8 +78,11 @@ public enum Loader {
     /// Longest single argv or envp string, NUL included (Linux's MAX_ARG_STRLEN).
     public static let maxArgumentLength = 32 * 4096
 
-    /// Resolve #! scripts, open and validate everything WITHOUT mapping anything.
-    public static func plan(path: String, argv: [String], envp: [String]) throws(LoadError) -> ExecPlan {
+    /// Resolve #! scripts, open and validate everything WITHOUT mapping anything. With the
+    /// `stackSize` map() will be given, the arguments' E2BIG is found here, before an exec
+    /// passes its point of no return.
+    public static func plan(path: ByteString, argv: [ByteString], envp: [ByteString],
+                            stackSize: Int? = nil) throws(LoadError) -> ExecPlan {
         var file = try ExecFile.open(path)
         var arguments = argv.isEmpty ? [""] : argv   // Linux runs an empty argv as [""]
         try checkArguments(arguments + envp, totalLimit: nil)
@@ -93,8 +97,10 @@ public enum Loader {
             file = try ExecFile.open(script.interpreter)
         }
         let program = try ElfObject(file: file)
-        guard program.isPositionIndependent else { return .nativeExec(path: path, argv: argv) }
+        guard program.nativeExecReason == nil else { return .nativeExec(path: path, argv: argv) }
         let interpreter = try program.interpreterPath.map(loadInterpreter)
+        guard interpreter?.nativeExecReason == nil else { return .nativeExec(path: path, argv: argv) }
+        if let stackSize { try checkArguments(arguments + envp + [path], totalLimit: stackSize / 4) }
         return .colocate(ProgramImage(program: program, interpreter: interpreter,
                                       argv: arguments, execPath: path))
     }
@@ -102,13 +108,13 @@ public enum Loader {
     /// Map a validated program into the slot and build its stack.
     /// `stackSize` must be a positive multiple of the page size that fits between slot.stackLimit and slot.stackTop.
     /// On failure everything mapped so far is unmapped again.
-    public static func map(_ image: ProgramImage, into slot: SlotLayout, envp: [String], capv: [UInt64],
+    public static func map(_ image: ProgramImage, into slot: SlotLayout, envp: [ByteString], capv: [UInt64],
                            stackSize: Int) throws(LoadError) -> LoadedProgram {
         guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
               UInt64(stackSize) <= slot.stackTop - slot.stackLimit else {
             throw LoadError(errno: EINVAL, message: "bad stack size \(stackSize)")
         }
-        try checkArguments(image.argv + envp, totalLimit: stackSize / 4)
+        try checkArguments(image.argv + envp + [image.execPath], totalLimit: stackSize / 4)
         var mappings = Mappings()
         do throws(LoadError) {
             let program = try mappings.map(image.program, at: slot.imageBase)
@@ -124,7 +130,7 @@ public enum Loader {
             try mappings.reserve(stackLow, length: UInt64(stackSize), prot: PROT_READ | PROT_WRITE,
                                  flags: MAP_NORESERVE, what: "stack")
             let aux = ProgramAux(
-                phdr: image.program.phdrVaddr.map { program.loadBias &+ $0 } ?? 0,
+                phdr: program.loadBias &+ image.program.phdrVaddr,
                 phnum: UInt64(image.program.phnum),
                 base: interpreter?.loadBias ?? 0,
                 entry: programEntry)
@@ -142,30 +148,23 @@ public enum Loader {
         }
     }
 
-    /// Opens and validates a PT_INTERP interpreter; format errors are ELIBBAD as in Linux.
-    private static func loadInterpreter(_ path: String) throws(LoadError) -> ElfObject {
+    /// Opens and validates a PT_INTERP interpreter; format errors are ELIBBAD as in Linux (its
+    /// own PT_INTERP is ignored, as Linux ignores it).
+    private static func loadInterpreter(_ path: ByteString) throws(LoadError) -> ElfObject {
         let file = try ExecFile.open(path)
-        let interpreter: ElfObject
         do throws(LoadError) {
-            interpreter = try ElfObject(file: file)
+            return try ElfObject(file: file, isInterpreter: true)
         } catch where error.errno == ENOEXEC {
             throw LoadError(errno: ELIBBAD, message: "bad interpreter: \(error.message)")
         }
-        guard interpreter.isPositionIndependent else {
-            throw LoadError(errno: ELIBBAD, message: "interpreter \(path) is not position independent")
-        }
-        guard interpreter.interpreterPath == nil else {
-            throw LoadError(errno: ELOOP, message: "interpreter \(path) has an interpreter itself")
-        }
-        return interpreter
     }
 
     /// E2BIG if a string is longer than maxArgumentLength or, when `totalLimit` is given, if the
     /// strings and their pointers take more than `totalLimit` bytes.
-    private static func checkArguments(_ strings: [String], totalLimit: Int?) throws(LoadError) {
+    private static func checkArguments(_ strings: [ByteString], totalLimit: Int?) throws(LoadError) {
         var total = 0
         for string in strings {
-            let length = string.utf8.count + 1
+            let length = string.count + 1
             guard length <= maxArgumentLength else {
                 throw LoadError(errno: E2BIG, message: "an argument or environment string of \(length) bytes")
             }
@@ -176,16 +175,9 @@ public enum Loader {
         }
     }
 
-    /// The kernel's comm for a path: its last component, cut to 15 bytes (at a character boundary).
-    static func commandName(_ path: String) -> String {
-        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
-        var comm = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in name.unicodeScalars {
-            bytes += UTF8.width(scalar)
-            guard bytes <= 15 else { break }
-            comm.append(scalar)
-        }
-        return String(comm)
+    /// The kernel's comm for a path: its last component, cut to 15 bytes (as __set_task_comm
+    /// cuts it: at a byte, whatever the encoding).
+    static func commandName(_ path: ByteString) -> ByteString {
+        ByteString(path.lastComponent.bytes.prefix(15))
     }
 }

@@ -1,3 +1,5 @@
+// Mappings.swift: maps ELF segments into a slot as binfmt_elf does, and undoes a failed load.
+import Bytes
 import Glibc
 
 /// The address ranges one Loader.map call has reserved, so that a failed load can unmap them.
@@ -26,29 +28,33 @@ struct Mappings {
         for range in reserved { munmap(pointer(range.start), Int(range.length)) }
     }
 
-    /// Maps `object` with its lowest page at `base`, as ld.so does: the whole span reserved
-    /// PROT_NONE first (gaps stay so), then each PT_LOAD from the file, its bss zeroed.
+    /// Maps `object` with its lowest page at `base`: the whole span reserved PROT_NONE first (gaps
+    /// stay so), then each PT_LOAD in program-header order as binfmt_elf's elf_load maps it: its
+    /// file pages; when p_memsz > p_filesz the rest of the last file page zeroed (padzero) and
+    /// anonymous pages up to p_memsz, read-write (and executable if the segment is), as
+    /// vm_brk_flags maps them whatever the segment's protection.
     mutating func map(_ object: ElfObject, at base: UInt64) throws(LoadError) -> MappedImage {
         let path = object.file.path
         let bias = base &- object.lowPage
-        try reserve(base, length: object.span, prot: PROT_NONE, flags: MAP_NORESERVE, what: path)
+        try reserve(base, length: object.span, prot: PROT_NONE, flags: MAP_NORESERVE, what: path.description)
         for segment in object.segments {
             let start = bias &+ segment.vaddr
-            let fileEnd = start + segment.filesz
             let pageStart = Page.floor(start)
             var anonymousStart = pageStart
             if segment.filesz > 0 {
+                let fileEnd = start + segment.filesz
                 anonymousStart = Page.ceil(fileEnd)
                 let address = mmap(pointer(pageStart), Int(anonymousStart - pageStart), segment.prot,
                                    MAP_PRIVATE | MAP_FIXED, object.file.fd, off_t(Page.floor(segment.offset)))
                 guard address != mapFailed else { throw .system("cannot map \(path) at \(hex(pageStart))") }
                 if segment.memsz > segment.filesz && fileEnd < anonymousStart {
-                    try zeroTail(from: fileEnd, to: anonymousStart, prot: segment.prot, path: path)
+                    try padZero(from: fileEnd, to: anonymousStart, writable: segment.prot & PROT_WRITE != 0, path: path)
                 }
             }
             let anonymousEnd = Page.ceil(start + segment.memsz)
-            if anonymousEnd > anonymousStart {
-                let address = mmap(pointer(anonymousStart), Int(anonymousEnd - anonymousStart), segment.prot,
+            if segment.memsz > segment.filesz && anonymousEnd > anonymousStart {
+                let address = mmap(pointer(anonymousStart), Int(anonymousEnd - anonymousStart),
+                                   PROT_READ | PROT_WRITE | segment.prot & PROT_EXEC,
                                    MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0)
                 guard address != mapFailed else { throw .system("cannot map the bss of \(path)") }
             }
@@ -56,16 +62,16 @@ struct Mappings {
         return MappedImage(path: path, loadBias: bias, start: base, end: base + object.span)
     }
 
-    /// Zeroes [from, to) in the last file page of a segment, making it writable meanwhile.
-    private func zeroTail(from: UInt64, to: UInt64, prot: Int32, path: String) throws(LoadError) {
-        let page = pointer(Page.floor(from))
-        let writable = prot & PROT_WRITE != 0
-        guard writable || mprotect(page, Int(Page.size), prot | PROT_WRITE) == 0 else {
-            throw .system("cannot zero the bss of \(path)")
-        }
-        memset(pointer(from)!, 0, Int(to - from))
-        guard writable || mprotect(page, Int(Page.size), prot) == 0 else {
-            throw .system("cannot protect the bss of \(path)")
+    /// Zeroes [from, to), the rest of a segment's last file page, as padzero does with clear_user:
+    /// by reading /dev/zero into it, which fails (EFAULT) instead of faulting where the page
+    /// cannot be written (a read-only segment, a page beyond the end of the file). Like Linux, a
+    /// failure only matters for a writable segment.
+    private func padZero(from: UInt64, to: UInt64, writable: Bool, path: ByteString) throws(LoadError) {
+        let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)
+        guard zero >= 0 else { throw .system("cannot open /dev/zero") }
+        defer { close(zero) }
+        guard read(zero, pointer(from), Int(to - from)) == Int(to - from) || !writable else {
+            throw LoadError(errno: EFAULT, message: "cannot zero the bss of \(path)")
         }
     }
 }

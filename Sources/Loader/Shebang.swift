@@ -1,12 +1,14 @@
+import Bytes
+
 /// A "#!" line parsed by the rules of Linux's binfmt_script.
 struct Shebang: Equatable {
     /// Bytes of a file that Linux looks at (BINPRM_BUF_SIZE): the line is at most 255 of them.
     static let headerSize = 256
 
     /// The interpreter path.
-    let interpreter: String
+    let interpreter: ByteString
     /// The single optional argument: the rest of the line after the path, trimmed.
-    let argument: String?
+    let argument: ByteString?
 
     /// Parses the start of a file; nil if it does not start with "#!", ENOEXEC if it names no
     /// interpreter (Linux gives ENOENT for an empty name after a NUL) or the interpreter path may
@@ -47,8 +49,8 @@ struct Shebang: Equatable {
         buf[end] = 0
         if argumentStart != nil, let separator { buf[separator] = 0 }
 
-        func string(at start: Int) -> String {
-            String(decoding: buf[start...].prefix { $0 != 0 }, as: UTF8.self)
+        func string(at start: Int) -> ByteString {
+            ByteString(buf[start...].prefix { $0 != 0 })
         }
         interpreter = string(at: name)
         guard !interpreter.isEmpty else { throw .noexec("#! line names no interpreter") }

@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import GuestAPI
 import Loader
@@ -5,17 +6,17 @@ import Switcher
 
 /// What to run in the address space, and with which process context.
 public struct SpawnRequest {
-    public var path: String
-    public var argv: [String]
-    public var envp: [String]
+    public var path: ByteString
+    public var argv: [ByteString]
+    public var envp: [ByteString]
     /// Descriptors to install as 0, 1, 2 (nil: inherit the runtime's).
     public var stdio: [Int32]? = nil
     /// Working directory (nil: the runtime's).
-    public var cwd: String? = nil
+    public var cwd: ByteString? = nil
     /// Credentials to switch to (nil: the runtime's).
     public var credentials: (uid: uid_t, gid: gid_t)? = nil
 
-    public init(path: String, argv: [String], envp: [String]) {
+    public init(path: ByteString, argv: [ByteString], envp: [ByteString]) {
         self.path = path; self.argv = argv; self.envp = envp
     }
 }
@@ -105,7 +106,7 @@ public final class AddressSpace {
     /// Start a program: colocated in a fresh slot if it can be, otherwise natively.
     public func spawn(_ r: SpawnRequest) throws(ColoError) -> Member {
         let plan: ExecPlan
-        do { plan = try Loader.plan(path: r.path, argv: r.argv, envp: r.envp) }
+        do throws(LoadError) { plan = try Loader.plan(path: r.path, argv: r.argv, envp: r.envp, stackSize: Self.stackSize) }
         catch { throw ColoError(error.errno, error.description) }
         switch plan {
         case .nativeExec(let path, let argv):
@@ -149,11 +150,11 @@ public final class AddressSpace {
     /// Map a validated program into slot `index` (header mapped, rest empty),
     /// set the header up for it and record it in the table.
     @discardableResult
-    func load(_ image: ProgramImage, envp: [String], slot index: Int, owner: pid_t, ppid: pid_t,
+    func load(_ image: ProgramImage, envp: [ByteString], slot index: Int, owner: pid_t, ppid: pid_t,
               capv: [UInt64] = []) throws(ColoError) -> LoadedProgram {
         let base = Layout.slotBase(index)
         let loaded: LoadedProgram
-        do { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize) }
+        do throws(LoadError) { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize) }
         catch { throw ColoError(error.errno, error.description) }
         // The process's threads belonged to its previous program: their
         // targets die with it (callers get ENOLINK, names go).
@@ -234,7 +235,7 @@ public final class AddressSpace {
 
     /// A program that cannot be colocated (non-PIE) runs with a real execve, as
     /// CheriBSD falls back to an ordinary exec.
-    private func spawnNative(_ r: SpawnRequest, path: String, argv: [String]) throws(ColoError) -> Member {
+    private func spawnNative(_ r: SpawnRequest, path: ByteString, argv: [ByteString]) throws(ColoError) -> Member {
         if let c = r.credentials, c.uid != geteuid() || c.gid != getegid() {
             throw ColoError(EPERM, "\(path): cannot run a non-colocatable program as another user")
         }
@@ -242,7 +243,7 @@ public final class AddressSpace {
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         if let s = r.stdio { for i in 0..<3 where s[i] >= 0 { posix_spawn_file_actions_adddup2(&fa, s[i], Int32(i)) } }
-        if let cwd = r.cwd, let addchdir = Linux.spawnAddChdir { _ = addchdir(&fa, cwd) }
+        if let cwd = r.cwd, let addchdir = Linux.spawnAddChdir { _ = cwd.withCString { addchdir(&fa, $0) } }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -256,7 +257,9 @@ public final class AddressSpace {
         posix_spawnattr_setsigmask(&attr, &mask)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let rc = withCStrings(argv) { av in withCStrings(r.envp) { ev in posix_spawn(&pid, path, &fa, &attr, av, ev) } }
+        let rc = argv.withCStringArray { av in r.envp.withCStringArray { ev in
+            path.withCString { posix_spawn(&pid, $0, &fa, &attr, av, ev) }
+        } }
         guard rc == 0 else { throw ColoError(rc, "\(path): \(String(cString: strerror(rc)))") }
         let m = Member(pid: pid, slot: nil)
         members[pid] = m
@@ -422,24 +425,13 @@ func shellStatus(_ status: Int32) -> Int32 {
 }
 
 func unixAddress(_ path: String) -> sockaddr_un {
+    unixAddress(ByteString(path))
+}
+
+func unixAddress(_ path: ByteString) -> sockaddr_un {
     var addr = sockaddr_un()
     addr.sun_family = sa_family_t(AF_UNIX)
     storeCString(path, into: &addr.sun_path)
     return addr
 }
 
-/// Call `body` with a NULL-terminated C array of the strings (argv, envp).
-public func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    ptrs.append(nil)
-    defer { for p in ptrs { free(p) } }
-    return ptrs.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
-/// This process's environment, as execve(2) takes it.
-public func currentEnvironment() -> [String] {
-    var out = [String]()
-    var p = Glibc.environ
-    while let s = p.pointee { out.append(String(cString: s)); p += 1 }
-    return out
-}

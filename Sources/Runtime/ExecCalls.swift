@@ -1,3 +1,5 @@
+import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 import Loader
@@ -14,7 +16,7 @@ enum ExecCalls {
 /// A program planned for exec in place, waiting for the commit.
 struct PendingExec {
     let image: ProgramImage
-    let envp: [String]
+    let envp: [ByteString]
     /// A new capability vector (coexecvec), or nil to inherit the current one.
     let capv: [UInt64]?
 }
@@ -55,26 +57,32 @@ extension AddressSpace {
         let dirfd = Int32(truncatingIfNeeded: call.args[1])
         let flags = Int32(truncatingIfNeeded: call.args[5])
         guard let rawPath = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
-        let path: String
-        if rawPath.isEmpty && flags & 0x1000 != 0 { path = "/proc/\(tid)/fd/\(dirfd)" }       // AT_EMPTY_PATH
-        else if rawPath.hasPrefix("/") || dirfd == -100 { path = rawPath }
-        else { path = "/proc/\(tid)/fd/\(dirfd)/\(rawPath)" }
+        let path: ByteString
+        if rawPath.isEmpty && flags & clinux_at_empty_path != 0 { path = ByteString("/proc/\(tid)/fd/\(dirfd)") }
+        else if rawPath.hasPrefix("/") || dirfd == clinux_at_fdcwd { path = rawPath }
+        else { path = ByteString("/proc/\(tid)/fd/\(dirfd)/") + rawPath }
         if forked { return planRecolocation(call, path: path) }
         return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: nil)
     }
 
     /// Validate a program for thread `tid` (the exec errors are its errnos) and keep it for the commit.
-    func planProgram(_ tid: pid_t, path: String, argv: UInt64, envp: UInt64) -> CallResult {
+    func planProgram(_ tid: pid_t, path: ByteString, argv: UInt64, envp: UInt64) -> CallResult {
         plan(tid, path: path, argv: argv, envp: envp, capv: nil)
     }
 
     /// Validate a program for exec in place by thread `tid` and keep it for the commit.
-    private func plan(_ tid: pid_t, path: String, argv argvAddress: UInt64, envp envpAddress: UInt64,
+    private func plan(_ tid: pid_t, path: ByteString, argv argvAddress: UInt64, envp envpAddress: UInt64,
                       capv: [UInt64]?) -> CallResult {
         let mem = GuestMemory(pid: tid)
-        guard let argv = mem.strings(argvAddress), let envp = mem.strings(envpAddress) else { return .error(EFAULT) }
+        let argv: [ByteString], envp: [ByteString]
+        do throws(GuestFault) { argv = try mem.arguments(argvAddress); envp = try mem.arguments(envpAddress) }
+        catch { return .error(error.errno) }
         let plan: ExecPlan
-        do { plan = try inDirectory("/proc/\(tid)/cwd") { () throws(LoadError) in try Loader.plan(path: path, argv: argv, envp: envp) } }
+        do throws(LoadError) {
+            plan = try inDirectory("/proc/\(tid)/cwd") { () throws(LoadError) in
+                try Loader.plan(path: path, argv: argv, envp: envp, stackSize: Self.stackSize)
+            }
+        }
         catch { return .error(error.errno) }
         guard case .colocate(let image) = plan else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
         pendingExecs[tid] = PendingExec(image: image, envp: envp, capv: capv)
@@ -129,21 +137,22 @@ extension AddressSpace {
         // so the caller becomes `colo --join target path args...`.
         guard SpaceDirectory.space(containing: target) != nil else { return .error(EPERM) }
         guard let argv = mem.strings(call.args[3]), callerSlot >= 0, callerSlot < Layout.maxSlots else { return .error(EFAULT) }
-        let join = ["/proc/\(runtimePID)/exe", "colo", "--join", String(target), "--", path] + argv.dropFirst()
+        let join = [ByteString("/proc/\(runtimePID)/exe"), "colo", "--join", ByteString(String(target)), "--", path]
+            + argv.dropFirst()
         guard writeArgumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
                                  size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
         return .value(Int64(COLO_EXEC_JOIN.rawValue))
     }
 
     /// Write [ptr(s[0]), ptr(s[1]) ... NULL] followed by the strings at `address`.
-    private func writeArgumentBlock(_ strings: [String], at address: UInt64, size: Int) -> Bool {
+    private func writeArgumentBlock(_ strings: [ByteString], at address: UInt64, size: Int) -> Bool {
         let table = (strings.count + 1) * 8
-        guard table + strings.reduce(0, { $0 + $1.utf8.count + 1 }) <= size,
+        guard table + strings.reduce(0, { $0 + $1.count + 1 }) <= size,
               let base = UnsafeMutableRawPointer(bitPattern: UInt(address)) else { return false }
         var cursor = table
         for (i, s) in strings.enumerated() {
             base.storeBytes(of: address + UInt64(cursor), toByteOffset: i * 8, as: UInt64.self)
-            for b in s.utf8 { base.storeBytes(of: b, toByteOffset: cursor, as: UInt8.self); cursor += 1 }
+            for b in s.bytes { base.storeBytes(of: b, toByteOffset: cursor, as: UInt8.self); cursor += 1 }
             base.storeBytes(of: 0, toByteOffset: cursor, as: UInt8.self); cursor += 1
         }
         base.storeBytes(of: 0, toByteOffset: strings.count * 8, as: UInt64.self)

@@ -1,3 +1,6 @@
+// Reading a guest's memory from the runtime (process_vm_readv): words, byte strings, argv/envp arrays.
+import Bytes
+import CLinux
 import Glibc
 
 /// Reading a guest's memory from the runtime with process_vm_readv, so that a
@@ -5,7 +8,7 @@ import Glibc
 struct GuestMemory {
     let pid: pid_t
 
-    static let processVMReadv = 310
+    static let processVMReadv = Int(SYS_process_vm_readv)
 
     /// `count` bytes at `address`, or nil if any of them is not readable.
     func read(_ address: UInt64, count: Int) -> [UInt8]? {
@@ -28,30 +31,46 @@ struct GuestMemory {
 
     /// The NUL-terminated string at `address` (at most `limit` bytes), or nil
     /// if unreadable or unterminated.
-    func string(_ address: UInt64, limit: Int = 131072) -> String? {
+    func string(_ address: UInt64, limit: Int = 131072) -> ByteString? {
+        try? argument(address, limit: limit)
+    }
+
+    /// The NUL-terminated string at `address` as execve reads an argument: EFAULT if it
+    /// cannot be read, E2BIG if it is longer than `limit` bytes (MAX_ARG_STRLEN).
+    func argument(_ address: UInt64, limit: Int = 131072) throws(GuestFault) -> ByteString {
         var bytes = [UInt8]()
         var at = address
         while bytes.count < limit {
             let chunk = 256 - Int(at % 256)      // stays within one page
-            guard let part = read(at, count: chunk) else { return nil }
-            if let nul = part.firstIndex(of: 0) { return String(decoding: bytes + part[..<nul], as: UTF8.self) }
+            guard let part = read(at, count: chunk) else { throw GuestFault(errno: EFAULT) }
+            if let nul = part.firstIndex(of: 0) {
+                guard bytes.count + nul < limit else { break }
+                return ByteString(bytes + part[..<nul])
+            }
             bytes += part
             at += UInt64(part.count)
         }
-        return nil
+        throw GuestFault(errno: E2BIG)
     }
 
-    /// A NULL-terminated array of string pointers (argv, envp); nil on EFAULT.
+    /// A NULL-terminated array of string pointers (argv, envp); nil on EFAULT or E2BIG.
+    func strings(_ address: UInt64, limit: Int = 1 << 20) -> [ByteString]? {
+        try? arguments(address, limit: limit)
+    }
+
+    /// A NULL-terminated array of string pointers as execve reads argv and envp: EFAULT if
+    /// any of it cannot be read, E2BIG for a string longer than MAX_ARG_STRLEN or more than
+    /// `limit` pointers.
     /// The pointers come in page-sized reads and the strings in one vectored
     /// read of the rest of each string's page; only strings longer than that
     /// (or unreadable there) are read again one by one.
-    func strings(_ address: UInt64, limit: Int = 1 << 17) -> [String]? {
+    func arguments(_ address: UInt64, limit: Int = 1 << 20) throws(GuestFault) -> [ByteString] {
         if address == 0 { return [] }
         var pointers = [UInt64]()
         var at = address
         scan: while pointers.count < limit {
             let count = Int(4096 - at % 4096) / 8
-            guard let raw = read(at, count: count * 8) ?? read(at, count: 8) else { return nil }
+            guard let raw = read(at, count: count * 8) ?? read(at, count: 8) else { throw GuestFault(errno: EFAULT) }
             for i in 0..<raw.count / 8 {
                 let p = raw.withUnsafeBytes { $0.load(fromByteOffset: i * 8, as: UInt64.self) }
                 if p == 0 { break scan }
@@ -59,8 +78,8 @@ struct GuestMemory {
             }
             at += UInt64(raw.count)
         }
-        guard pointers.count < limit else { return nil }
-        var out = [String]()
+        guard pointers.count < limit else { throw GuestFault(errno: E2BIG) }
+        var out = [ByteString]()
         out.reserveCapacity(pointers.count)
         for batch in stride(from: 0, to: pointers.count, by: 512) {
             let group = Array(pointers[batch..<min(batch + 512, pointers.count)])
@@ -82,14 +101,18 @@ struct GuestMemory {
             for (p, size) in zip(group, sizes) {
                 let chunk = offset + size <= got ? buffer[offset..<offset + size] : []
                 if let nul = chunk.firstIndex(of: 0) {
-                    out.append(String(decoding: chunk[chunk.startIndex..<nul], as: UTF8.self))
+                    out.append(ByteString(chunk[chunk.startIndex..<nul]))
                 } else {
-                    guard let s = string(p) else { return nil }
-                    out.append(s)
+                    out.append(try argument(p))
                 }
                 offset += size
             }
         }
         return out
     }
+}
+
+/// Why a guest's memory could not be read as asked: the errno the system call gives.
+struct GuestFault: Error {
+    let errno: Int32
 }

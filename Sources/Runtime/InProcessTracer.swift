@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import GuestAPI
 import Switcher
@@ -328,18 +329,18 @@ extension Tracer {
 
     /// A record's call, its strings taken from the record (as they were at the call).
     func call(_ r: inout colo_trace_record, _ nr: Int, _ args: [UInt64]) -> Call {
-        var strings = [String]()
+        var strings = [ByteString]()
         withUnsafeBytes(of: &r.data) { raw in
             let bytes = raw.prefix(Int(r.data_len))
             var start = bytes.startIndex
             for i in bytes.indices where bytes[i] == 0 {
-                strings.append(String(decoding: bytes[start..<i], as: UTF8.self))
+                strings.append(ByteString(bytes[start..<i]))
                 start = i + 1
             }
         }
         let pathArg = Int(colo_trace_path_arg(Int32(truncatingIfNeeded: nr)))
         var rest = strings[...]
-        var path: String?
+        var path: ByteString?
         if pathArg >= 0 && r.strings & (1 << pathArg) != 0 { path = rest.popFirst() }
         let argv = r.argv_count > 0 || colo_trace_argv_arg(Int32(truncatingIfNeeded: nr)) >= 0
             ? Array(rest.prefix(Int(r.argv_count))) + (r.truncated != 0 ? ["..."] : []) : nil

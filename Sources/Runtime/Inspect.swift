@@ -1,3 +1,5 @@
+// colo ps and colo procstat: the views of processes and mappings, read from /proc and the tables.
+import Bytes
 import Glibc
 
 /// What `colo ps` shows of one process: CheriBSD's `ps aux -o vmaddr`, per
@@ -13,7 +15,9 @@ public struct ProcessView {
     public let startNanoseconds: UInt64
     public let cpuSeconds: Double
     public let vmaddr: UInt64
-    public let command: String
+    /// The command line as the process executed it, control bytes shown as `?` (as ps does);
+    /// every other byte as it is.
+    public let command: ByteString
 }
 
 /// One mapping as `colo procstat -v` shows it, with the PID that owns it.
@@ -25,7 +29,7 @@ public struct MappingView {
     public let residentPages, privatePages: Int
     public let flags: String
     public let type: String
-    public let path: String
+    public let path: ByteString
 }
 
 public enum Inspect {
@@ -40,7 +44,7 @@ public enum Inspect {
         return String(uid)
     }
 
-    static func view(pid: pid_t, ppid: pid_t?, wchan: String?, start: UInt64, vmaddr: UInt64, command: String) -> ProcessView? {
+    static func view(pid: pid_t, ppid: pid_t?, wchan: String?, start: UInt64, vmaddr: UInt64, command: ByteString) -> ProcessView? {
         let f = statFields(pid)
         guard f.count > 20 else { return nil }
         let statm = readFile("/proc/\(pid)/statm")?.split(separator: " ").compactMap { Int($0) } ?? []
@@ -60,13 +64,13 @@ public enum Inspect {
         for space in SpaceDirectory.spaces() {
             let rt = space.table.runtimePID
             if !pids.isEmpty && !pids.contains(where: { p in p == rt || space.members.contains { $0.pid == p } }) { continue }
-            let rtCommand = "[colo runtime]"
+            let rtCommand: ByteString = "[colo runtime]"
             if let v = view(pid: rt, ppid: nil, wchan: nil, start: space.table.header.pointee.created_ns,
                             vmaddr: space.table.vmaddr, command: rtCommand) { out.append(v) }
             for m in space.members {
                 // The table's ppid is the runtime; the kernel knows the real parent.
                 if let v = view(pid: m.pid, ppid: nil, wchan: m.wchan, start: m.startNanoseconds,
-                                vmaddr: space.table.vmaddr, command: printable(m.argv.joined(separator: " "))) { out.append(v) }
+                                vmaddr: space.table.vmaddr, command: printable(m.argv)) { out.append(v) }
             }
         }
         return out
@@ -75,7 +79,7 @@ public enum Inspect {
     /// Every mapping of the address space of `pid`, with its owner: the process
     /// whose slot holds it, the runtime for its own, none for the kernel's.
     public static func mappings(of pid: pid_t) throws(ColoError) -> [MappingView] {
-        guard let smaps = readFile("/proc/\(pid)/smaps"), !smaps.isEmpty else {
+        guard let smaps = readFileBytes("/proc/\(pid)/smaps"), !smaps.isEmpty else {
             if kill(pid, 0) != 0 && errno == ESRCH { throw ColoError(ESRCH, "\(pid): No such process") }
             throw ColoError(EACCES, "\(pid): cannot read /proc/\(pid)/smaps")
         }
@@ -85,7 +89,7 @@ public enum Inspect {
         let processOwner = space?.table.runtimePID ?? pid
 
         var out = [MappingView]()
-        var cur: (start: UInt64, end: UInt64, perms: Substring, path: String)? = nil
+        var cur: (start: UInt64, end: UInt64, perms: Substring, path: ByteString)? = nil
         var rss = 0, priv = 0, huge = 0
         var vmflags = [Substring]()
         func flush() {
@@ -105,13 +109,16 @@ public enum Inspect {
                                    residentPages: rss * 1024 / pageSize, privatePages: priv * 1024 / pageSize,
                                    flags: flags, type: type, path: c.path.hasPrefix("/") ? c.path : ""))
         }
-        for line in smaps.split(separator: "\n") {
+        for lineBytes in smaps.split(separator: UInt8(ascii: "\n")) {
+            // Every field is ASCII but a mapping's path, which is taken as bytes.
+            let line = Substring(String(decoding: lineBytes, as: UTF8.self))
             if let dash = line.firstIndex(of: "-"), line[line.startIndex..<dash].allSatisfy(\.isHexDigit) {
                 flush()
                 let parts = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
                 let range = parts[0].split(separator: "-")
-                cur = (UInt64(range[0], radix: 16) ?? 0, UInt64(range[1], radix: 16) ?? 0, parts[1],
-                       parts.count > 5 ? parts[5].trimmingCharacters() : "")
+                let byteFields = lineBytes.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
+                let path = byteFields.count > 5 ? ByteString(byteFields[5].drop { $0 == 0x20 }) : ByteString()
+                cur = (UInt64(range[0], radix: 16) ?? 0, UInt64(range[1], radix: 16) ?? 0, parts[1], path)
                 rss = 0; priv = 0; huge = 0; vmflags = []
                 continue
             }
@@ -131,13 +138,13 @@ public enum Inspect {
     }
 }
 
-/// A command line for one line of output: control characters shown as `?`, as ps(1) does.
-func printable(_ s: String) -> String {
-    String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
-}
-
-extension Substring {
-    func trimmingCharacters() -> String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+/// A command line for one line of output: its arguments joined by spaces, control bytes
+/// shown as `?` as ps(1) does; every other byte, UTF-8 or not, as it is.
+func printable(_ argv: [ByteString]) -> ByteString {
+    var out = [UInt8]()
+    for (i, a) in argv.enumerated() {
+        if i > 0 { out.append(0x20) }
+        out += a.bytes.map { $0 < 0x20 || $0 == 0x7f ? UInt8(ascii: "?") : $0 }
     }
+    return ByteString(out)
 }

@@ -1,12 +1,14 @@
+// colo --join: the request framing over the runtime's control socket, and the client side.
+import Bytes
 import Glibc
 
 /// A request to start a program in an existing address space, sent by
 /// `colo --join` over the runtime's control socket with the client's stdio.
 struct JoinRequest {
-    var path: String
-    var cwd: String
-    var argv: [String]
-    var envp: [String]
+    var path: ByteString
+    var cwd: ByteString
+    var argv: [ByteString]
+    var envp: [ByteString]
     var fds: [Int32]
 }
 
@@ -26,24 +28,25 @@ enum JoinWire {
 
     static func sendRequest(_ fd: Int32, _ r: JoinRequest) -> Bool {
         var payload = [UInt8]()
-        for s in [r.path, r.cwd, String(r.argv.count)] + r.argv + [String(r.envp.count)] + r.envp {
-            payload += Array(s.utf8); payload.append(0)
+        for s in [r.path, r.cwd, ByteString(String(r.argv.count))] + r.argv + [ByteString(String(r.envp.count))] + r.envp {
+            payload += s.nulTerminated
         }
         return sendFrame(fd, payload, fds: r.fds)
     }
 
     static func receiveRequest(_ fd: Int32) -> JoinRequest? {
         guard let (bytes, fds) = receiveFrame(fd) else { return nil }
-        var fields = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        var fields = bytes.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
         guard fields.last == "" else { fds.forEach { close($0) }; return nil }
         fields.removeLast()
-        func take(_ n: Int) -> [String]? {
+        func take(_ n: Int) -> [ByteString]? {
             guard fields.count >= n else { return nil }
             defer { fields.removeFirst(n) }
             return Array(fields.prefix(n))
         }
-        guard let head = take(3), let argc = Int(head[2]), argc >= 1, let argv = take(argc),
-              let ec = take(1), let envc = Int(ec[0]), let envp = take(envc), fields.isEmpty else {
+        func count(_ s: ByteString) -> Int? { Int(String(decoding: s.bytes, as: UTF8.self)) }
+        guard let head = take(3), let argc = count(head[2]), argc >= 1, let argv = take(argc),
+              let ec = take(1), let envc = count(ec[0]), envc >= 0, let envp = take(envc), fields.isEmpty else {
             fds.forEach { close($0) }; return nil
         }
         return JoinRequest(path: head[0], cwd: head[1], argv: argv, envp: envp, fds: fds)
@@ -133,7 +136,7 @@ public enum Join {
     /// Start `argv` in the address space of `pid` with this process's stdio, cwd
     /// and environment, forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to it, wait for
     /// it and return its status as a shell reports it.
-    public static func run(into pid: pid_t, path: String, argv: [String], envp: [String]) throws(ColoError) -> Int32 {
+    public static func run(into pid: pid_t, path: ByteString, argv: [ByteString], envp: [ByteString]) throws(ColoError) -> Int32 {
         guard let space = SpaceDirectory.space(containing: pid) else {
             throw ColoError(ESRCH, "no colocated process \(pid)")
         }
@@ -146,7 +149,7 @@ public enum Join {
         }
         guard rc == 0 else { throw .last("cannot reach the runtime of process \(pid)") }
         var cwdBuf = [CChar](repeating: 0, count: Int(PATH_MAX))
-        let cwd = getcwd(&cwdBuf, cwdBuf.count) != nil ? String(cString: cwdBuf) : "/"
+        let cwd: ByteString = getcwd(&cwdBuf, cwdBuf.count) != nil ? ByteString(cString: cwdBuf) : "/"
         guard JoinWire.sendRequest(fd, JoinRequest(path: path, cwd: cwd, argv: argv, envp: envp, fds: [0, 1, 2])) else {
             throw .last("cannot send the join request")
         }

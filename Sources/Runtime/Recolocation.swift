@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import GuestAPI
 import Switcher
@@ -64,7 +65,7 @@ extension AddressSpace {
     }
 
     /// PLAN for a thread that no longer shares the address space (a fork child).
-    func planRecolocation(_ call: GuestCall, path: String) -> CallResult {
+    func planRecolocation(_ call: GuestCall, path: ByteString) -> CallResult {
         let native = CallResult.value(Int64(COLO_EXEC_NATIVE.rawValue))
         guard recolocationEnabled else { return native }
         let tid = call.pid

@@ -6,7 +6,8 @@ public enum SpaceDirectory {
     /// The directory of this user's address spaces (/run/colo for root).
     public static var path: String {
         if getuid() == 0 { return "/run/colo" }
-        if let x = getenv("XDG_RUNTIME_DIR"), access(x, W_OK) == 0 { return String(cString: x) + "/colo" }
+        // A directory whose name is not UTF-8 cannot be named by a String: /tmp is used instead.
+        if let x = getenv("XDG_RUNTIME_DIR"), access(x, W_OK) == 0, let dir = String(validatingCString: x) { return dir + "/colo" }
         return "/tmp/colo-\(getuid())"
     }
 

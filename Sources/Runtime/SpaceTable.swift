@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import GuestAPI
 import Switcher
@@ -5,7 +6,7 @@ import Switcher
 /// One colocated process as the address-space table records it.
 public struct ProcessRecord: Sendable {
     /// An ELF object mapped for the process.
-    public struct Image: Sendable { public let path: String; public let base, start, end: UInt64 }
+    public struct Image: Sendable { public let path: ByteString; public let base, start, end: UInt64 }
     public let pid: pid_t
     public let ppid: pid_t
     public let slot: Int
@@ -13,7 +14,7 @@ public struct ProcessRecord: Sendable {
     public let wchan: String
     public let images: [Image]
     /// argv as the process was executed (not the mm-wide /proc cmdline).
-    public let argv: [String]
+    public let argv: [ByteString]
 }
 
 /// The address-space table: a MAP_SHARED file that the runtime maps at a fixed
@@ -130,7 +131,7 @@ public final class SpaceTable {
     }
 
     /// Record a process starting in `slot`.
-    func record(slot: Int, pid: pid_t, ppid: pid_t, argv: [String], images: [ProcessRecord.Image], brkStart: UInt64) {
+    func record(slot: Int, pid: pid_t, ppid: pid_t, argv: [ByteString], images: [ProcessRecord.Image], brkStart: UInt64) {
         let e = entry(slot)
         e.pointee.pid = pid
         e.pointee.ppid = ppid
@@ -152,7 +153,7 @@ public final class SpaceTable {
             }
         }
         var bytes = [UInt8]()
-        for a in argv { bytes += Array(a.utf8); bytes.append(0) }
+        for a in argv { bytes += a.nulTerminated }
         if bytes.count > Int(COLO_CMDLINE_LEN) { bytes = Array(bytes.prefix(Int(COLO_CMDLINE_LEN))) }
         withUnsafeMutableBytes(of: &e.pointee.cmdline) { $0.copyBytes(from: bytes) }
         e.pointee.cmdline_len = UInt32(bytes.count)
@@ -175,15 +176,15 @@ public final class SpaceTable {
             var images = [ProcessRecord.Image]()
             withUnsafeBytes(of: e.images) { raw in
                 for r in raw.bindMemory(to: colo_image_rec.self) where r.end > r.start {
-                    images.append(.init(path: loadCString(r.path), base: r.base, start: r.start, end: r.end))
+                    images.append(.init(path: ByteString(cField: r.path), base: r.base, start: r.start, end: r.end))
                 }
             }
-            let argv: [String] = withUnsafeBytes(of: e.cmdline) { raw in
+            let argv: [ByteString] = withUnsafeBytes(of: e.cmdline) { raw in
                 raw.prefix(Int(e.cmdline_len)).split(separator: 0, omittingEmptySubsequences: false)
-                    .dropLast().map { String(decoding: $0, as: UTF8.self) }
+                    .dropLast().map { ByteString($0) }
             }
             out.append(ProcessRecord(pid: e.pid, ppid: e.ppid, slot: slot, startNanoseconds: e.start_ns,
-                                     wchan: loadCString(e.wchan), images: images, argv: argv))
+                                     wchan: ByteString(cField: e.wchan).description, images: images, argv: argv))
         }
         return out
     }

@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import GuestAPI
 
@@ -14,20 +15,12 @@ public struct ColoError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 }
 
-/// Copy a Swift string into a fixed-size C char array (a tuple), NUL-terminated and truncated.
-func storeCString<T>(_ s: String, into field: inout T) {
+/// Copy a byte string into a fixed-size C char array (a tuple), NUL-terminated and truncated.
+func storeCString<T>(_ s: ByteString, into field: inout T) {
     withUnsafeMutableBytes(of: &field) { raw in
-        let bytes = Array(s.utf8.prefix(raw.count - 1))
+        let bytes = Array(s.bytes.prefix(raw.count - 1))
         raw.copyBytes(from: bytes)
         raw[bytes.count] = 0
-    }
-}
-
-/// Read a NUL-terminated string out of a fixed-size C char array.
-func loadCString<T>(_ field: T) -> String {
-    withUnsafeBytes(of: field) { raw in
-        let end = raw.firstIndex(of: 0) ?? raw.count
-        return String(decoding: raw[..<end], as: UTF8.self)
     }
 }
 
@@ -49,8 +42,8 @@ public enum Layout {
     }
 }
 
-/// Read a whole small file (as in /proc), or nil.
-public func readFile(_ path: String) -> String? {
+/// The bytes of a whole file (as in /proc, of any size), or nil.
+public func readFileBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -58,10 +51,16 @@ public func readFile(_ path: String) -> String? {
     var buf = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = read(fd, &buf, buf.count)
+        if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
         out.append(contentsOf: buf[0..<n])
     }
-    return String(decoding: out, as: UTF8.self)
+    return out
+}
+
+/// A whole file of text the kernel writes (as in /proc), or nil.
+public func readFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// Write all of `bytes` to `fd` (again after EINTR or a short write); false, with errno

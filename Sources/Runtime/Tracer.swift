@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import CSeccomp
 import GuestAPI
@@ -542,20 +543,11 @@ public final class Tracer {
         return o
     }
 
-    static func quote(_ s: String?) -> String {
+    /// A string argument as strace shows it: quoted, with strace's escapes for the bytes that
+    /// are not printable ASCII (nothing replaced).
+    static func quote(_ s: ByteString?) -> String {
         guard let s else { return "NULL?" }
-        var o = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            case "\n": o += "\\n"
-            case "\t": o += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f { o += "\\x" + String(u.value, radix: 16) } else { o.unicodeScalars.append(u) }
-            }
-        }
-        return o + "\""
+        return "\"" + s.escaped + "\""
     }
 
     /// The kernel's restart codes, which a tracer sees at the exit of an interrupted call.
@@ -591,7 +583,7 @@ public final class Tracer {
 
     /// A call's arguments as text: `path` and `argv` give the strings an argument points to
     /// (colo_trace_path_arg and colo_trace_argv_arg say which), or nil if they cannot.
-    static func format(_ nr: Int, _ args: [UInt64], path: (UInt64) -> String?, argv: (UInt64) -> [String]?) -> String {
+    static func format(_ nr: Int, _ args: [UInt64], path: (UInt64) -> ByteString?, argv: (UInt64) -> [ByteString]?) -> String {
         let count = Self.argCount[nr] ?? 6
         let pathArg = Int(colo_trace_path_arg(Int32(truncatingIfNeeded: nr)))
         let argvArg = Int(colo_trace_argv_arg(Int32(truncatingIfNeeded: nr)))

@@ -1,3 +1,4 @@
+import Bytes
 import CElf
 import Foundation
 import Glibc
@@ -14,12 +15,12 @@ import Testing
     @Test func staticPieIsMappedWithItsStack() throws {
         let slot = testSlot(1)
         defer { release(slot) }
-        let argv = ["spie", "hello"], envp = ["A=1", "B=two"], capv: [UInt64] = [0x1111, 0x2222, 0x3333]
+        let argv = ["spie", "hello"], envp: [ByteString] = ["A=1", "B=two"], capv: [UInt64] = [0x1111, 0x2222, 0x3333]
         let image = try colocatable(fixtures.staticPie, argv: argv)
         let loaded = try Loader.map(image, into: slot, envp: envp, capv: capv, stackSize: Self.stackSize)
         let elf = ElfBytes(fixtures.bytes(of: fixtures.staticPie))
 
-        #expect(loaded.program == MappedImage(path: fixtures.staticPie, loadBias: slot.imageBase,
+        #expect(loaded.program == MappedImage(path: ByteString(fixtures.staticPie), loadBias: slot.imageBase,
                                               start: slot.imageBase, end: slot.imageBase + image.program.span))
         #expect(loaded.interpreter == nil)
         #expect(loaded.entry == slot.imageBase + elf.read(0x18, 8))
@@ -29,7 +30,7 @@ import Testing
         checkSegments(image.program, loaded.program, file: elf)
 
         let stack = try StackView(loaded.stackPointer)
-        try checkStack(stack, loaded, image, envp: envp, capv: capv)
+        try checkStack(stack, loaded, image, envp: envp.map(\.description), capv: capv)
         #expect(stack.value(AT_BASE) == 0)
         #expect(Memory.permissions(at: slot.stackTop - 1) == "rw-p")
         #expect(Memory.permissions(at: slot.stackTop - UInt64(Self.stackSize)) == "rw-p")
@@ -42,7 +43,7 @@ import Testing
         let image = try colocatable(fixtures.dynamicPie, argv: ["dpie"])
         let loaded = try Loader.map(image, into: slot, envp: [], capv: [], stackSize: Self.stackSize)
         let interpreterPath = try #require(image.interpreterPath)
-        let ldso = ElfBytes(fixtures.bytes(of: interpreterPath))
+        let ldso = ElfBytes(fixtures.bytes(of: interpreterPath.description))
         let interpreter = try #require(loaded.interpreter)
         let interpreterObject = try #require(image.interpreter)
 
@@ -131,7 +132,7 @@ import Testing
         let slot = testSlot(9)
         defer { release(slot) }
         let image = try colocatable(fixtures.staticPie)
-        let envp = (0..<20).map { "V\($0)=" + String(repeating: "v", count: 1000) }
+        let envp = (0..<20).map { ByteString("V\($0)=" + String(repeating: "v", count: 1000)) }
         #expect(mapErrno(image, slot, envp: envp, stackSize: 64 << 10) == E2BIG)
         #expect(mapErrno(image, slot, capv: Array(repeating: 1, count: 9000), stackSize: 64 << 10) == E2BIG)
         #expect(!Memory.anyMapping(in: slot.base, slot.end))
@@ -159,7 +160,7 @@ import Testing
     // MARK: helpers
 
     /// The errno map() throws, nil if it succeeds.
-    private func mapErrno(_ image: ProgramImage, _ slot: SlotLayout, envp: [String] = [], capv: [UInt64] = [],
+    private func mapErrno(_ image: ProgramImage, _ slot: SlotLayout, envp: [ByteString] = [], capv: [UInt64] = [],
                           stackSize: Int = stackSize) -> Int32? {
         do {
             _ = try Loader.map(image, into: slot, envp: envp, capv: capv, stackSize: stackSize)
@@ -214,13 +215,13 @@ import Testing
         #expect(stack.value(AT_PHENT) == 56)
         #expect(stack.value(AT_PHNUM) == UInt64(image.program.phnum))
         let phdr = try #require(stack.value(AT_PHDR))
-        let file = ElfBytes(fixtures.bytes(of: image.path))
+        let file = ElfBytes(fixtures.bytes(of: image.path.description))
         #expect(Memory.bytes(phdr, 56 * image.program.phnum) == Array(file.bytes[file.phoff..<file.phdr(file.phnum)]))
         #expect(stack.value(AT_FLAGS) == 0 && stack.value(AT_SECURE) == 0)
         #expect(stack.value(AT_ENTRY) == loaded.program.loadBias + file.read(0x18, 8))
         #expect(stack.value(AT_UID) == UInt64(getuid()) && stack.value(AT_EUID) == UInt64(geteuid()))
         #expect(stack.value(AT_GID) == UInt64(getgid()) && stack.value(AT_EGID) == UInt64(getegid()))
-        #expect(stack.value(AT_EXECFN).map(Memory.string) == loaded.execPath)
+        #expect(stack.value(AT_EXECFN).map(Memory.string).map { ByteString($0) } == loaded.execPath)
         #expect(stack.value(AT_PLATFORM).map(Memory.string) == "x86_64")
         let random = try #require(stack.value(AT_RANDOM))
         #expect(random > loaded.stackPointer && random + 16 <= loaded.stackPointer + 4096 * 64)

@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import Testing
 @testable import Loader
@@ -84,7 +85,7 @@ import Testing
 
     @Test func parserFollowsBinfmtScript() throws {
         /// [interpreter, argument], nil if not a script.
-        func parse(_ text: String) throws -> [String?]? {
+        func parse(_ text: String) throws -> [ByteString?]? {
             try Shebang(header: Array(text.utf8)).map { [$0.interpreter, $0.argument] }
         }
         #expect(try parse("\u{7f}ELF") == nil)

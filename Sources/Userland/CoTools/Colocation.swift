@@ -36,11 +36,13 @@ public enum Colocation {
         // would bind its own socket through a service that does not exist):
         // LD_PRELOAD goes around it, and the tool puts it back for its children.
         if let p = getenv("LD_PRELOAD") {
-            setenv(savedPreload, String(cString: p), 1)
+            setenv(savedPreload, p, 1)
             unsetenv("LD_PRELOAD")
         }
-        let argv = [colo, me] + CommandLine.arguments.dropFirst()
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        // The arguments as the kernel passed them (CommandLine.arguments has bytes that are
+        // not UTF-8 replaced).
+        var cargs: [UnsafeMutablePointer<CChar>?] = [strdup(colo), strdup(me)]
+            + (1..<Int(CommandLine.argc)).map { CommandLine.unsafeArgv[$0].flatMap { strdup($0) } } + [nil]
         execv(colo, &cargs)
         Diag.err(1, colo)
     }

@@ -1,4 +1,6 @@
+// coexec(1): run a command colocated with another process.
 import ArgumentParser
+import Bytes
 import Glibc
 import GuestAPI
 import Runtime
@@ -32,31 +34,32 @@ struct Coexec: ParsableCommand {
             err("invalid PID \"\(words[0])\"")
         }
         let pid = pid_t(truncatingIfNeeded: value)
-        let argv = Array(words.dropFirst())
-        let envp = currentEnvironment()
+        // The command as the kernel passed it (the parser's strings lost bytes that are not UTF-8).
+        let argv = Array(rawArguments().suffix(words.count - 1))
+        let envp = rawEnvironment()
         var lastError: Int32 = ENOENT
         for path in candidates(argv[0]) {
-            let rc = withCStrings(argv) { av in withCStrings(envp) { ev in
+            let rc = argv.withCStringArray { av in envp.withCStringArray { ev in
                 path.withCString { colo_syscall(Int(COLO_SYS_coexecve), Int(pid), Int(bitPattern: $0),
                                                 Int(bitPattern: av), Int(bitPattern: ev), 0, 0) }
             } }
             if rc == -Int(ENOSYS) {
                 // Not in a colocated address space: join the one of `pid`.
                 do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
-                catch { errno = error.errno; err(argv[0]) }
+                catch { errno = error.errno; err(argv[0].description) }
             }
             lastError = Int32(-rc)
             if lastError != ENOENT && lastError != ENOTDIR { break }
         }
         errno = lastError
-        err(argv[0])
+        err(argv[0].description)
     }
 
     /// The files execvp(3) would try for `name`.
-    func candidates(_ name: String) -> [String] {
-        if name.contains("/") { return [name] }
-        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
-        return path.split(separator: ":", omittingEmptySubsequences: false).map { ($0.isEmpty ? "." : String($0)) + "/" + name }
+    func candidates(_ name: ByteString) -> [ByteString] {
+        if name.contains(UInt8(ascii: "/")) { return [name] }
+        let path = environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: UInt8(ascii: ":")).map { ($0.isEmpty ? "." : $0) + "/" + name }
     }
 }
 

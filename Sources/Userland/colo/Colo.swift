@@ -1,4 +1,6 @@
+// colo(1): run a command colocated, join an address space, and the ps/procstat/sysctl/trace views.
 import ArgumentParser
+import Bytes
 import Glibc
 import Runtime
 
@@ -26,14 +28,18 @@ func fail(_ message: String, status: Int32 = 1) -> Never {
 
 /// Resolve a command name like execvp does: names with a slash are paths,
 /// others are searched in PATH.
-func resolve(_ name: String) -> String {
-    if name.contains("/") { return name }
-    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
-    for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
-        let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
-        if access(candidate, X_OK) == 0 { return candidate }
+func resolve(_ name: ByteString) -> ByteString {
+    if name.contains(UInt8(ascii: "/")) { return name }
+    let path = environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+    for dir in path.split(separator: UInt8(ascii: ":")) {
+        let candidate = (dir.isEmpty ? "." : dir) + "/" + name
+        if candidate.withCString({ access($0, X_OK) }) == 0 { return candidate }
     }
     return name
+}
+
+func resolve(_ name: String) -> String {
+    resolve(ByteString(name)).description
 }
 
 struct Run: ParsableCommand {
@@ -47,18 +53,20 @@ struct Run: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        var argv = command
+        // The parser's strings had bytes that are not UTF-8 replaced: the command is taken
+        // from the process's own argv, whose last command.count entries it is.
+        var argv = Array(rawArguments().suffix(command.count))
         if argv.first == "--" { argv.removeFirst() }
         guard let name = argv.first else { fail("no command given (usage: colo [--join PID] command [args ...])", status: 2) }
         let path = resolve(name)
-        let envp = currentEnvironment()
+        let envp = rawEnvironment()
         if let pid = join {
             do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
             catch { fail(error.message, status: error.errno == ENOENT ? 127 : 126) }
         }
         // Already colocated: stay in this address space (the exec is in place).
         if SpaceDirectory.space(containing: getpid()) != nil {
-            withCStrings(argv) { _ = execv(path, $0) }
+            argv.withCStringArray { av in path.withCString { _ = execv($0, av) } }
             fail("\(name): \(String(cString: strerror(errno)))", status: errno == ENOENT ? 127 : 126)
         }
         let space: AddressSpace
@@ -85,9 +93,9 @@ struct Ps: ParsableCommand {
 
     func run() throws {
         let rows = Inspect.processes(in: pids)
-        print(pad("USER", 8), pad("PID", 7, right: true), pad("PPID", 7, right: true), pad("STAT", 4),
-              pad("WCHAN", 12), pad("VSZ", 9, right: true), pad("RSS", 8, right: true), pad("STARTED", 8),
-              pad("TIME", 9, right: true), pad("VMADDR", 16), "COMMAND")
+        printRow([pad("USER", 8), pad("PID", 7, right: true), pad("PPID", 7, right: true), pad("STAT", 4),
+                  pad("WCHAN", 12), pad("VSZ", 9, right: true), pad("RSS", 8, right: true), pad("STARTED", 8),
+                  pad("TIME", 9, right: true), pad("VMADDR", 16)], "COMMAND")
         for r in rows {
             var t = time_t(Int(r.startNanoseconds / 1_000_000_000))
             var tmv = tm()
@@ -95,10 +103,10 @@ struct Ps: ParsableCommand {
             let started = String(format2(Int(tmv.tm_hour))) + ":" + format2(Int(tmv.tm_min))
             let cpu = Int(r.cpuSeconds)
             let time = "\(cpu / 60):" + format2(cpu % 60) + "." + format2(Int((r.cpuSeconds - Double(cpu)) * 100))
-            print(pad(r.user, 8), pad(String(r.pid), 7, right: true), pad(String(r.ppid), 7, right: true),
-                  pad(r.state, 4), pad(String(r.wchan.prefix(12)), 12), pad(String(r.vszKiB), 9, right: true),
-                  pad(String(r.rssKiB), 8, right: true), pad(started, 8), pad(time, 9, right: true),
-                  pad(String(r.vmaddr, radix: 16), 16), r.command)
+            printRow([pad(r.user, 8), pad(String(r.pid), 7, right: true), pad(String(r.ppid), 7, right: true),
+                      pad(r.state, 4), pad(String(r.wchan.prefix(12)), 12), pad(String(r.vszKiB), 9, right: true),
+                      pad(String(r.rssKiB), 8, right: true), pad(started, 8), pad(time, 9, right: true),
+                      pad(String(r.vmaddr, radix: 16), 16)], r.command)
         }
     }
 }
@@ -117,15 +125,15 @@ struct Procstat: ParsableCommand {
     func run() throws {
         let maps: [MappingView]
         do throws(ColoError) { maps = try Inspect.mappings(of: pid) } catch { fail(error.message) }
-        print(pad("PID", 5, right: true), pad("START", 18, right: true), pad("END", 18, right: true), pad("PRT", 5),
-              pad("RES", 6, right: true), pad("PRES", 4, right: true), pad("REF", 3, right: true),
-              pad("SHD", 3, right: true), pad("FLAG", 5), pad("TP", 3, right: true), "PATH")
+        printRow([pad("PID", 5, right: true), pad("START", 18, right: true), pad("END", 18, right: true), pad("PRT", 5),
+                  pad("RES", 6, right: true), pad("PRES", 4, right: true), pad("REF", 3, right: true),
+                  pad("SHD", 3, right: true), pad("FLAG", 5), pad("TP", 3, right: true)], "PATH")
         for m in maps {
-            print(pad(m.owner.map(String.init) ?? "-", 5, right: true),
-                  pad("0x" + String(m.start, radix: 16), 18, right: true),
-                  pad("0x" + String(m.end, radix: 16), 18, right: true), pad(m.protection, 5),
-                  pad(String(m.residentPages), 6, right: true), pad(String(m.privatePages), 4, right: true),
-                  pad("-", 3, right: true), pad("-", 3, right: true), pad(m.flags, 5), pad(m.type, 3, right: true), m.path)
+            printRow([pad(m.owner.map(String.init) ?? "-", 5, right: true),
+                      pad("0x" + String(m.start, radix: 16), 18, right: true),
+                      pad("0x" + String(m.end, radix: 16), 18, right: true), pad(m.protection, 5),
+                      pad(String(m.residentPages), 6, right: true), pad(String(m.privatePages), 4, right: true),
+                      pad("-", 3, right: true), pad("-", 3, right: true), pad(m.flags, 5), pad(m.type, 3, right: true)], m.path)
         }
     }
 }
@@ -170,6 +178,13 @@ struct Sysctl: ParsableCommand {
             }
         }
     }
+}
+
+/// One line of a table, written at once to standard output: the text columns, then the last
+/// column (a command line or a path) as its bytes, whatever they are.
+func printRow(_ columns: [String], _ last: ByteString) {
+    let line = Array((columns.joined(separator: " ") + " ").utf8) + last.bytes + [UInt8(ascii: "\n")]
+    line.withUnsafeBytes { _ = writeAll(1, $0) }
 }
 
 func pad(_ s: String, _ width: Int, right: Bool = false) -> String {

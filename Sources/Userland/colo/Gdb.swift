@@ -1,3 +1,4 @@
+import Bytes
 import ArgumentParser
 import Glibc
 import Runtime
@@ -83,7 +84,7 @@ struct Gdb: ParsableCommand {
         // The command file is an unlinked file that gdb reads through /dev/fd: nothing
         // to clean up, and gdb replaces this process (terminal, signals and status are its own).
         let fd = commandFile(commands)
-        withCStrings([exe, "-q", "-x", "/dev/fd/\(fd)"] + passed) { _ = execv(path, $0) }
+        ([exe, "-q", "-x", "/dev/fd/\(fd)"] + passed).map { ByteString($0) }.withCStringArray { _ = execv(path, $0) }
         fail("\(exe): \(String(cString: strerror(errno)))", status: 126)
     }
 
@@ -103,7 +104,7 @@ struct Gdb: ParsableCommand {
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)
         var child: pid_t = 0
-        let rc = withCStrings(["objcopy", "--strip-debug", path, tmp]) { argv in
+        let rc = ["objcopy", "--strip-debug", path, tmp].map { ByteString($0) }.withCStringArray { argv in
             posix_spawnp(&child, "objcopy", &fa, nil, argv, environ)
         }
         guard rc == 0 else { return nil }
@@ -247,9 +248,8 @@ enum GdbScript {
 
         """
 
-    static func printableArgs(_ argv: [String]) -> String {
-        String(String.UnicodeScalarView(argv.joined(separator: " ").unicodeScalars.map {
-            $0.value < 0x20 || $0.value == 0x7f ? "?" : $0
-        }))
+    /// The command line for a comment line: each argument with strace's escapes.
+    static func printableArgs(_ argv: [ByteString]) -> String {
+        argv.map(\.escaped).joined(separator: " ")
     }
 }

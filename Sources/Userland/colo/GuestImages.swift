@@ -1,3 +1,4 @@
+import Bytes
 import Glibc
 import Runtime
 
@@ -14,7 +15,7 @@ struct GuestImages {
     let pid: pid_t
     let runtimePID: pid_t
     let slot: Int
-    let argv: [String]
+    let argv: [ByteString]
     /// The program first, then the objects in the dynamic linker's order.
     let objects: [Object]
     /// The runtime's executable, where the SIGSYS handler that runs on the guest's threads
@@ -47,7 +48,8 @@ struct GuestImages {
         // name each recorded image by the file the kernel shows mapped at its start.
         func mappedPath(_ image: ProcessRecord.Image) -> String {
             guard let m = maps.first(where: { $0.start <= image.start && image.start < $0.end && !$0.path.isEmpty }) else {
-                return image.path.hasPrefix("/") ? image.path : "/proc/\(pid)/cwd/" + image.path
+                let path = String(validating: image.path.bytes, as: UTF8.self) ?? image.path.description
+                return path.hasPrefix("/") ? path : "/proc/\(pid)/cwd/" + path
             }
             return m.usablePath(pid)
         }
@@ -133,9 +135,20 @@ struct MapLine {
     let path: String
 
     static func read(_ pid: pid_t) -> [MapLine] {
-        guard let text = readFile("/proc/\(pid)/maps") else { return [] }
+        guard let text = readFileBytes("/proc/\(pid)/maps") else { return [] }
         var out = [MapLine]()
-        for line in text.split(separator: "\n") {
+        for lineBytes in text.split(separator: UInt8(ascii: "\n")) {
+            // gdb is given paths as text: a path that is not UTF-8 is named by its map_files link.
+            guard let text = String(validating: lineBytes, as: UTF8.self) else {
+                let f = lineBytes.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
+                let r = f.first.map { String(decoding: $0, as: UTF8.self).split(separator: "-") } ?? []
+                guard f.count > 5, r.count == 2, let s = UInt64(r[0], radix: 16), let e = UInt64(r[1], radix: 16),
+                      let off = UInt64(String(decoding: f[2], as: UTF8.self), radix: 16) else { continue }
+                out.append(MapLine(start: s, end: e, offset: off, perms: String(decoding: f[1], as: UTF8.self),
+                                   path: "/proc/\(pid)/map_files/" + String(s, radix: 16) + "-" + String(e, radix: 16)))
+                continue
+            }
+            let line = Substring(text)
             let f = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard f.count >= 5 else { continue }
             let r = f[0].split(separator: "-")
