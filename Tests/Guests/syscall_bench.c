@@ -2,10 +2,14 @@
  * getppid, read (1 byte of /dev/zero), write (1 byte to /dev/null) and futex
  * (FUTEX_WAKE, no waiters), each an inline `syscall` instruction in a tight
  * loop, over `reps` repetitions of `n` calls; and the process's own seccomp
- * mode and filter count from /proc/self/status.  Prints "NAME_ns=X" lines,
- * then "seccomp=M" and "seccomp_filters=F". */
+ * mode and filter count from /proc/self/status.  With `threads` > 0 it first
+ * starts that many idle threads (an mm shared by several threads, as a
+ * colocated process's is: since Linux 6.16 its private futexes use a hash of
+ * their own).  Prints "NAME_ns=X" lines, then "seccomp=M" and
+ * "seccomp_filters=F". */
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,12 @@ static long raw3(long nr, long a, long b, long c)
     long r;
     __asm__ volatile ("syscall" : "=a"(r) : "a"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
     return r;
+}
+
+static void *idle(void *arg)
+{
+    (void)arg;
+    for (;;) pause();
 }
 
 static int cmp(const void *a, const void *b)
@@ -55,6 +65,11 @@ int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 200000;
     int reps = argc > 2 ? atoi(argv[2]) : 11;
+    int threads = argc > 3 ? atoi(argv[3]) : 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_t id;
+        if (pthread_create(&id, NULL, idle, NULL) != 0) { fprintf(stderr, "syscall_bench: pthread_create failed\n"); return 1; }
+    }
     int zero = open("/dev/zero", O_RDONLY), null = open("/dev/null", O_WRONLY);
     static int word;
     char byte = 0;
