@@ -58,6 +58,11 @@ import Testing
         let p = try Self.prefix()
         for f in ["include/colo-overlay/unistd.h", "include/colo-overlay/stdio.h", "include/colo-overlay/sys/auxv.h",
                   "include/colo-overlay/errno.h", "include/colo-overlay/sys/param.h",
+                  "include/colo-overlay/sys/sysctl.h", "include/colo-overlay/sys/syslimits.h",
+                  "include/colo-overlay/sys/cdefs.h", "include/colo-overlay/sys/socket.h",
+                  "include/colo-overlay/sys/un.h", "include/colo-overlay/pthread_np.h",
+                  "share/man/man2/cocall_slow.2", "share/man/man2/colookup.2", "share/man/man2/captofd.2",
+                  "share/man/man3/sysctl.3", "share/man/man3/pthread_getthreadid_np.3", "share/man/man1/stevie.1",
                   "include/copool.h", "include/colo.h", "include/capv.h", "include/sys/capsicum.h",
                   "share/man/man2/cocall.2", "share/man/man2/coaccept.2", "share/man/man2/cosetup.2",
                   "share/man/man2/coregister.2", "share/man/man2/cogetpid.2", "share/man/man2/coexecve.2",
@@ -145,6 +150,79 @@ import Testing
                 "\(r.stdout) \(r.stderr)")
     }
 
+    /// cheribsd_compat.c built with the pkg-config line: the FreeBSD headers and
+    /// functions CheriBSD's own tests and tools use (issue 14).
+    static func compat() throws -> String {
+        let p = try prefix()
+        let out = p.path + "/cheribsd_compat"
+        if FileManager.default.fileExists(atPath: out) { return out }
+        let r = try p.build(Guests.sourceDir.appendingPathComponent("cheribsd_compat.c").path, out)
+        guard r.status == 0 else { throw TestFailure("cheribsd_compat does not build: \(r.stderr)") }
+        return out
+    }
+
+    @Test func kernProcPathnameNamesTheColocatedProgram() throws {
+        let exe = try Self.compat()
+        let real = URL(fileURLWithPath: exe).resolvingSymlinksInPath().path
+        // Colocated, /proc/self/exe names the runtime; kern.proc.pathname the program,
+        // also in a fork child (a copy of the address space); and outside colo.
+        for r in [try Run.colo([exe, "sysctl"]), try Run.capture([exe, "sysctl"])] {
+            let v = values(r.stdout)
+            #expect(v["self"] == real && v["fork_child"] == real, "\(r.stdout) \(r.stderr)")
+            #expect(v["length"] == "ok" && v["short"] == "ENOMEM" && v["other_node"] == "ENOENT", "\(r.stdout)")
+        }
+    }
+
+    @Test func registryAndCoexecAsCheriBSDsTestsCheckThem() throws {
+        let exe = try Self.compat()
+        // coregister_test: the same capability from coregister and colookup; a
+        // colocated helper finds the name, and registering it again is EEXIST.
+        let reg = values(try Run.colo([exe, "registry"]).stdout)
+        #expect(reg["same"] == "1" && reg["helper_lookup"] == "0" && reg["helper_reregister"] == "0", "\(reg)")
+        // coexecve_test: ESRCH for a pid that does not exist, after fork and vfork;
+        // vfork + coexecve into the parent; EPROT for a vector after fork; a vector
+        // handed over after vfork; coexecvp's PATH search.
+        let r = try Run.colo([exe, "coexec"])
+        let v = values(r.stdout)
+        for k in ["fork_wrong_pid", "vfork_wrong_pid", "vfork_right_pid", "fork_coexecvec_eprot", "vfork_coexecvec", "coexecvp"] {
+            #expect(v[k] == "0", "\(k): \(r.stdout) \(r.stderr)")
+        }
+    }
+
+    @Test func scmCapsTravelByPlainSendmsgOverASocketBoundWithSunLen() throws {
+        let exe = try Self.compat()
+        let r = try Run.colo([exe, "scmcaps"])
+        #expect(r.stdout.contains("sent=0\n") && r.stdout.contains("received=0 truncated=0 same=1\n"), "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test func threadIdNitemsAndSyslimits() throws {
+        let exe = try Self.compat()
+        let v = values(try Run.colo([exe, "misc"]).stdout)
+        #expect(v["threadid"] == "gettid" && v["predict"] == "ok", "\(v)")
+        #expect(try Run.colo([exe, "misc"]).stdout.contains("path_max=4096 nitems=4096\n"))
+    }
+
+    /// binds(1) and libbinds speak CheriBSD's protocol: requests carry SYS_bind
+    /// or SYS_connect as their op, answers the negated op and errno 0 on success;
+    /// the op of our older protocol (10) is unknown.
+    @Test func bindsSpeaksCheriBSDsProtocol() throws {
+        let exe = try Self.compat()
+        let p = try Self.prefix()
+        let nr = try Run.colo([exe, "misc"]).stdout
+        let m = lines(nr, matching: #"sys_bind=(\d+) sys_connect=(\d+)"#)
+        try #require(m.count == 1, "\(nr)")
+        let (bind, connect) = (m[0][1], m[0][2])
+        let r = try Run.capture(p.argv(["binds", "-v", exe, "connect"]))
+        #expect(r.stdout.contains("connect=OK\n"), "\(r.stdout) \(r.stderr)")
+        #expect(hasLine(r.stdout, #"binds: op \#(bind), len \d+ from pid \d+ -> pid \d+"#), "\(r.stdout)")
+        #expect(hasLine(r.stdout, #"binds: op \#(connect), len \d+ from pid \d+ -> pid \d+"#), "\(r.stdout)")
+        #expect(hasLine(r.stdout, #"binds: returning to pid \d+ <- pid \d+: op -\#(bind), len 24, error 0, errno 0"#))
+        #expect(hasLine(r.stdout, #"binds: returning to pid \d+ <- pid \d+: op -\#(connect), len 24, error 0, errno 0"#))
+        let raw = try Run.capture(p.argv(["binds", try Guests.buildWithAPI("userland_rawcall"), "10", "10"]))
+        #expect(raw.stdout == "received=24 len=24 op=-10 error=-1 errno=\(ENOMSG)\n", "\(raw.stdout)")
+        #expect(raw.stderr.contains("binds: unknown op 10\n"), "\(raw.stderr)")
+    }
+
     /// Section 2 and 3 pages: one per call and function of <colo.h> and
     /// <copool.h>; each renders and passes mandoc's lint without warnings,
     /// and says where Linux differs.
@@ -169,6 +247,21 @@ import Testing
                 String($0.dropFirst(4).split(separator: " ").first ?? "")
             }
         })
+        // Every name a page describes can be asked for by name: it has a page,
+        // or a link to one.
+        let all = try FileManager.default.contentsOfDirectory(atPath: dir)
+        for page in all where page.range(of: #"\.[1237]$"#, options: .regularExpression) != nil {
+            let text = try String(contentsOfFile: dir + "/" + page, encoding: .utf8)
+            let section = page.split(separator: ".").last!
+            for line in text.split(separator: "\n") where line.hasPrefix(".Nm ") {
+                let name = line.dropFirst(4).split(separator: " ").first.map(String.init) ?? ""
+                guard name != "Ns", name.range(of: #"^[A-Za-z_][A-Za-z0-9_-]*$"#, options: .regularExpression) != nil else { continue }
+                #expect(all.contains("\(name).\(section)"), "\(page) describes \(name) but man \(section) \(name) finds nothing")
+            }
+        }
+        for f in ["coexecvp", "pthread_getthreadid_np", "sysctl"] {
+            #expect(names.contains(f), "no page names \(f)")
+        }
         for f in ["cocall", "cocall_slow", "_cocall", "coaccept", "coaccept_slow", "_coaccept", "cosetup", "_cosetup",
                   "coregister", "colookup", "cogetpid", "cogetpid2", "cogettid", "_cogetpid2", "_cogettid", "cocachedpid",
                   "coexecve", "coexecvec", "coexecvpc", "capvfetch", "capvset", "colo_capv_target", "capfromfd", "captofd",
