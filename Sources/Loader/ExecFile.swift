@@ -1,3 +1,4 @@
+// ExecFile: a file opened for execution with execve's checks.
 import Bytes
 import Glibc
 
@@ -39,6 +40,14 @@ final class ExecFile: Sendable {
             throw .system("\(path) is not executable")
         }
         return file
+    }
+
+    /// The file's absolute path as the kernel names it (what /proc/PID/exe shows for a
+    /// program mapped from it); the path it was opened by if that cannot be read.
+    func kernelPath() -> ByteString {
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = buf.withUnsafeMutableBytes { readlink("/proc/self/fd/\(fd)", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+        return n > 0 && n < buf.count ? ByteString(buf[..<n]) : path
     }
 
     /// Up to `count` bytes at `offset`; fewer only at the end of the file.

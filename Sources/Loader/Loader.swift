@@ -60,6 +60,9 @@ public final class ProgramImage: Sendable {
     public var path: ByteString { program.file.path }
     /// The PT_INTERP path, if the program has one.
     public var interpreterPath: ByteString? { interpreter?.file.path }
+    /// What /proc/PID/exe names for the process: the ELF file executed (for a #! script, its
+    /// interpreter), as the kernel names it.
+    public var exePath: ByteString { program.file.kernelPath() }
 }
 
 /// What execve of a path should do.

@@ -95,6 +95,13 @@ public final class AddressSpace {
         if controlSocket >= 0 { close(controlSocket); unlink(socketPath); controlSocket = -1 }
     }
 
+    /// The runtime's own executable (device, inode): a descriptor a member opened on
+    /// /proc/self/exe refers to it.
+    static let runtimeExecutable: (dev: UInt64, ino: UInt64) = {
+        var st = stat()
+        return stat("/proc/self/exe", &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
+    }()
+
     static var stackSize: Int {
         var rl = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_STACK.rawValue), &rl)
@@ -177,6 +184,11 @@ public final class AddressSpace {
         withUnsafeMutableBytes(of: &slot.pointee.guest_actions) { _ = memset($0.baseAddress!, 0, $0.count) }
         slot.pointee.switcher_signals = 0
         storeCString(loaded.comm, into: &slot.pointee.comm)
+        let exe = image.exePath.bytes.prefix(Int(PATH_MAX) - 1)
+        storeCString(ByteString(exe), into: &slot.pointee.exe)
+        slot.pointee.exe_len = UInt32(exe.count)
+        slot.pointee.runtime_exe_dev = Self.runtimeExecutable.dev
+        slot.pointee.runtime_exe_ino = Self.runtimeExecutable.ino
         var images = [ProcessRecord.Image(path: loaded.program.path, base: loaded.program.loadBias,
                                           start: loaded.program.start, end: loaded.program.end)]
         if let i = loaded.interpreter {

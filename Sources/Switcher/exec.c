@@ -13,6 +13,7 @@
  * exited; it then resumes from a saved context. */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
@@ -202,6 +203,14 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     long argv = at ? g[REG_RDX] : g[REG_RSI];
     long envp = at ? g[REG_R10] : g[REG_RDX];
     long flags = at ? g[REG_R8] : 0;
+    /* /proc/self/exe names the runtime's executable in every member: the program meant
+     * is the process's own. */
+    const char *own = colo_exec_own_program(s, dirfd, (uint64_t)path, flags);
+    if (own) {
+        dirfd = AT_FDCWD;
+        path = (long)own;
+        flags &= ~AT_EMPTY_PATH;
+    }
 
     /* The file must be executable by this process: the lookup and permission
      * errors are the caller's own (ENOENT, EACCES, ENOTDIR, ELOOP ...). */

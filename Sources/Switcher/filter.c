@@ -71,6 +71,7 @@ static const struct rule rules[] = {
     ONE(SYS_vfork, N_TRAP),
     ONE(SYS_execve, N_TRAP),
     ONE(SYS_wait4, N_TRAP),         /* wait4 and waitid: a forked child's hand-over is invisible */
+    ONE(SYS_readlink, N_TRAP),      /* readlink(at): /proc/self/exe names the process's program */
     ONE(SYS_setuid, N_TRAP),
     ONE(SYS_setgid, N_TRAP),
     ONE(SYS_setreuid, N_TRAP),
@@ -86,6 +87,7 @@ static const struct rule rules[] = {
     ONE(SYS_remap_file_pages, N_RANGE),
     ONE(SYS_mbind, N_RANGE),
     ONE(SYS_waitid, N_TRAP),
+    ONE(SYS_readlinkat, N_TRAP),
     ONE(SYS_execveat, N_TRAP),
     ONE(SYS_mlock2, N_RANGE),
     ONE(SYS_pkey_mprotect, N_RANGE),

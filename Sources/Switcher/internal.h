@@ -108,4 +108,13 @@ long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr);
 /* wait4 or waitid trapped in slot `s` (fork.c: re-colocation hand-overs stay invisible). */
 long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr);
 
+/* readlinkat(dirfd, path, buf, size) trapped in slot `s` (procself.c): a /proc exe link of
+ * a process of this address space names that process's program. */
+long colo_do_readlink(struct colo_slot *s, long dirfd, uint64_t path, uint64_t buf, long size);
+
+/* The program an exec of (dirfd, path, flags) by slot `s`'s process means when the path
+ * is a /proc exe link of the address space (or, with AT_EMPTY_PATH, a descriptor opened
+ * on one), else 0. */
+const char *colo_exec_own_program(struct colo_slot *s, long dirfd, uint64_t path, long flags);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <signal.h>
 #include <ucontext.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
@@ -327,6 +328,8 @@ long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
     case SYS_fork:
     case SYS_clone:          return colo_do_vfork(s, uc, nr);
     case SYS_wait4: case SYS_waitid: return colo_do_wait(s, uc, nr);   /* fork.c */
+    case SYS_readlink:   return colo_do_readlink(s, AT_FDCWD, (uint64_t)g[REG_RDI], (uint64_t)g[REG_RSI], g[REG_RDX]);
+    case SYS_readlinkat: return colo_do_readlink(s, g[REG_RDI], (uint64_t)g[REG_RSI], (uint64_t)g[REG_RDX], g[REG_R10]);
     case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
     case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_capset:
         return do_credentials(nr, g);

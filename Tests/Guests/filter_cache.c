@@ -106,7 +106,7 @@ static const struct { const char *name; long nr; } calls[] = {
     CALL(getppid), CALL(read), CALL(write), CALL(futex), CALL(getpid), CALL(close), CALL(openat), CALL(fstat),
     CALL(clock_gettime), CALL(nanosleep), CALL(sched_yield), CALL(exit_group), CALL(gettid), CALL(tgkill),
     CALL(brk), CALL(rt_sigaction), CALL(mremap), CALL(shmat), CALL(fork), CALL(vfork), CALL(execve),
-    CALL(wait4), CALL(waitid), CALL(execveat), CALL(setuid), CALL(setgid), CALL(setreuid), CALL(setregid),
+    CALL(wait4), CALL(waitid), CALL(readlink), CALL(readlinkat), CALL(execveat), CALL(setuid), CALL(setgid), CALL(setreuid), CALL(setregid),
     CALL(setresuid), CALL(setresgid), CALL(setfsuid), CALL(setfsgid), CALL(capset), CALL(rt_sigsuspend),
     CALL(mmap), CALL(mprotect), CALL(munmap), CALL(msync), CALL(madvise), CALL(mlock), CALL(munlock),
     CALL(remap_file_pages), CALL(mbind), CALL(mlock2), CALL(pkey_mprotect), CALL(rseq), CALL(clone3),

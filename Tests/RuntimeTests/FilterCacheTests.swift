@@ -28,7 +28,7 @@ import Testing
     static let inside = ["slot0", "slot100", "slot_last"]
 
     /// Calls that need the SIGSYS handler from inside the slot region, whatever their arguments.
-    static let trapped = ["brk", "rt_sigaction", "mremap", "shmat", "fork", "vfork", "execve", "wait4", "waitid",
+    static let trapped = ["brk", "rt_sigaction", "mremap", "shmat", "fork", "vfork", "execve", "wait4", "waitid", "readlink", "readlinkat",
                           "execveat", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
                           "setfsgid", "capset", "rt_sigsuspend"]
     /// Memory calls: native when their range lies in the caller's own slot (mmap only with MAP_FIXED).

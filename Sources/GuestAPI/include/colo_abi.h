@@ -146,7 +146,12 @@ struct colo_slot {
     /* 1 once a thread attached to the switcher: the synchronous fault signals
      * (SEGV, BUS, FPE, ILL, TRAP) always go through the dispatcher. */
     uint32_t switcher_signals;
-    uint32_t pad3;
+    uint32_t exe_len;
+    /* What /proc/self/exe names for the process (the file the loader mapped,
+     * as the kernel would name it), and the runtime's own executable, which an
+     * fd opened on /proc/self/exe really refers to. */
+    uint64_t runtime_exe_dev, runtime_exe_ino;
+    char     exe[4096];
 };
 
 /* ---- The address-space table (shared file) ---- */
