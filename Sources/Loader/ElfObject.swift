@@ -30,8 +30,6 @@ struct ElfObject: Sendable {
     static let addressLimit = COLO_SLOT_REGION_BASE
 
     let file: ExecFile
-    /// ET_DYN (position independent); false for ET_EXEC.
-    let isPositionIndependent: Bool
     /// Why only a real execve does what Linux does with this file (fixed addresses, a 32-bit
     /// program, a failure after the point of no return, something a slot cannot give); nil when
     /// the loader maps it exactly as binfmt_elf would.
@@ -80,7 +78,6 @@ struct ElfObject: Sendable {
             throw .noexec("\(path) is for machine \(ehdr.e_machine), not x86-64")
         }
         let headers = reason == nil ? try Self.programHeaders(file: file, ehdr: ehdr) : []
-        isPositionIndependent = type == ET_DYN
         entry = ehdr.e_entry
         phnum = headers.count
         interpreterPath = isInterpreter || reason != nil ? nil : try Self.interpreter(headers, file: file)
@@ -95,18 +92,20 @@ struct ElfObject: Sendable {
             if ph.p_flags & UInt32(PF_X) != 0 { prot |= PROT_EXEC }
             return Segment(vaddr: ph.p_vaddr, memsz: ph.p_memsz, offset: ph.p_offset, filesz: ph.p_filesz, prot: prot)
         }
-        if reason == nil {
-            reason = type == ET_DYN ? Self.unmappable(loads, fileSize: file.size, path: path)
-                : "\(path) has e_type \(ehdr.e_type), not ET_DYN: fixed addresses"
+        var pages: Range<UInt64> = 0..<0
+        if reason == nil, type != ET_DYN {
+            reason = "\(path) has e_type \(ehdr.e_type), not ET_DYN: fixed addresses"
+        } else if reason == nil {
+            switch Self.placement(loads, fileSize: file.size, path: path) {
+            case .success(let range): pages = range
+            case .failure(let native): reason = native.reason
+            }
         }
-        // Checked by unmappable: the segments end below addressLimit.
-        let low = reason == nil ? Page.floor(segments.map(\.vaddr).min()!) : 0
-        let high = reason == nil ? Page.ceil(segments.map { $0.vaddr + $0.memsz }.max()!) : 0
-        if reason == nil, !(low..<high).contains(entry) {
+        if reason == nil, !pages.contains(entry) {
             reason = "\(path): the entry point is outside its segments"
         }
-        lowPage = low
-        span = high - low
+        lowPage = pages.lowerBound
+        span = pages.upperBound - pages.lowerBound
         let stack = headers.last { $0.p_type == UInt32(PT_GNU_STACK) }
         if reason == nil, !isInterpreter, let stack, stack.p_flags & UInt32(PF_X) != 0 {
             reason = "\(path) asks for an executable stack"
@@ -142,49 +141,63 @@ struct ElfObject: Sendable {
         }
     }
 
-    /// Why binfmt_elf would not map these PT_LOADs of an ET_DYN object as Mappings.map does (it
-    /// would kill the process, or place them where a slot cannot), nil if it would.
-    private static func unmappable(_ loads: [GElf_Phdr], fileSize: UInt64, path: ByteString) -> String? {
-        guard let first = loads.first, let last = loads.last else { return "\(path) has no PT_LOAD segment" }
+    /// Why a real execve is needed instead of Mappings.map.
+    private struct NativeExec: Error {
+        let reason: String
+    }
+
+    /// The pages (unrelocated) that binfmt_elf maps for these PT_LOADs of an ET_DYN object, if
+    /// Mappings.map maps them as it does; else why not (Linux would kill the process, or place
+    /// them where a slot cannot).
+    private static func placement(_ loads: [GElf_Phdr], fileSize: UInt64,
+                                  path: ByteString) -> Result<Range<UInt64>, NativeExec> {
+        func native(_ reason: String) -> Result<Range<UInt64>, NativeExec> { .failure(NativeExec(reason: reason)) }
+        guard let first = loads.first, let last = loads.last else { return native("\(path) has no PT_LOAD segment") }
         // The first mapping carries the whole image; with no file bytes it is anonymous, at the
         // address the first p_vaddr names.
-        guard first.p_filesz > 0 else { return "\(path): the first PT_LOAD maps no file bytes" }
+        guard first.p_filesz > 0 else { return native("\(path): the first PT_LOAD maps no file bytes") }
         let (total, borrow) = (last.p_vaddr &+ last.p_memsz).subtractingReportingOverflow(Page.floor(first.p_vaddr))
-        guard !borrow, total > 0, total <= addressLimit else { return "\(path): total mapping size \(total)" }
+        guard !borrow, total > 0, total <= addressLimit else { return native("\(path): total mapping size \(total)") }
         var alignment: UInt64 = 0
         for ph in loads where ph.p_align != 0 && ph.p_align & (ph.p_align - 1) == 0 { alignment = max(alignment, ph.p_align) }
-        guard alignment <= maxAlignment else { return "\(path): PT_LOAD alignment \(alignment)" }
+        guard alignment <= maxAlignment else { return native("\(path): PT_LOAD alignment \(alignment)") }
         var low = UInt64.max, high: UInt64 = 0
         for (index, ph) in loads.enumerated() {
             let what = "\(path): PT_LOAD \(index)"
-            guard ph.p_filesz <= ph.p_memsz else { return "\(what) has p_filesz > p_memsz" }
+            guard ph.p_filesz <= ph.p_memsz else { return native("\(what) has p_filesz > p_memsz") }
             guard ph.p_vaddr < addressLimit, ph.p_memsz <= addressLimit - ph.p_vaddr else {
-                return "\(what) ends at or above \(hex(addressLimit))"
+                return native("\(what) ends at or above \(hex(addressLimit))")
+            }
+            if ph.p_memsz > 0 {
+                low = min(low, Page.floor(ph.p_vaddr))
+                high = max(high, Page.ceil(ph.p_vaddr + ph.p_memsz))
             }
             guard ph.p_filesz > 0 else { continue }
             guard ph.p_offset % Page.size == ph.p_vaddr % Page.size else {
-                return "\(what): p_offset and p_vaddr differ in their page offset"
+                return native("\(what): p_offset and p_vaddr differ in their page offset")
             }
             let fileLength = Page.ceil(ph.p_filesz + ph.p_vaddr % Page.size)
-            guard ph.p_offset <= UInt64(Int64.max) - max(fileLength, index == 0 ? Page.ceil(total) : 0) else {
-                return "\(what): p_offset \(ph.p_offset) is too large to map"
+            // elf_map maps the first segment's file pages with the whole image's size: a smaller
+            // total cuts them short.
+            guard index > 0 || Page.ceil(total) >= fileLength else {
+                return native("\(what): the last PT_LOAD ends inside the first")
+            }
+            guard ph.p_offset <= UInt64(Int64.max) - (index == 0 ? Page.ceil(total) : fileLength) else {
+                return native("\(what): p_offset \(ph.p_offset) is too large to map")
             }
             // padzero: zeroing the rest of the last file page faults beyond the end of the file,
             // which kills the process when the segment is writable.
             let tail = ph.p_offset + ph.p_filesz
             if ph.p_memsz > ph.p_filesz, tail % Page.size != 0, ph.p_flags & UInt32(PF_W) != 0,
                Page.floor(tail) >= Page.ceil(fileSize) {
-                return "\(what): its bss starts in a page beyond the end of the file"
+                return native("\(what): its bss starts in a page beyond the end of the file")
             }
-            guard ph.p_memsz > 0 else { continue }
-            low = min(low, Page.floor(ph.p_vaddr))
-            high = max(high, Page.ceil(ph.p_vaddr + ph.p_memsz))
         }
-        guard high - low <= maxSpan else { return "\(path): PT_LOAD segments span more than \(maxSpan >> 30) GiB" }
+        guard high - low <= maxSpan else { return native("\(path): PT_LOAD segments span more than \(maxSpan >> 30) GiB") }
         guard (Page.floor(first.p_vaddr) - low) % max(alignment, Page.size) == 0 else {
-            return "\(path): the first PT_LOAD is not at an aligned place in the image"
+            return native("\(path): the first PT_LOAD is not at an aligned place in the image")
         }
-        return nil
+        return .success(low..<high)
     }
 
     /// The path in the first PT_INTERP: 2...PATH_MAX bytes ending in NUL.

@@ -24,7 +24,7 @@ import Testing
         let path = try #require(fixtures.muslStaticPie)
         let image = try colocatable(path)
         #expect(image.interpreterPath == nil)
-        #expect(image.program.isPositionIndependent)
+        #expect(image.program.nativeExecReason == nil)
     }
 
     @Test func dynamicPieBringsItsInterpreter() throws {
