@@ -1,7 +1,8 @@
 /* syscall_bench.c - benchmark guest of scripts/bench/syscalls: median ns of one
  * getppid, read (1 byte of /dev/zero), write (1 byte to /dev/null) and futex
  * (FUTEX_WAKE, no waiters), each an inline `syscall` instruction in a tight
- * loop, over `reps` repetitions of `n` calls; and the process's own seccomp
+ * loop, and getppid through libc's wrapper (a call, the instruction and a
+ * return, as syscall_timing times it), over `reps` repetitions of `n` calls; and the process's own seccomp
  * mode and filter count from /proc/self/status.  With `threads` > 0 it first
  * starts that many idle threads (an mm shared by several threads, as a
  * colocated process's is: since Linux 6.16 its private futexes use a hash of
@@ -41,6 +42,13 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+/* Print the median of the `reps` times per call in r. */
+static void report(const char *name, double *r, int reps)
+{
+    qsort(r, reps, sizeof(double), cmp);
+    printf("%s_ns=%.1f\n", name, r[reps / 2]);
 }
 
 /* The `key:` line of /proc/self/status, or "?" */
@@ -90,9 +98,15 @@ int main(int argc, char **argv)
             for (long i = 0; i < n; i++) raw3(nr, a, b, x);
             r[k] = (now() - t) / n;
         }
-        qsort(r, reps, sizeof(double), cmp);
-        printf("%s_ns=%.1f\n", calls[c].name, r[reps / 2]);
+        report(calls[c].name, r, reps);
     }
+    for (long i = 0; i < n / 10; i++) getppid();
+    for (int k = 0; k < reps; k++) {
+        double t = now();
+        for (long i = 0; i < n; i++) getppid();
+        r[k] = (now() - t) / n;
+    }
+    report("getppid_libc", r, reps);
     char mode[64], filters[64];
     status_field("Seccomp", mode, sizeof mode);
     status_field("Seccomp_filters", filters, sizeof filters);
