@@ -20,8 +20,9 @@ struct Segment: Sendable, Equatable {
 struct ElfObject: Sendable {
     /// load_elf_phdrs's limit on the size of the program header table (no Linux header names it).
     static let maxProgramHeaderBytes = 1 << 16
-    /// Largest span of PT_LOAD segments mapped into a slot.
-    static let maxSpan: UInt64 = 4 << 30
+    /// Largest span of PT_LOAD segments mapped into a slot: the program's, with the brk gap and
+    /// heap after it, ends where the mmap area (which the interpreter starts) begins.
+    static let maxSpan = COLO_MMAP_LO_OFFSET - COLO_IMAGE_OFFSET - COLO_BRK_GAP - COLO_BRK_LIMIT
     /// Largest PT_LOAD alignment a slot honours: that of the program's place in its slot (the
     /// interpreter's, COLO_MMAP_LO_OFFSET, is a multiple of it).
     static let maxAlignment = COLO_IMAGE_OFFSET & (~COLO_IMAGE_OFFSET &+ 1)
@@ -152,12 +153,14 @@ struct ElfObject: Sendable {
     private static func placement(_ loads: [GElf_Phdr], fileSize: UInt64,
                                   path: ByteString) -> Result<Range<UInt64>, NativeExec> {
         func native(_ reason: String) -> Result<Range<UInt64>, NativeExec> { .failure(NativeExec(reason: reason)) }
-        guard let first = loads.first, let last = loads.last else { return native("\(path) has no PT_LOAD segment") }
+        guard let first = loads.first else { return native("\(path) has no PT_LOAD segment") }
         // The first mapping carries the whole image; with no file bytes it is anonymous, at the
         // address the first p_vaddr names.
         guard first.p_filesz > 0 else { return native("\(path): the first PT_LOAD maps no file bytes") }
-        let (total, borrow) = (last.p_vaddr &+ last.p_memsz).subtractingReportingOverflow(Page.floor(first.p_vaddr))
-        guard !borrow, total > 0, total <= addressLimit else { return native("\(path): total mapping size \(total)") }
+        // total_mapping_size, in Linux's unsigned arithmetic: from the lowest page to the highest
+        // end of any PT_LOAD.
+        let total = loads.map { $0.p_vaddr &+ $0.p_memsz }.max()! &- loads.map { Page.floor($0.p_vaddr) }.min()!
+        guard total > 0, total <= addressLimit else { return native("\(path): total mapping size \(total)") }
         var alignment: UInt64 = 0
         for ph in loads where ph.p_align != 0 && ph.p_align & (ph.p_align - 1) == 0 { alignment = max(alignment, ph.p_align) }
         guard alignment <= maxAlignment else { return native("\(path): PT_LOAD alignment \(alignment)") }
@@ -176,12 +179,8 @@ struct ElfObject: Sendable {
             guard ph.p_offset % Page.size == ph.p_vaddr % Page.size else {
                 return native("\(what): p_offset and p_vaddr differ in their page offset")
             }
+            // elf_map maps the first segment's file pages with the whole image's size.
             let fileLength = Page.ceil(ph.p_filesz + ph.p_vaddr % Page.size)
-            // elf_map maps the first segment's file pages with the whole image's size: a smaller
-            // total cuts them short.
-            guard index > 0 || Page.ceil(total) >= fileLength else {
-                return native("\(what): the last PT_LOAD ends inside the first")
-            }
             guard ph.p_offset <= UInt64(Int64.max) - (index == 0 ? Page.ceil(total) : fileLength) else {
                 return native("\(what): p_offset \(ph.p_offset) is too large to map")
             }
@@ -193,7 +192,7 @@ struct ElfObject: Sendable {
                 return native("\(what): its bss starts in a page beyond the end of the file")
             }
         }
-        guard high - low <= maxSpan else { return native("\(path): PT_LOAD segments span more than \(maxSpan >> 30) GiB") }
+        guard high - low <= maxSpan else { return native("\(path): PT_LOAD segments span more than \(maxSpan) bytes") }
         guard (Page.floor(first.p_vaddr) - low) % max(alignment, Page.size) == 0 else {
             return native("\(path): the first PT_LOAD is not at an aligned place in the image")
         }

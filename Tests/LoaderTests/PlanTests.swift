@@ -183,7 +183,7 @@ enum MalformedElf: String, CaseIterable, Sendable, CustomStringConvertible {
     case elfClass32, bigEndian, machine386, typeRel, typeCore, noProgramHeaders, tooManyProgramHeaders
     case wrongPhentsize, programHeadersBeyondFile, entryZero
     case fileszAboveMemsz, segmentBeyondFile, pageOffsetMismatch, overlappingLoads, descendingLoads
-    case spanAbove4GiB, vaddrPlusMemszOverflows, noLoadSegment
+    case spanBeyondTheSlot, vaddrPlusMemszOverflows, noLoadSegment
 
     var description: String { rawValue }
 
@@ -196,7 +196,7 @@ enum MalformedElf: String, CaseIterable, Sendable, CustomStringConvertible {
         case .bigEndian, .entryZero, .segmentBeyondFile, .overlappingLoads, .descendingLoads: .colocated
         // Perhaps the compat loader's; binfmt_elf kills the process after the point of no
         // return; or more than a slot holds.
-        case .elfClass32, .machine386, .fileszAboveMemsz, .pageOffsetMismatch, .spanAbove4GiB,
+        case .elfClass32, .machine386, .fileszAboveMemsz, .pageOffsetMismatch, .spanBeyondTheSlot,
              .vaddrPlusMemszOverflows, .noLoadSegment: .nativeExec
         }
     }
@@ -230,7 +230,7 @@ enum MalformedElf: String, CaseIterable, Sendable, CustomStringConvertible {
             let a = Array(elf.bytes[first..<first + 56]), b = Array(elf.bytes[second..<second + 56])
             elf.bytes.replaceSubrange(first..<first + 56, with: b)
             elf.bytes.replaceSubrange(second..<second + 56, with: a)
-        case .spanAbove4GiB: elf.write(last + ElfBytes.pVaddr, 8, elf.read(last + ElfBytes.pVaddr, 8) + (8 << 30))
+        case .spanBeyondTheSlot: elf.write(last + ElfBytes.pVaddr, 8, elf.read(last + ElfBytes.pVaddr, 8) + (8 << 30))
         case .vaddrPlusMemszOverflows: elf.write(last + ElfBytes.pMemsz, 8, UInt64.max - 0x100)
         case .noLoadSegment: for load in loads { elf.write(load, 4, 0x6474e551) }   // PT_GNU_STACK
         }
