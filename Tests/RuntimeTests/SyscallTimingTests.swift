@@ -1,3 +1,4 @@
+// SyscallTimingTests.swift - syscall_timing(1) and syscall_timing_pong: output, errors, every test, native and colocated runs.
 import Foundation
 import Glibc
 import Testing

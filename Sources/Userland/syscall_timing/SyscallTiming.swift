@@ -1,3 +1,4 @@
+// SyscallTiming.swift - syscall_timing(1): the test table, the options and the runs, FreeBSD's tool for colocated processes on Linux.
 import ArgumentParser
 import CoHelpers
 import CoTools
