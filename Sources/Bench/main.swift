@@ -66,7 +66,7 @@ func spawnColocated(_ space: AddressSpace, _ argv: [String], out: Int32 = devnul
 func procStatusNumber(_ pid: pid_t, _ key: String) -> Int {
     guard let s = readFile("/proc/\(pid)/status"),
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
-    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
 }
 
 func pssKiB(_ pid: pid_t) -> Int {
