@@ -62,6 +62,7 @@ def main():
     ap.add_argument("--machine")
     ap.add_argument("--explained")
     ap.add_argument("--excluded")
+    ap.add_argument("--notes")
     ap.add_argument("--report")
     a = ap.parse_args()
     modules = a.modules.split()
@@ -198,24 +199,48 @@ def main():
     w("## Differing cases\n")
     if not verdicts:
         w("None.\n")
-    for m, tid, sn, sc, rounds, verdict, why in verdicts:
-        w(f"### `{tid}`\n")
-        w(f"- native: **{sn[0]}**, colocated: **{sc[0]}**")
-        if rounds:
-            w("- re-runs (native, colocated): " + ", ".join(f"{n}/{c}" for n, c in rounds) + f" — {verdict}")
-        else:
-            w(f"- re-runs: {verdict}")
-        w(f"- explanation: {why if why else '**not explained yet**'}")
-        for side, s in (("native", sn), ("colocated", sc)):
-            if s[1] and s[0] != "pass":
-                text = s[1].rstrip("\n").splitlines()
-                if len(text) > 30:
-                    text = text[:8] + ["[...]"] + text[-20:]
-                w(f"\n{side} output:\n")
-                w("```")
-                for line in text:
-                    w(line.replace("```", "`\u200b``"))
-                w("```")
+    else:
+        whys = []
+        for v in verdicts:
+            if v[6] and v[6] not in whys:
+                whys.append(v[6])
+        w("| case | native | colocated | re-runs (native/colocated) | verdict | why |")
+        w("|---|---|---|---|---|---|")
+        for m, tid, sn, sc, rounds, verdict, why in verdicts:
+            rr = ", ".join(f"{n}/{c}" for n, c in rounds) or "-"
+            ref = f"[{whys.index(why) + 1}](#why-{whys.index(why) + 1})" if why else "**not explained yet**"
+            w(f"| `{tid}` | {sn[0]} | {sc[0]} | {rr} | {verdict} | {ref} |")
+        w("")
+        if whys:
+            w("### Why\n")
+            for i, text in enumerate(whys, 1):
+                w(f'<a id="why-{i}"></a>{i}. {text}\n')
+        shown = [v for v in verdicts if any(x[1] and x[0] != "pass" for x in (v[2], v[3]))]
+        if shown:
+            w("### Output of the cases that did not pass\n")
+        for m, tid, sn, sc, rounds, verdict, why in shown:
+            for side, st in (("native", sn), ("colocated", sc)):
+                if st[1] and st[0] != "pass":
+                    text = st[1].rstrip("\n").splitlines()
+                    if len(text) > 30:
+                        text = text[:8] + ["[...]"] + text[-20:]
+                    w(f"`{tid}`, {side} ({st[0]}):\n")
+                    w("```")
+                    for line in text:
+                        w(line.replace("```", "`\u200b``"))
+                    w("```\n")
+    both = []
+    for m in modules:
+        cn, cc = results[(m, "native")][1], results[(m, "colo")][1]
+        for tid in sorted(set(cn) & set(cc)):
+            if cn[tid][0] in ("fail", "error") and cn[tid][0] == cc[tid][0]:
+                last = [l for l in cn[tid][1].strip().splitlines() if l.strip()]
+                both.append((tid, cn[tid][0], last[-1].strip()[:160] if last else ""))
+    if both:
+        w("## Failing alike on both sides\n")
+        w("Not differences: the same result natively and colocated (this machine or the runner).\n")
+        for tid, st, last in both:
+            w(f"- `{tid}`: {st}" + (f" (`{last.replace('`', chr(39))}`)" if last else ""))
         w("")
     if a.excluded and os.path.exists(a.excluded):
         with open(a.excluded, encoding="utf-8") as f:
@@ -236,6 +261,9 @@ def main():
         for tid, a1, a2 in skipdiff:
             w(f"- `{tid}`: native `{a1.strip()[:200]}`, colocated `{a2.strip()[:200]}`")
         w("")
+    if a.notes and os.path.exists(a.notes):
+        with open(a.notes, encoding="utf-8", errors="surrogateescape") as f:
+            w(f.read().rstrip("\n") + "\n")
     text = "\n".join(out) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(a.report)), exist_ok=True)
     with open(a.report, "w", encoding="utf-8", errors="surrogateescape") as f:
