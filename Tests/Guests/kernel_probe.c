@@ -2,7 +2,8 @@
  * and <capv.h> like a CheriBSD program.  Each verb prints key=value lines.
  *   enosys                 every call outside an address space (run natively)
  *   errnos                 the errnos of one process (threads play callee)
- *   forge N                N random values and revoked values used as capabilities
+ *   forge N                N random values and a real target with one bit flipped used as
+ *                          capabilities, between two valid calls (the control) of the same shape
  *   fdcap                  capfromfd/captofd within one process
  *   service NAME [K]       cosetup, coregister(NAME), coaccept loop (see ops); K accepting
  *                          threads (default 1), registered as NAME.0 .. NAME.K-1 too
@@ -649,11 +650,37 @@ static int errnos(void)
     return 0;
 }
 
+/* forge's callee: a thread accepting with the switcher, counting the calls that reach it. */
+static void *forge_target;
+static long forge_received;
+
+static void *forge_callee(void *arg)
+{
+    (void)arg;
+    uint64_t in[8];
+    void *t = NULL;
+    if (cosetup(COSETUP_COACCEPT) != 0 || coregister(NULL, &t) != 0) { printf("forge_callee=%s\n", ename(errno)); exit(1); }
+    __atomic_store_n(&forge_target, t, __ATOMIC_RELEASE);
+    for (;;)
+        if (coaccept(NULL, NULL, 0, in, sizeof in) >= 0) __atomic_add_fetch(&forge_received, 1, __ATOMIC_RELEASE);
+}
+
+/* A valid call to forge's callee, with the arguments the forged calls use: 0 or -1. */
+static long forge_control(void)
+{
+    long r;
+    while ((r = cocall_slow(forge_target, NULL, 0, NULL, 0)) < 0 && errno == EAGAIN) usleep(1000);   /* before its first coaccept */
+    return r;
+}
+
 static int forge(long count)
 {
-    void *own = NULL;
-    cosetup(COSETUP_COCALL);
-    coregister(NULL, &own);
+    REPORT("forge_cosetup", cosetup(COSETUP_COCALL));
+    pthread_t callee;
+    pthread_create(&callee, NULL, forge_callee, NULL);
+    while (__atomic_load_n(&forge_target, __ATOMIC_ACQUIRE) == NULL) usleep(1000);
+    /* the same calls with a real target work, before and after: the refusals are the values' */
+    REPORT("control_before", forge_control());
     long refused_target = 0, refused_fd = 0, refused_near = 0;
     for (long i = 0; i < count; i++) {
         uint64_t v;
@@ -663,14 +690,16 @@ static int forge(long count)
         int fd;
         if (captofd((void *)v, &fd) < 0 && errno == EINVAL) refused_fd++;
         /* a real capability with one bit flipped */
-        uint64_t near = (uint64_t)(uintptr_t)own ^ (1ULL << (i % 58));
+        uint64_t near = (uint64_t)(uintptr_t)forge_target ^ (1ULL << (i % 58));
         if (cocall_slow((void *)near, NULL, 0, NULL, 0) < 0 && errno == EINVAL) refused_near++;
     }
     printf("tried=%ld\nrefused_target=%ld\nrefused_fd=%ld\nrefused_near=%ld\n", count, refused_target, refused_fd,
            refused_near);
+    REPORT("control_after", forge_control());
+    printf("callee_received=%ld\n", __atomic_load_n(&forge_received, __ATOMIC_ACQUIRE));
     /* fd capabilities are revoked by nothing but stay of their own type */
     void *fdcap;
-    capfromfd(&fdcap, 0);
+    REPORT("capfromfd_own", capfromfd(&fdcap, 0));
     int fd;
     REPORT("captofd_own", captofd(fdcap, &fd));
     REPORT("captofd_flipped", captofd((void *)((uintptr_t)fdcap ^ 1), &fd));

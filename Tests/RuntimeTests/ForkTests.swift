@@ -11,15 +11,13 @@ import Testing
         return n >= Layout.regionBase >> 36 && n < Layout.regionEnd >> 36
     }
 
-    /// `colo ps PID` rows: PID -> VMADDR.
-    func vmaddrs(_ pid: pid_t) throws -> [pid_t: String] {
+    /// The PIDs `colo ps PID` lists: the processes of PID's address space, by the table.
+    func listed(_ pid: pid_t) throws -> [pid_t] {
         let ps = try Run.colo(["ps", String(pid)])
-        var out = [pid_t: String]()
-        for row in ps.stdout.split(separator: "\n").dropFirst() {
-            let f = row.split(separator: " ", omittingEmptySubsequences: true)
-            if f.count > 9, let p = pid_t(f[1]) { out[p] = String(f[9]) }
+        return ps.stdout.split(separator: "\n").dropFirst().compactMap {
+            let f = $0.split(separator: " ", omittingEmptySubsequences: true)
+            return f.count > 9 ? pid_t(f[1]) : nil
         }
-        return out
     }
 
     @Test func theExecdChildIsBackInTheParentsAddressSpaceWithItsPID() throws {
@@ -29,8 +27,8 @@ import Testing
         let parent = pid_t(try bg.value("parent"))!
         #expect(try bg.value("pid") == String(child), "the program runs with the forked child's PID")
         #expect(shareAddressSpace(child, parent), "in the parent's mm again")
-        let rows = try vmaddrs(parent)
-        #expect(rows[child] != nil && rows[child] == rows[parent], "colo ps: one VMADDR for both: \(rows)")
+        let rows = try listed(parent)
+        #expect(rows.contains(child) && rows.contains(parent), "colo ps lists both as members: \(rows)")
         #expect(Runtime.parent(of: child) == parent, "still the parent's child")
         kill(child, SIGTERM)
         #expect(try bg.value("child_status") == String(128 + SIGTERM), "the parent reaps what became of it")
@@ -86,10 +84,12 @@ import Testing
     }
 
     /// The commands of a shell script print their stack slot and parent; the
-    /// `colo ps` in a pipeline lists itself, `cat` and the shell with one VMADDR.
+    /// `colo ps` in a pipeline lists itself, `cat` and the shell as members of the
+    /// shell's address space; samevm (kcmp) in a pipeline and in $(...) finds the shell's mm.
     func checkShell(_ shell: String) throws {
-        let probe = try Guests.probe()
-        let script = "\(probe) info | cat; x=$(\(probe) info); echo \"$x\"; \(Run.colo) ps $$ | cat; echo shell=$$"
+        let probe = try Guests.probe(), samevm = try Guests.build("samevm", .staticGlibc)
+        let script = "\(probe) info | cat; x=$(\(probe) info); echo \"$x\"; \(Run.colo) ps $$ | cat; "
+            + "\(samevm) $$ | cat; echo \"$(\(samevm) $$)\"; \(samevm) \(getpid()); echo shell=$$"
         let r = try Run.colo([shell, "-c", script])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
@@ -99,7 +99,8 @@ import Testing
         #expect(lines.filter { $0.hasPrefix("ppid=") }.allSatisfy { $0 == "ppid=\(shellPID)" }, "the shell's children")
         let rows = lines.filter { $0.contains(" \(shellPID) ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(rows.count >= 3, "shell, colo ps and cat: \(r.stdout)")
-        #expect(Set(rows.compactMap { $0.count > 9 ? $0[9] : nil }).count == 1, "one VMADDR: \(r.stdout)")
+        let vm = lines.filter { $0.hasPrefix("samevm ") }.map(String.init)
+        #expect(vm == ["samevm \(shellPID)=1", "samevm \(shellPID)=1", "samevm \(getpid())=0"], "kcmp(KCMP_VM) with the shell: \(r.stdout)")
         #expect(rows.contains { $0.count > 11 && $0[10].hasSuffix("colo") && $0[11] == "ps" } && rows.contains { $0.last == "cat" })
     }
 

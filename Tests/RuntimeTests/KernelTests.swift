@@ -56,11 +56,15 @@ import Testing
         let r = try Run.colo([try Guests.buildWithAPI("kernel_probe"), "forge", "10000"], timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
         let v = values(r.stdout)
+        // The positive control: the same call with the real target works before and after,
+        // and only those two calls reach the callee.
+        #expect(v["forge_cosetup"] == "OK" && v["control_before"] == "OK" && v["control_after"] == "OK", "\(r.stdout)")
+        #expect(v["callee_received"] == "2", "no forged call reached the callee: \(r.stdout)")
         #expect(v["tried"] == "10000")
         #expect(v["refused_target"] == "10000", "random values as targets")
         #expect(v["refused_fd"] == "10000", "random values as fd capabilities")
         #expect(v["refused_near"] == "10000", "a real target with one bit flipped")
-        #expect(v["captofd_own"] == "OK")
+        #expect(v["capfromfd_own"] == "OK" && v["captofd_own"] == "OK")
         #expect(v["captofd_flipped"] == "EINVAL")
     }
 

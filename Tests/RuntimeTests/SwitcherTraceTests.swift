@@ -62,7 +62,9 @@ import Testing
         #expect(calls.allSatisfy { $0.hasPrefix("\(pid) cocall(fast) -> \(svc) ") || $0.hasPrefix("\(pid) --- unborrow") }, "\(lines)")
         let (unborrows, _, _, _) = try traceSteps(["-e", "unborrow"])
         #expect(unborrows.filter { $0.contains("unborrow") }.count == 1 && !unborrows.contains { $0.contains("cocall(fast)") }, "\(unborrows)")
-        let (none, _, _, _) = try traceSteps(["-p", "1"])
+        // -p of another process: the guest ran to its end (both calls made), nothing is shown.
+        let (none, _, _, noneRun) = try traceSteps(["-p", "1"])
+        #expect(noneRun.status == 128 + SIGSEGV && values(noneRun.stdout)["cocall"] == "16", "\(noneRun.stdout) \(noneRun.stderr)")
         #expect(none.isEmpty, "\(none)")
     }
 
@@ -155,7 +157,9 @@ import Testing
         let caller = lines.first.map { String($0.prefix { $0 != " " }) } ?? "?"
         #expect(caller != svcPID && caller != spacePID && Int(caller) != nil)
         let json = try Run.colo(["switcher-log", "--json", spacePID])
-        #expect(json.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"pid\":\(caller),\"event\":\"cocall\"") }, "\(json.stdout)")
+        let jsonLines = json.stdout.split(separator: "\n")
+        #expect(json.status == 0 && jsonLines.count == 5, "the same five events: \(json.stdout) \(json.stderr)")
+        #expect(jsonLines.allSatisfy { $0.hasPrefix("{\"pid\":\(caller),\"event\":\"cocall\"") }, "\(json.stdout)")
 
         // Off again: the ring keeps the old events, and no new ones come.
         #expect(try Run.colo(["sysctl", "--pid", spacePID, "debug.colocation_debug=0"]).status == 0)

@@ -120,10 +120,18 @@ import Testing
     }
 
     @Test func aToolStartedFromAPlainShellCreatesAnAddressSpace() throws {
-        let r = try Tools.run(["clocks", "sh", "-c", "colo ps $$"])
-        let rows = r.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
-        let vm = Set(rows.map { String($0[9]) })
-        #expect(rows.count == 4 && vm.count == 1, "runtime, clocks, sh and colo ps in one address space: \(r.stdout)")
-        #expect(rows.contains { $0.count > 10 && $0[10].hasSuffix("/clocks") && $0[11] == "sh" })
+        let samevm = try Guests.build("samevm", .staticGlibc)
+        let r = try Tools.run(["clocks", "sh", "-c", "colo ps $$; \(samevm) $$ \(getpid()); echo sh=$$"])
+        let sh = values(r.stdout)["sh"] ?? "?"
+        let rows = r.stdout.split(separator: "\n").filter { $0.hasPrefix("USER") == false && $0.split(separator: " ").count > 10 }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        // ps prints the VMADDR of the address space it lists on every row: what is checked is
+        // who it lists, and (kcmp) that the shell really runs in the address space clocks made.
+        #expect(rows.count == 4, "runtime, clocks, sh and colo ps in one address space: \(r.stdout)")
+        #expect(rows.contains { $0[10] == "[colo" }, "\(r.stdout)")
+        #expect(rows.contains { $0[10].hasSuffix("/clocks") && $0[11] == "sh" })
+        #expect(rows.contains { String($0[1]) == sh && $0[10] == "sh" }, "\(r.stdout)")
+        #expect(rows.contains { $0[10].hasSuffix("colo") && $0[11] == "ps" })
+        #expect(r.stdout.contains("samevm \(sh)=1\nsamevm \(getpid())=0\n"), "\(r.stdout)")
     }
 }
