@@ -53,6 +53,14 @@ static void report(const char *what, long r)
     printf("%s=%s\n", what, r == -1 || r == (long)MAP_FAILED ? ename(errno) : "OK");
 }
 
+/* The parent-death signal (natively 0: nothing sets one). */
+static int prctl_pdeathsig(void)
+{
+    int sig = -1;
+    prctl(PR_GET_PDEATHSIG, &sig);
+    return sig;
+}
+
 static volatile sig_atomic_t got;
 static void on_usr1(int s) { (void)s; got = 1; }
 
@@ -262,6 +270,18 @@ int main(int argc, char **argv)
         printf("exec=%s\n", ename(errno));
         return 1;
     }
+    if (!strcmp(verb, "detach")) {            /* detach STATUS PROGRAM ARGS...: start it (output to /dev/null), exit STATUS */
+        extern char **environ;
+        pid_t child;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        int e = posix_spawn(&child, argv[3], &fa, NULL, argv + 3, environ);
+        if (e) { printf("spawn=%s\n", ename(e)); return 1; }
+        printf("pid=%d\nchild=%d\npdeathsig=%d\n", getpid(), child, prctl_pdeathsig());
+        return atoi(argv[2]);
+    }
     if (!strcmp(verb, "vfork") || !strcmp(verb, "spawn")) {   /* start PROGRAM ARGS..., wait for it */
         extern char **environ;
         pid_t child;
@@ -281,7 +301,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "fork")) {              /* fork, the child execs PROGRAM ARGS...; count SIGCHLDs */
         /* FORK_SETUP=1: the child changes what execve keeps first (see "state");
          * FORK_UID=n: and becomes user n; FORK_BLOCK=1: the parent blocks SIGCHLD
-         * until it has reaped the child. */
+         * until it has reaped the child; FORK_WAITID: see below. */
         struct sigaction sa = { .sa_sigaction = on_chld, .sa_flags = SA_SIGINFO | SA_RESTART };
         sigaction(SIGCHLD, &sa, NULL);
         sigset_t chld, old;
@@ -313,7 +333,16 @@ int main(int argc, char **argv)
         }
         printf("parent=%d\nchild=%d\n", getpid(), child);
         int st;
-        pid_t w = waitpid(child, &st, 0);
+        pid_t w;
+        if (getenv("FORK_WAITID")) {       /* FORK_WAITID=pid|all: waitid(P_PID|P_ALL) instead of waitpid */
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            int all = !strcmp(getenv("FORK_WAITID"), "all");
+            w = waitid(all ? P_ALL : P_PID, all ? 0 : (id_t)child, &si, WEXITED) == 0 ? si.si_pid : -1;
+            st = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+        } else {
+            w = waitpid(child, &st, 0);
+        }
         if (w != child) { printf("wait=%s\n", ename(errno)); return 1; }
         if (block) sigprocmask(SIG_SETMASK, &old, NULL);
         struct timespec ts = { 0, 200000000 };

@@ -48,6 +48,19 @@ import Testing
         #expect(v["after"] == "ECHILD", "nothing else to reap")
     }
 
+    /// The same with waitid, for the child's PID and for any child: the status is the
+    /// exec'd program's, never the old child's, and nothing else is reported.
+    @Test(arguments: ["pid", "all"])
+    func waitidDuringTheHandOverSeesOneExit(_ which: String) throws {
+        let probe = try Guests.probe()
+        let r = try Run.capture(["/usr/bin/env", "FORK_WAITID=\(which)", Run.colo, probe, "fork", probe, "exit", "7"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let v = values(r.stdout)
+        #expect(v["wait"] == nil && v["child_status"] == "7", "waitid gives the exec'd program's status: \(r.stdout)")
+        #expect(v["sigchld"] == "1" && v["sigchld_pid"] == v["child"], "\(r.stdout)")
+        #expect(v["after"] == "ECHILD", "nothing else to reap")
+    }
+
     @Test func theExecdProgramIsColocatedAndKeepsThePID() throws {
         let probe = try Guests.probe()
         for variant in Guests.Variant.allCases {
