@@ -43,18 +43,24 @@ import Testing
         let first = try Background([Run.colo, try Guests.probe(.staticGlibc), "hold"])
         let firstPID = pid_t(try first.value("pid"))!
         var pids = [firstPID]
-        var slots = Set<String>()
+        let slotOf = { (addr: String) in (UInt64(addr, radix: 16) ?? 0) >> 36 }
+        var slots: Set<UInt64> = [slotOf(try first.value("addr"))]
+        var joined = [Background]()
         for variant in [Guests.Variant.staticMusl, .dynamicGlibc] {
             let g = try Background([Run.colo, "--join", String(firstPID), try Guests.probe(variant), "hold"])
             let pid = pid_t(try g.value("pid"))!
             pids.append(pid)
             #expect(shareAddressSpace(pid, firstPID), "\(variant) joined the address space of \(firstPID)")
-            slots.insert(String(try g.value("addr").prefix(4)))
+            slots.insert(slotOf(try g.value("addr")))
+            joined.append(g)
+        }
+        #expect(Set(pids).count == 3, "three distinct PIDs")
+        #expect(slots.count == 3 && !slots.contains(0), "three live processes, three slots: \(slots)")
+        for (g, pid) in zip(joined, pids.dropFirst()) {
             kill(pid, SIGUSR1)
             #expect(try g.value("content") == "intact")
             #expect(g.wait() == 0)
         }
-        #expect(Set(pids).count == 3, "three distinct PIDs")
         #expect(shareAddressSpace(parent(of: firstPID), firstPID), "the runtime, the command's parent, is in the address space")
         #expect(!shareAddressSpace(first.pid, firstPID), "colo's own process, which the shell waits for, is not")
         #expect(try Run.colo(["--join", String(firstPID), try Guests.probe(), "exit", "5"]).status == 5)
