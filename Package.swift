@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
         .executableTarget(name: "colo",
-                          dependencies: ["Bytes", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "CLinux", "GuestAPI", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
         .executableTarget(name: "coexec",
                           dependencies: ["Bytes", "Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 import Loader
@@ -52,6 +53,9 @@ public final class AddressSpace {
     let listener: Int32
     /// Capabilities, names and the slow-path rendezvous (KernelCalls).
     let kernel: Kernel
+    /// The write end of the watchdog's pipe (watchdog.c): held by the runtime alone, so
+    /// that its end, however it comes, makes the watchdog kill every member.
+    let watchdogPipe: Int32
 
     /// Create a new address space whose first process is the caller.
     public init() throws(ColoError) {
@@ -70,7 +74,24 @@ public final class AddressSpace {
         unsetenv("COLO_TRACE_READER")
         try table.createTraceRing(reader: reader)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
+        watchdogPipe = try Self.startWatchdog()
+        // Members orphaned by their parent's end (a shell's background job) become the
+        // runtime's children, which it serves and reaps until the last one ends.
+        _ = rawSyscall(Int(SYS_prctl), Int(PR_SET_CHILD_SUBREAPER), 1, 0, 0, 0)
         try openControlSocket()
+    }
+
+    /// Start the watchdog on a pipe whose write end is returned (close-on-exec: a member's
+    /// start-up closes its copy).
+    private static func startWatchdog() throws(ColoError) -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard fds.withUnsafeMutableBufferPointer({ rawSyscall(Int(SYS_pipe2), Int(bitPattern: $0.baseAddress!), Int(O_CLOEXEC)) }) == 0 else {
+            throw .last("pipe")
+        }
+        let pid = colo_watchdog_start(fds[0])
+        close(fds[0])
+        guard pid > 0 else { close(fds[1]); throw ColoError(-pid, "cannot start the watchdog") }
+        return fds[1]
     }
 
     deinit { shutdown() }
@@ -278,10 +299,11 @@ public final class AddressSpace {
         return m
     }
 
-    /// Wait until `main` exits, serving join requests and reaping other members
-    /// meanwhile.  Returns the status a shell would report (128+signal if killed).
-    /// Remaining members are killed: an address space lives as long as its first command.
-    public func run(main: pid_t) -> Int32 {
+    /// Serve the address space until `main` has exited and, after it, every other process
+    /// the runtime serves (members, background jobs that outlived their shell, fork children:
+    /// the runtime is their subreaper) has ended.  `mainEnded` gets main's status, as a shell
+    /// reports it, as soon as main exits; the same status is returned at the end.
+    public func run(main: pid_t, mainEnded: (Int32) -> Void = { _ in }) -> Int32 {
         var set = sigset_t()
         sigemptyset(&set)
         for s in [SIGCHLD, SIGTERM, SIGHUP] { sigaddset(&set, s) }
@@ -290,9 +312,12 @@ public final class AddressSpace {
         signal(SIGQUIT, SIG_IGN)
         let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Linux.signalfd4, -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
         var mainStatus: Int32? = nil
-        while mainStatus == nil {
-            for (pid, status) in reapExited() where pid == main { mainStatus = status }
-            if mainStatus != nil { break }
+        while mainStatus == nil || hasChildren {
+            for (pid, status) in reapExited() where pid == main && mainStatus == nil {
+                mainStatus = status
+                mainEnded(status)
+            }
+            if mainStatus != nil && !hasChildren { break }
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
@@ -302,7 +327,7 @@ public final class AddressSpace {
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
                 while read(sfd, &si, 128) > 0 {
-                    if si[0] != UInt32(SIGCHLD) { kill(main, Int32(si[0])) }
+                    if si[0] != UInt32(SIGCHLD) && mainStatus == nil { kill(main, Int32(si[0])) }
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
@@ -315,11 +340,13 @@ public final class AddressSpace {
             }
         }
         close(sfd)
-        for pid in members.keys { kill(pid, SIGKILL) }
-        while !members.isEmpty {
-            if reapExited(block: true).isEmpty { break }
-        }
         return mainStatus ?? 127
+    }
+
+    /// Has the runtime a child left (a member, or an orphan it adopted as subreaper)?
+    var hasChildren: Bool {
+        var info = siginfo_t()
+        return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0
     }
 
     /// Answer a system call left pending earlier.  False if its caller stopped
@@ -431,7 +458,7 @@ public final class AddressSpace {
 }
 
 /// The status a shell reports for a wait status: the exit code, or 128+signal.
-func shellStatus(_ status: Int32) -> Int32 {
+public func shellStatus(_ status: Int32) -> Int32 {
     let sig = status & 0x7f
     return sig == 0 ? (status >> 8) & 0xff : 128 + sig
 }

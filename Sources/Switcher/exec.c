@@ -145,11 +145,6 @@ static void exec_enter(void *arg)
     }
     sys1(SYS_set_tid_address, 0);
     sys2(SYS_set_robust_list, 0, 24);
-    /* Die with the parent, as every member does, so that the runtime's death
-     * takes whole process trees with it (clone cleared the setting). */
-    long ppid = sys0(SYS_getppid);
-    sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-    if (sys0(SYS_getppid) != ppid) sys2(SYS_kill, sys0(SYS_getpid), SIGKILL);
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
     sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);

@@ -72,15 +72,6 @@ static const struct rule rules[] = {
     ONE(SYS_execve, N_TRAP),
     ONE(SYS_wait4, N_TRAP),         /* wait4 and waitid: a forked child's hand-over is invisible */
     ONE(SYS_readlink, N_TRAP),      /* readlink(at): /proc/self/exe names the process's program */
-    ONE(SYS_setuid, N_TRAP),
-    ONE(SYS_setgid, N_TRAP),
-    ONE(SYS_setreuid, N_TRAP),
-    ONE(SYS_setregid, N_TRAP),
-    ONE(SYS_setresuid, N_TRAP),
-    ONE(SYS_setresgid, N_TRAP),
-    ONE(SYS_setfsuid, N_TRAP),
-    ONE(SYS_setfsgid, N_TRAP),
-    ONE(SYS_capset, N_TRAP),
     ONE(SYS_rt_sigsuspend, N_TRAP),
     ONE(SYS_mlock, N_RANGE),
     ONE(SYS_munlock, N_RANGE),

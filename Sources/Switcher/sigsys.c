@@ -279,17 +279,6 @@ static long do_sigsuspend(const greg_t *g)
     return sys2(SYS_rt_sigsuspend, &mask, 8);
 }
 
-/* A credential change, then the parent-death signal it cleared, re-armed.  If
- * the parent died meanwhile, die as the re-armed signal would have made us. */
-static long do_credentials(int nr, const greg_t *g)
-{
-    long ppid = sys0(SYS_getppid);
-    long r = sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
-    sys2(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL);
-    if (sys0(SYS_getppid) != ppid) sys2(SYS_kill, sys0(SYS_getpid), SIGKILL);
-    return r;
-}
-
 /* A SIGSYS that is not one of our traps: give it to the guest's own disposition. */
 static void forward_sigsys(struct colo_slot *s, int sig, siginfo_t *info, void *uctx)
 {
@@ -330,9 +319,6 @@ long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
     case SYS_wait4: case SYS_waitid: return colo_do_wait(s, uc, nr);   /* fork.c */
     case SYS_readlink:   return colo_do_readlink(s, AT_FDCWD, (uint64_t)g[REG_RDI], (uint64_t)g[REG_RSI], g[REG_RDX]);
     case SYS_readlinkat: return colo_do_readlink(s, g[REG_RDI], (uint64_t)g[REG_RSI], (uint64_t)g[REG_RDX], g[REG_R10]);
-    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
-    case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_capset:
-        return do_credentials(nr, g);
     case SYS_munmap: case SYS_mprotect: case SYS_madvise: case SYS_pkey_mprotect:
     case SYS_mlock: case SYS_mlock2: case SYS_munlock: case SYS_msync:
     case SYS_remap_file_pages: case SYS_mbind:

@@ -17,7 +17,7 @@
 extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
-enum start_step { STEP_PDEATHSIG = 1, STEP_STDIO, STEP_FDS, STEP_CWD, STEP_CREDS,
+enum start_step { STEP_STDIO = 1, STEP_FDS, STEP_CWD, STEP_CREDS,
                   STEP_SIGNALS, STEP_NAME };
 
 static void fail(struct colo_slot *slot, int step, long err)
@@ -35,7 +35,8 @@ static void child_main(void *arg)
     /* The runtime records the owner too, but only once clone returned to it:
      * the program may install signal handlers before that (see do_sigaction). */
     slot->owner_pid = (int32_t)sys0(SYS_getpid);
-    if ((r = sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL)) < 0) fail(slot, STEP_PDEATHSIG, r);
+    /* No parent-death signal (natively there is none): the watchdog kills every member
+     * once the runtime is gone (watchdog.c).  A runtime gone already: end here. */
     if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);
 
     for (int i = 0; i < 3; i++) {

@@ -270,14 +270,17 @@ int main(int argc, char **argv)
         printf("exec=%s\n", ename(errno));
         return 1;
     }
-    if (!strcmp(verb, "detach")) {            /* detach STATUS PROGRAM ARGS...: start it (output to /dev/null), exit STATUS */
+    if (!strcmp(verb, "detach")) {            /* detach STATUS PROGRAM ARGS...: start it in a session of its own (output to /dev/null), exit STATUS */
         extern char **environ;
         pid_t child;
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-        int e = posix_spawn(&child, argv[3], &fa, NULL, argv + 3, environ);
+        posix_spawnattr_t attr;                /* a session of its own, as a daemon has */
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+        int e = posix_spawn(&child, argv[3], &fa, &attr, argv + 3, environ);
         if (e) { printf("spawn=%s\n", ename(e)); return 1; }
         printf("pid=%d\nchild=%d\npdeathsig=%d\n", getpid(), child, prctl_pdeathsig());
         return atoi(argv[2]);

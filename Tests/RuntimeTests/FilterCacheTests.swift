@@ -29,8 +29,7 @@ import Testing
 
     /// Calls that need the SIGSYS handler from inside the slot region, whatever their arguments.
     static let trapped = ["brk", "rt_sigaction", "mremap", "shmat", "fork", "vfork", "execve", "wait4", "waitid", "readlink", "readlinkat",
-                          "execveat", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
-                          "setfsgid", "capset", "rt_sigsuspend"]
+                          "execveat", "rt_sigsuspend"]
     /// Memory calls: native when their range lies in the caller's own slot (mmap only with MAP_FIXED).
     static let ranged = ["mmap", "mprotect", "munmap", "msync", "madvise", "mlock", "munlock", "remap_file_pages",
                          "mbind", "mlock2", "pkey_mprotect"]

@@ -92,7 +92,10 @@ final class Spawned {
         sigemptyset(&empty); sigfillset(&all)
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // A process group of its own: what the child leaves running (an address space lives
+        // while any of its processes lives) is killed with the group when the test is done.
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let path = argv[0].contains("/") ? argv[0] : "/usr/bin/env"
         let args = argv[0].contains("/") ? argv : ["env"] + argv
         var cargs = args.map { strdup($0) } + [nil]
@@ -112,7 +115,7 @@ final class Spawned {
         while true {
             let r = waitpid(pid, &st, WNOHANG)
             if r == pid { break }
-            if Date() > deadline { kill(pid, SIGKILL) }
+            if Date() > deadline { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
             usleep(2000)
         }
         let code = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
@@ -122,8 +125,12 @@ final class Spawned {
 
     var isRunning: Bool { reaped == nil && waitpid(pid, nil, WNOHANG) == 0 }
 
+    /// Kill what is left of the child's process group (processes it left running).
+    func killGroup() { kill(-pid, SIGKILL) }
+
     deinit {
         if reaped == nil { kill(pid, SIGKILL); _ = wait() }
+        killGroup()
         close(stdoutFD); close(stderrFD)
     }
 }
@@ -167,6 +174,9 @@ enum Run {
         group.enter(); DispatchQueue.global().async { o.text = drain(ofd); group.leave() }
         group.enter(); DispatchQueue.global().async { e.text = drain(efd); group.leave() }
         let status = p.wait(timeout: timeout)
+        // Processes the command left running would hold its output open: the test is done
+        // with them.
+        p.killGroup()
         group.wait()
         return Result(status: status, stdout: o.text, stderr: e.text)
     }

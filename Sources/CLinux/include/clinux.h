@@ -3,6 +3,7 @@
 #define CLINUX_H
 #include <sys/syscall.h>
 #include <linux/seccomp.h>
+#include <linux/prctl.h>
 
 /* Flags whose glibc definitions need _GNU_SOURCE, which the Swift Glibc module is not built
  * with (a header defining it here would give this module struct layouts that differ from

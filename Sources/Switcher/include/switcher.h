@@ -26,6 +26,11 @@ int colo_spawn(struct colo_slot *slot);
  * before anything changes them: a started program inherits these, as after execve. */
 void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked);
 
+/* Start the address space's watchdog (watchdog.c): when `read_fd` (the read end of a
+ * pipe whose write end only the runtime holds) reports the runtime's end, it kills
+ * every process of the mm.  Its PID, or -errno. */
+int colo_watchdog_start(int read_fd);
+
 /* ---- the switcher (switch.c), as the runtime sees it ---- */
 
 /* 1 if user code may read and write the FS and GS bases (rdfsbase etc.:

@@ -1,7 +1,9 @@
 // colo(1): run a command colocated, join an address space, and the ps/procstat/sysctl/trace views.
 import ArgumentParser
 import Bytes
+import CLinux
 import Glibc
+import GuestAPI
 import Runtime
 
 @main
@@ -69,6 +71,35 @@ struct Run: ParsableCommand {
             argv.withCStringArray { av in path.withCString { _ = execv($0, av) } }
             fail("\(name): \(String(cString: strerror(errno)))", status: errno == ENOENT ? 127 : 126)
         }
+        if traced { serve(path: path, argv: argv, envp: envp, frontEnd: nil) }
+        // The process the shell waits for ends with the command; the runtime, forked from it,
+        // serves the address space until its last process has ended.
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { fail("pipe: \(String(cString: strerror(errno)))") }
+        let frontEnd = getpid()
+        let runtime = fork()
+        guard runtime >= 0 else { fail("fork: \(String(cString: strerror(errno)))") }
+        if runtime == 0 {
+            close(fds[0])
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+            serve(path: path, argv: argv, envp: envp, frontEnd: (frontEnd, fds[1]))
+        }
+        close(fds[1])
+        Glibc.exit(FrontEnd.wait(runtime: runtime, reports: fds[0]))
+    }
+
+    /// Set `traced` when `colo trace` runs the command: the tracer is the process the shell
+    /// waits for, and the runtime its child.
+    var traced = false
+
+    /// The runtime: create the address space, start the command and serve until the last
+    /// process ends.  With a front end (its PID and the pipe to it), the runtime dies with it
+    /// while the command runs, and tells it the command's PID and status.
+    private func serve(path: ByteString, argv: [ByteString], envp: [ByteString], frontEnd: (pid: pid_t, pipe: Int32)?) -> Never {
+        if let frontEnd {
+            _ = colo_syscall(Int(SYS_prctl), Int(PR_SET_PDEATHSIG), Int(SIGKILL), 0, 0, 0, 0)
+            if getppid() != frontEnd.pid { Glibc.exit(127) }
+        }
         let space: AddressSpace
         do throws(ColoError) { space = try AddressSpace() } catch { fail(error.message) }
         let member: Member
@@ -77,9 +108,63 @@ struct Run: ParsableCommand {
             // As a shell reports it: 127 for a missing command, 126 otherwise.
             fail(error.message, status: error.errno == ENOENT || error.errno == ENOTDIR ? 127 : 126)
         }
-        let status = space.run(main: member.pid)
+        if let frontEnd { FrontEnd.report(frontEnd.pipe, member.pid) }
+        let status = space.run(main: member.pid) { status in
+            guard let frontEnd else { return }
+            // From now on the runtime outlives the process the shell waited for; its
+            // standard streams are no longer anyone's to hold open.
+            _ = colo_syscall(Int(SYS_prctl), Int(PR_SET_PDEATHSIG), 0, 0, 0, 0, 0)
+            FrontEnd.report(frontEnd.pipe, status)
+            close(frontEnd.pipe)
+            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+            for fd: Int32 in 0...2 { dup2(null, fd) }
+            close(null)
+        }
         space.shutdown()
         Glibc.exit(status)
+    }
+}
+
+/// The process `colo COMMAND` is to its shell: it waits for the command's status, which the
+/// runtime reports as soon as the command ends, and passes SIGTERM and SIGHUP on to the
+/// command (the terminal's SIGINT and SIGQUIT reach the command without it).
+enum FrontEnd {
+    nonisolated(unsafe) static var command: pid_t = 0
+    /// A signal that came before the command's PID was known, passed on once it is.
+    nonisolated(unsafe) static var pending: Int32 = 0
+
+    static func report(_ fd: Int32, _ value: Int32) {
+        var v = value
+        _ = write(fd, &v, 4)
+    }
+
+    static func wait(runtime: pid_t, reports fd: Int32) -> Int32 {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
+        for s in [SIGTERM, SIGHUP] {
+            signal(s) { sig in
+                if FrontEnd.command > 0 { kill(FrontEnd.command, sig) } else { FrontEnd.pending = sig }
+            }
+        }
+        func next() -> Int32? {
+            var v: Int32 = 0
+            while true {
+                let n = read(fd, &v, 4)
+                if n == 4 { return v }
+                if n < 0 && errno == EINTR { continue }
+                return nil
+            }
+        }
+        if let pid = next() {
+            command = pid
+            if pending != 0 { kill(pid, pending) }
+            if let status = next() { return status }
+        }
+        // The runtime ended without a report: it could not start the command (it said
+        // why), or it was killed; its own status says which.
+        var st: Int32 = 0
+        while waitpid(runtime, &st, 0) < 0 && errno == EINTR {}
+        return shellStatus(st)
     }
 }
 

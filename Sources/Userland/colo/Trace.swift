@@ -63,7 +63,11 @@ struct Trace: ParsableCommand {
         let start = inProcess ? tracer.launchInProcess : tracer.launch
         let status = start {
             if outFD != 2 { close(outFD) }
-            do { try Run.parse(["--"] + argv).run() } catch { fail("\(error)") }
+            do {
+                var run = try Run.parse(["--"] + argv)
+                run.traced = true
+                try run.run()
+            } catch { fail("\(error)") }
             Glibc.exit(0)
         }
         Glibc.exit(status)
