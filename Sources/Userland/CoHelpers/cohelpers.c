@@ -131,7 +131,10 @@ void cotool_line_buffer_stdout(void)
 
 void cotool_flush_if_tty(void)
 {
-    if (isatty(1))
+    static int tty = -1;    /* isatty(3) once: coping calls this after every ping */
+    if (tty < 0)
+        tty = isatty(1);
+    if (tty)
         fflush(stdout);
 }
 

@@ -1,3 +1,4 @@
+// Service.swift - the service preamble of the CheriBSD tools and the callee loop (Acceptor).
 import CoHelpers
 import Glibc
 import GuestAPI
@@ -63,30 +64,55 @@ public struct Service {
 }
 
 /// The callee side of a service: coaccept(2) (or coaccept_slow(2) with
-/// `slow`) in a loop, each call answering the previous caller with `output`.
+/// `slow`) in a loop, each call answering the previous caller with `output`
+/// or, after `reply(with:)`, a message built once.  Nothing on the way of a
+/// call allocates or copies, and what changes per call lives outside the
+/// object: a write of a class property, or passing one inout, costs a
+/// dynamic exclusivity check (swift_beginAccess, about 10 ns).
 public final class Acceptor {
     public let slow: Bool
     public let input: Message
     public let output: Message
-    /// Bytes of `output` the next coaccept sends back.
-    public var outlen = 0
-    /// The current caller (a cookie).
-    public var cookie: UnsafeMutableRawPointer? = nil
+
+    private struct State {
+        var outlen: Int
+        var reply: UnsafeMutableRawPointer
+        var cookie: UnsafeMutableRawPointer?
+    }
+    private let state = UnsafeMutablePointer<State>.allocate(capacity: 1)
 
     public init(slow: Bool, inputSize: Int, outputSize: Int) {
         self.slow = slow
         input = Message(inputSize)
         output = Message(outputSize)
+        state.initialize(to: State(outlen: 0, reply: output.raw, cookie: nil))
     }
+
+    deinit { state.deallocate() }
+
+    /// Bytes of the reply the next coaccept sends back.
+    public var outlen: Int {
+        get { state.pointee.outlen }
+        set { state.pointee.outlen = newValue }
+    }
+
+    /// The reply the next coaccept sends: `output.raw` unless `reply(with:)`
+    /// chose a prepared message for the current call.
+    public var replyBytes: UnsafeMutableRawPointer { state.pointee.reply }
+
+    /// The current caller (a cookie).
+    public var cookie: UnsafeMutableRawPointer? { state.pointee.cookie }
 
     /// Answer the previous caller and wait for the next; the bytes received,
     /// or -1 after a warning (the next reply is then empty).
     public func accept() -> Int {
-        let n = slow ? coaccept_slow(&cookie, output.raw, outlen, input.raw, input.size)
-                     : coaccept(&cookie, output.raw, outlen, input.raw, input.size)
+        let s = state, out = s.pointee.reply
+        s.pointee.reply = output.raw
+        let n = slow ? coaccept_slow(&s.pointee.cookie, out, s.pointee.outlen, input.raw, input.size)
+                     : coaccept(&s.pointee.cookie, out, s.pointee.outlen, input.raw, input.size)
         if n < 0 {
             Diag.warn(slow ? "coaccept_slow" : "coaccept")
-            outlen = 0
+            s.pointee.outlen = 0
             return -1
         }
         return n
@@ -99,5 +125,22 @@ public final class Acceptor {
         output.op = 0
         output.setString(text, at: Layout.answerbackText, max: Layout.answerbackMax)
         outlen = Layout.answerback
+    }
+
+    /// Answer the current call with `message` as it is (its `len` bytes):
+    /// a reply that never changes, such as an answerback, is built once.
+    public func reply(with message: Message) {
+        state.pointee.reply = message.raw
+        state.pointee.outlen = message.len
+    }
+
+    /// An answerback reply (`capv_answerback_t{len, op 0, text}`), to build
+    /// once and answer with `reply(with:)`.
+    public static func answerbackMessage(_ text: String) -> Message {
+        let m = Message(Layout.answerback)
+        m.len = Layout.answerback
+        m.op = 0
+        m.setString(text, at: Layout.answerbackText, max: Layout.answerbackMax)
+        return m
     }
 }

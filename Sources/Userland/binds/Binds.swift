@@ -1,3 +1,4 @@
+// Binds.swift - binds(1): bind(2) and connect(2) as a colocated service.
 import ArgumentParser
 import CoHelpers
 import CoTools
@@ -34,50 +35,57 @@ struct Binds: BSDTool {
             allowed = n
         }
         if command.isEmpty { Self.usage() }
+        // The options as constants: every read of an ArgumentParser property
+        // wrapper looks up generic metadata (tens of ns), too much per call.
+        let verbose = self.verbose, slow = self.slow
         Colocation.ensure()
         _ = Service.start(index: CapvIndex.binds, library: "binds", command: command, spawnError: "coexecvpc")
         let l = Layout.l
-        let a = Acceptor(slow: slow, inputSize: max(Layout.answerback, Int(l.binds)), outputSize: Layout.answerback)
+        let a = Acceptor(slow: slow, inputSize: max(Layout.answerback, Int(l.binds)), outputSize: Int(l.binds_return))
         let me = getpid(), prog = Diag.progname, s = slowSuffix(slow)
-        let answerback = "binds(1), pid \(me), allowed port \(allowed)" + s + capsicumSuffix
+        let answerback = Acceptor.answerbackMessage("binds(1), pid \(me), allowed port \(allowed)" + s + capsicumSuffix)
         let bindOp = cotool_sysnos.bind, connectOp = cotool_sysnos.connect
+        // Per call: loads and stores of the two messages, nothing else (the
+        // caller's PID only for -v).
+        let input = a.input, out = a.output.raw
+        let request = Int(l.binds), size = Int(l.binds_return), capvSize = Layout.capv
+        let errorAt = Int(l.binds_return_error), errnoAt = Int(l.binds_return_errno)
         while true {
             let received = a.accept()
             if received < 0 { continue }
-            let input = a.input, out = a.output
-            let pid = callerPID(a.cookie)
-            let op = input.op
+            let op = input.raw.load(fromByteOffset: 8, as: Int32.self)
+            let pid = verbose ? callerPID(a.cookie) : -1
             if verbose { print("\(prog): op \(op), len \(input.len) from pid \(pid) -> pid \(me)\(s)") }
             var reply: (op: Int32, error: Int32, errno: Int32)
             switch op {
             case 0:
                 // An answerback request: only the op has to be there.
-                if received >= Layout.capv {
-                    a.answerback(answerback)
+                if received >= capvSize {
+                    a.reply(with: answerback)
                     continue
                 }
-                Diag.warnx("size mismatch: received \(received), expected \(Layout.capv)")
+                Diag.warnx("size mismatch: received \(received), expected \(capvSize)")
                 reply = (0, -1, ENOMSG)
             case bindOp, connectOp:
-                if received != Int(l.binds) {
-                    Diag.warnx("size mismatch: received \(received), expected \(l.binds)")
+                if received != request {
+                    Diag.warnx("size mismatch: received \(received), expected \(request)")
                     reply = (0, -1, ENOMSG)
                 } else {
-                    let (error, code) = serve(input, connect: op == connectOp, from: pid, allowed: allowed)
+                    let (error, code) = serve(input, connect: op == connectOp, from: pid, allowed: allowed, verbose: verbose)
                     reply = (-op, error, code)
                 }
             default:
                 Diag.warnx("unknown op \(op)")
                 reply = (-op, -1, ENOMSG)
             }
-            out.zero()
-            out.len = Int(l.binds_return)
-            out.op = reply.op
-            out.setInt32(reply.error, at: Int(l.binds_return_error))
-            out.setInt32(reply.errno, at: Int(l.binds_return_errno))
-            a.outlen = out.len
+            out.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+            out.storeBytes(of: size, as: Int.self)
+            out.storeBytes(of: reply.op, toByteOffset: 8, as: Int32.self)
+            out.storeBytes(of: reply.error, toByteOffset: errorAt, as: Int32.self)
+            out.storeBytes(of: reply.errno, toByteOffset: errnoAt, as: Int32.self)
+            a.outlen = size
             if verbose {
-                print("\(prog): returning to pid \(pid) <- pid \(me): op \(out.op), len \(out.len), error \(reply.error), errno \(reply.errno)\(s)")
+                print("\(prog): returning to pid \(pid) <- pid \(me): op \(reply.op), len \(size), error \(reply.error), errno \(reply.errno)\(s)")
             }
         }
     }
@@ -85,7 +93,7 @@ struct Binds: BSDTool {
     /// Check the address against the policy, then bind or connect the
     /// caller's socket: (the call's result, errno to return: 0 after a
     /// success, as CheriBSD's binds answers).
-    func serve(_ input: Message, connect: Bool, from pid: pid_t, allowed: Int) -> (Int32, Int32) {
+    func serve(_ input: Message, connect: Bool, from pid: pid_t, allowed: Int, verbose: Bool) -> (Int32, Int32) {
         let l = Layout.l, prog = Diag.progname
         var fd: Int32 = -1
         let cap = input.pointer(at: Int(l.binds_s))

@@ -1,3 +1,4 @@
+// Clocks.swift - clocks(1): clock_gettime(2) as a colocated service.
 import ArgumentParser
 import CoTools
 import Glibc
@@ -23,48 +24,55 @@ struct Clocks: BSDTool {
 
     func run() {
         if command.isEmpty { Self.usage() }
+        // The options as constants: every read of an ArgumentParser property
+        // wrapper looks up generic metadata (tens of ns), too much per call.
+        let verbose = self.verbose, slow = self.slow
         Colocation.ensure()
         _ = Service.start(index: CapvIndex.clocks, library: "clocks", command: command)
         enterCapabilityMode(unless: noCapsicum)
         let l = Layout.l
-        let a = Acceptor(slow: slow, inputSize: Layout.answerback, outputSize: max(Layout.answerback, Int(l.clocks)))
+        let a = Acceptor(slow: slow, inputSize: Layout.answerback, outputSize: Int(l.clocks))
         let me = getpid()
-        let answerback = "clocks(1), pid \(me), responding to clock_gettime()" + slowSuffix(slow) + capsicumSuffix
+        let answerback = Acceptor.answerbackMessage("clocks(1), pid \(me), responding to clock_gettime()"
+                                                    + slowSuffix(slow) + capsicumSuffix)
+        // Per call: loads and stores of the two messages, nothing else.
+        let input = a.input.raw, out = a.output.raw
+        let size = Int(l.clocks), request = Layout.capv
+        let errorAt = Int(l.clocks_error), errnoAt = Int(l.clocks_errno), tsAt = Int(l.clocks_ts)
         while true {
             let received = a.accept()
             if received < 0 { continue }
-            let input = a.input, out = a.output
+            let len = input.load(as: Int.self), op = input.load(fromByteOffset: 8, as: Int32.self)
             var pid: pid_t = -1
             if verbose {
                 pid = callerPID(a.cookie)
-                print("\(Diag.progname): op \(input.op), len \(input.len) from pid \(pid) -> pid \(me)\(slowSuffix(slow))")
+                print("\(Diag.progname): op \(op), len \(len) from pid \(pid) -> pid \(me)\(slowSuffix(slow))")
             }
-            if input.op == 0 {
-                a.answerback(answerback)
+            if op == 0 {
+                a.reply(with: answerback)
             } else {
-                out.zero()
-                out.len = Int(l.clocks)
-                a.outlen = Int(l.clocks)
-                if received != input.len || input.len != Layout.capv {
-                    Diag.warnx("size mismatch: received \(received), in.len \(input.len), expected \(Layout.capv)")
-                    out.op = 0
-                    out.setInt32(0, at: Int(l.clocks_error))
-                    out.setInt32(ENOMSG, at: Int(l.clocks_errno))
+                out.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+                out.storeBytes(of: size, as: Int.self)
+                a.outlen = size
+                if received != len || len != request {
+                    Diag.warnx("size mismatch: received \(received), in.len \(len), expected \(request)")
+                    out.storeBytes(of: ENOMSG, toByteOffset: errnoAt, as: Int32.self)
                 } else {
                     var ts = timespec()
-                    let error = clock_gettime(clockid_t(input.op - CapvIndex.clocks), &ts)
-                    out.op = -CapvIndex.clocks
-                    out.setInt32(error, at: Int(l.clocks_error))
-                    out.setInt32(error != 0 ? errno : 0, at: Int(l.clocks_errno))
-                    out.setInt64(Int64(ts.tv_sec), at: Int(l.clocks_ts))
-                    out.setInt64(Int64(ts.tv_nsec), at: Int(l.clocks_ts) + 8)
+                    let error = clock_gettime(clockid_t(op - CapvIndex.clocks), &ts)
+                    out.storeBytes(of: -CapvIndex.clocks, toByteOffset: 8, as: Int32.self)
+                    out.storeBytes(of: error, toByteOffset: errorAt, as: Int32.self)
+                    out.storeBytes(of: error != 0 ? errno : 0, toByteOffset: errnoAt, as: Int32.self)
+                    out.storeBytes(of: Int64(ts.tv_sec), toByteOffset: tsAt, as: Int64.self)
+                    out.storeBytes(of: Int64(ts.tv_nsec), toByteOffset: tsAt + 8, as: Int64.self)
                 }
             }
             if verbose {
-                let isClock = out.len == Int(l.clocks)
-                print("\(Diag.progname): returning to pid \(pid) <- pid \(me): op \(out.op), len \(out.len), "
-                      + "error \(isClock ? out.int32(at: Int(l.clocks_error)) : 0), "
-                      + "errno \(isClock ? out.int32(at: Int(l.clocks_errno)) : 0)\(slowSuffix(slow))")
+                let r = a.replyBytes
+                let rlen = r.load(as: Int.self), isClock = rlen == size
+                print("\(Diag.progname): returning to pid \(pid) <- pid \(me): op \(r.load(fromByteOffset: 8, as: Int32.self)), "
+                      + "len \(rlen), error \(isClock ? r.load(fromByteOffset: errorAt, as: Int32.self) : 0), "
+                      + "errno \(isClock ? r.load(fromByteOffset: errnoAt, as: Int32.self) : 0)\(slowSuffix(slow))")
             }
         }
     }

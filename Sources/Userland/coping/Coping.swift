@@ -1,3 +1,4 @@
+// Coping.swift - coping(1): cocall services and time the round trips.
 import ArgumentParser
 import CoHelpers
 import CoTools
@@ -52,45 +53,75 @@ struct Coping: BSDTool {
         }
         Service.setupCaller()
 
-        let out = Message(Layout.capv), input = Message(Layout.capv)
+        // The options as constants (every read of an ArgumentParser property
+        // wrapper looks up generic metadata, tens of ns), the targets in a C
+        // array and the request built once: the loops below only cocall.
+        let p = Pinger(slow: slow, verbose: verbose, all: all)
+        let caps = UnsafeMutableBufferPointer<Capability?>.allocate(capacity: targets.count)
+        for (k, t) in targets.enumerated() { caps[k] = t.0 }
         if all {
-            for (t, name) in targets { ping(t, name, count, out, input) }
+            for (k, t) in targets.enumerated() { p.ping(caps[k], t.1, count) }
             return
         }
         var i = 0
         while true {
-            for (t, name) in targets { ping(t, name, 1, out, input) }
+            for k in 0..<caps.count {
+                if p.timed {
+                    p.ping(caps[k], targets[k].1, 1)
+                } else {
+                    p.call(caps[k])
+                    putchar(0x2e)       // "."
+                    cotool_flush_if_tty()
+                }
+            }
             i += 1
             if count != 1 && i >= count { break }
-            pause(dt)
+            if dt > 0 { pause(dt) }
         }
         if !verbose { print("") }
     }
+}
 
-    /// `n` back-to-back answerback requests to `target`, timed with
-    /// CLOCK_REALTIME; the reply is ignored ("It's truncated anyway").
-    func ping(_ target: Capability?, _ name: String, _ n: Int, _ out: Message, _ input: Message) {
+/// The calls themselves: an answerback request (`capv_t{len, op 0}`) built
+/// once, the reply read into a buffer of its own and ignored ("It's
+/// truncated anyway").
+struct Pinger {
+    let slow: Bool, verbose: Bool, all: Bool
+    let size = Layout.capv
+    let out = Message(Layout.capv), input = Message(Layout.capv)
+
+    init(slow: Bool, verbose: Bool, all: Bool) {
+        self.slow = slow
+        self.verbose = verbose
+        self.all = all
+        out.len = size
+        out.op = 0
+    }
+
+    /// Is each round trip timed and printed (-v or -a), or only dotted?
+    var timed: Bool { verbose || all }
+
+    /// One cocall (or cocall_slow) to `target`; warn("cocall") on failure.
+    func call(_ target: Capability?) {
+        let r = slow ? cocall_slow(target, out.raw, size, input.raw, size) : cocall(target, out.raw, size, input.raw, size)
+        if r < 0 { Diag.warn("cocall") }
+    }
+
+    /// `n` back-to-back calls to `target`, timed with CLOCK_REALTIME and printed.
+    func ping(_ target: Capability?, _ name: String, _ n: Int) {
         if verbose && !all { Diag.stderr("\(Diag.progname): cocalling \"\(name)\"...\n") }
+        let o = out.raw, i = input.raw
         var before = timespec(), after = timespec()
         clock_gettime(CLOCK_REALTIME, &before)
         for _ in 0..<n {
-            out.len = Layout.capv
-            out.op = 0
-            if call(target, out, Layout.capv, input, Layout.capv, slow: slow) < 0 { Diag.warn("cocall") }
+            let r = slow ? cocall_slow(target, o, size, i, size) : cocall(target, o, size, i, size)
+            if r < 0 { Diag.warn("cocall") }
         }
         clock_gettime(CLOCK_REALTIME, &after)
         var took = timespec(tv_sec: after.tv_sec - before.tv_sec, tv_nsec: after.tv_nsec - before.tv_nsec)
         if took.tv_nsec < 0 { took.tv_sec -= 1; took.tv_nsec += 1_000_000_000 }
-        var line: String
-        if verbose {
-            line = "\(Diag.progname): returned from \"\(name)\" after \(humanize(took)), pid \(getpid())"
-        } else if all {
-            line = "\(Diag.progname): \(name): \(humanize(took))"
-        } else {
-            print(".", terminator: "")
-            cotool_flush_if_tty()
-            return
-        }
+        let line = verbose ? "\(Diag.progname): returned from \"\(name)\" after \(humanize(took)), pid \(getpid())"
+                           : "\(Diag.progname): \(name): \(humanize(took))"
         if n == 1 {
             print(line)
         } else {

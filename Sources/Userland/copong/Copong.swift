@@ -1,3 +1,4 @@
+// Copong.swift - copong(1): answer cocalls under a coregistered name.
 import ArgumentParser
 import CoTools
 import Glibc
@@ -27,6 +28,9 @@ struct Copong: BSDTool {
     func run() {
         let dt = interval.map(seconds) ?? 0
         guard let service = names.first else { Self.usage() }
+        // The options as constants: every read of an ArgumentParser property
+        // wrapper looks up generic metadata (tens of ns), too much per call.
+        let verbose = self.verbose, slow = self.slow, crash = self.crash
         Colocation.ensure()
         say("setting up...")
         Service.setupAcceptor()
@@ -41,27 +45,29 @@ struct Copong: BSDTool {
         }
         say("coregistering...")
         if coregister(service, nil) != 0 { Diag.err(1, "coregister") }
-        // char inout[BUFSIZ]: the whole buffer goes back to the caller.
+        // char inout[BUFSIZ]: the whole buffer goes back to the caller (the
+        // switcher copies no more than the caller takes).
         let buffer = Message(Int(BUFSIZ))
+        let raw = buffer.raw, size = buffer.size
         var cookie: UnsafeMutableRawPointer? = nil
-        var first = true
+        var outlen = 0
         while true {
-            say("coaccepting...")
-            let outlen = first ? 0 : buffer.size
-            first = false
-            let n = slow ? coaccept_slow(&cookie, buffer.raw, outlen, buffer.raw, buffer.size)
-                         : coaccept(&cookie, buffer.raw, outlen, buffer.raw, buffer.size)
-            if n < 0 { Diag.warn("coaccept"); first = true; continue }
+            if verbose { say("coaccepting...") }
+            let n = slow ? coaccept_slow(&cookie, raw, outlen, raw, size) : coaccept(&cookie, raw, outlen, raw, size)
+            if n < 0 { Diag.warn("coaccept"); outlen = 0; continue }
+            outlen = size
             if verbose {
                 print("\(Diag.progname): \(service): coaccepted, pid \(getpid()), caller pid \(callerPID(cookie)), "
                       + "cookie \(hex(cookie))")
             }
-            for (t, name) in targets {
-                say("cocalling \"\(name)\"...")
-                if call(t, buffer, buffer.size, buffer, buffer.size, slow: slow) < 0 { Diag.warn("cocall") }
-                if verbose { print("\(Diag.progname): \(service): returned from \"\(name)\", pid \(getpid())") }
+            if !targets.isEmpty {
+                for (t, name) in targets {
+                    if verbose { say("cocalling \"\(name)\"...") }
+                    if call(t, buffer, size, buffer, size, slow: slow) < 0 { Diag.warn("cocall") }
+                    if verbose { print("\(Diag.progname): \(service): returned from \"\(name)\", pid \(getpid())") }
+                }
             }
-            pause(dt)
+            if dt > 0 { pause(dt) }
             if crash { abort() }
         }
     }

@@ -62,7 +62,8 @@ const char *cotool_execfn(void);
  * fflush(stdout); setvbuf(stdout, NULL, _IOLBF, 0). */
 void cotool_flush_stdout(void);
 void cotool_line_buffer_stdout(void);
-/* fflush(stdout) if it is a terminal (coping's dots appear one by one). */
+/* fflush(stdout) if it is a terminal (coping's dots appear one by one);
+ * whether it is one is asked once. */
 void cotool_flush_if_tty(void);
 
 /* One capability sent with SCM_CAPS and no data (colo_sendmsg, MSG_NOSIGNAL),
