@@ -3,6 +3,14 @@
 #include <stddef.h>
 #include "colo_abi.h"
 
+/* colo_syscalls.def's calls lie in the colocation range with at most six arguments (their
+ * ascending order, which the filter's decision tree relies on, is checked when it is built). */
+#define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) \
+    _Static_assert(number >= 1000 && number <= 1999, #id " lies in the colocation range"); \
+    _Static_assert(nargs >= 0 && nargs <= 6, #id " takes at most six arguments");
+#include "colo_syscalls.def"
+#undef COLO_SYSCALL
+
 _Static_assert(sizeof(struct colo_table_header) == 4096, "table header is one page");
 _Static_assert(sizeof(struct colo_slot) <= 8192, "slot header fits below the start-up stack");
 _Static_assert(sizeof(struct colo_proc_entry) % 8 == 0, "table entries stay 8-byte aligned");

@@ -20,32 +20,24 @@ enum CallResult {
     case pending
 }
 
-/// The colocation system calls, by number (CheriBSD's + 1000): the one table the
-/// runtime serves, tracing names and documentation refer to.  A number without
-/// a handler fails with ENOSYS, exactly as it does outside an address space.
+/// The colocation system calls, by number (CheriBSD's + 1000), as colo_syscalls.def lists
+/// them: the one table the runtime serves, the filter routes and the tracers name.  An entry
+/// served by the runtime has a handler in one of the areas' tables below (SyscallTableTests
+/// checks both ways); a number without an entry fails with ENOSYS, exactly as it does
+/// outside an address space.
 enum SyscallTable {
     typealias Handler = @Sendable (AddressSpace, GuestCall) -> CallResult
 
     struct Entry: Sendable {
         let name: String
+        let nargs: Int
+        /// Served by the in-guest SIGSYS handler (colo_do_<id> in sigsys.c), which reaches
+        /// the runtime only through colo_exec.
+        let servedInGuest: Bool
+        /// Done by the switcher in user space (copark): the call itself answers ENOSYS.
+        let servedBySwitcher: Bool
         let handler: Handler?
     }
-
-    /// Every number with its name; handlers come from each area's table below.
-    static let names: [Int32: String] = [
-        Int32(COLO_SYS_coexecve): "coexecve",
-        Int32(COLO_SYS_coexecvec): "coexecvec",
-        Int32(COLO_SYS_capfromfd): "capfromfd",
-        Int32(COLO_SYS_captofd): "captofd",
-        Int32(COLO_SYS_cosetup): "cosetup",
-        Int32(COLO_SYS_coregister): "coregister",
-        Int32(COLO_SYS_colookup): "colookup",
-        Int32(COLO_SYS_copark): "copark",
-        Int32(COLO_SYS_cogetpid): "cogetpid",
-        Int32(COLO_SYS_cocall_slow): "cocall_slow",
-        Int32(COLO_SYS_coaccept_slow): "coaccept_slow",
-        Int32(COLO_SYS_exec): "colo_exec",
-    ]
 
     /// Handlers by area: each area of the runtime (exec, capabilities and calls)
     /// contributes a `[number: handler]` table in its own file.
@@ -53,9 +45,22 @@ enum SyscallTable {
         .merging(ExecCalls.handlers) { a, _ in a }
         .merging(KernelCalls.handlers) { a, _ in a }
 
-    static let entries: [Int32: Entry] = Dictionary(uniqueKeysWithValues: names.map {
-        ($0.key, Entry(name: $0.value, handler: handlers[$0.key]))
-    })
+    /// colo_syscalls.def's entries, with their handlers.
+    static let entries: [Int32: Entry] = {
+        var out = [Int32: Entry]()
+        var i: UInt32 = 0
+        while let d = colo_syscall_at(i) {
+            out[d.pointee.number] = Entry(name: String(cString: d.pointee.name), nargs: Int(d.pointee.nargs),
+                                          servedInGuest: d.pointee.served == UInt8(COLO_SERVED_GUEST.rawValue),
+                                          servedBySwitcher: d.pointee.served == UInt8(COLO_SERVED_SWITCHER.rawValue),
+                                          handler: handlers[d.pointee.number])
+            i += 1
+        }
+        return out
+    }()
+
+    /// Every number with its name.
+    static var names: [Int32: String] { entries.mapValues(\.name) }
 
     /// The name of a colocation system call, if it is one.
     static func name(_ number: Int32) -> String? { entries[number]?.name }

@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import CSeccomp
 import GuestAPI
@@ -558,22 +559,35 @@ public final class Tracer {
         516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
     ]
 
-    /// Calls that replace the program (execve, execveat, coexecve, coexecvec): 0 when the
-    /// handler or the runtime never returns to the old one.
-    static let execLike: Set<Int> = [59, 322, 1151, 1152]
+    /// Calls that replace the program (execve, execveat, and the colocation calls served in
+    /// the guest: coexecve, coexecvec): 0 when the handler or the runtime never returns to
+    /// the old one.
+    static let execLike: Set<Int> = Set([Int(SYS_execve), Int(SYS_execveat)]
+        + SyscallTable.entries.filter { $0.value.servedInGuest }.keys.map { Int($0) })
     /// Calls that create a process: the child's PID when the handler returns by a jump.
-    static let forkLike: Set<Int> = [56, 57, 58, 435]
+    static let forkLike: Set<Int> = [Int(SYS_clone), Int(SYS_fork), Int(SYS_vfork), Int(SYS_clone3)]
 
-    /// How many arguments to show (others: 6).
+    /// How many arguments to show (others: 6); the colocation calls' from colo_syscalls.def.
     static let argCount: [Int: Int] = [
-        0: 3, 1: 3, 2: 3, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 6, 10: 3, 11: 2, 12: 1, 13: 4, 14: 4,
-        15: 0, 16: 3, 17: 4, 18: 4, 19: 3, 20: 3, 21: 2, 22: 1, 23: 5, 24: 0, 25: 5, 28: 3, 32: 1,
-        33: 2, 34: 0, 35: 2, 39: 0, 41: 3, 42: 3, 56: 5, 57: 0, 58: 0, 59: 3, 60: 1, 61: 4, 62: 2,
-        63: 1, 72: 3, 79: 2, 80: 1, 83: 2, 87: 1, 89: 3, 96: 2, 102: 0, 104: 0, 107: 0, 108: 0,
-        110: 0, 219: 0, 158: 2, 186: 0, 202: 6, 217: 3, 218: 1, 228: 2, 230: 4, 231: 1, 234: 3, 257: 4, 262: 4,
-        267: 4, 269: 3, 273: 2, 293: 2, 302: 4, 318: 3, 322: 5, 332: 5, 334: 4, 435: 2, 439: 4,
-        1151: 4, 1152: 6,
-    ]
+        Int(SYS_read): 3, Int(SYS_write): 3, Int(SYS_open): 3, Int(SYS_close): 1, Int(SYS_stat): 2,
+        Int(SYS_fstat): 2, Int(SYS_lstat): 2, Int(SYS_poll): 3, Int(SYS_lseek): 3, Int(SYS_mmap): 6,
+        Int(SYS_mprotect): 3, Int(SYS_munmap): 2, Int(SYS_brk): 1, Int(SYS_rt_sigaction): 4,
+        Int(SYS_rt_sigprocmask): 4, Int(SYS_rt_sigreturn): 0, Int(SYS_ioctl): 3, Int(SYS_pread64): 4,
+        Int(SYS_pwrite64): 4, Int(SYS_readv): 3, Int(SYS_writev): 3, Int(SYS_access): 2, Int(SYS_pipe): 1,
+        Int(SYS_select): 5, Int(SYS_sched_yield): 0, Int(SYS_mremap): 5, Int(SYS_madvise): 3,
+        Int(SYS_dup): 1, Int(SYS_dup2): 2, Int(SYS_pause): 0, Int(SYS_nanosleep): 2, Int(SYS_getpid): 0,
+        Int(SYS_socket): 3, Int(SYS_connect): 3, Int(SYS_clone): 5, Int(SYS_fork): 0, Int(SYS_vfork): 0,
+        Int(SYS_execve): 3, Int(SYS_exit): 1, Int(SYS_wait4): 4, Int(SYS_kill): 2, Int(SYS_uname): 1,
+        Int(SYS_fcntl): 3, Int(SYS_getcwd): 2, Int(SYS_chdir): 1, Int(SYS_mkdir): 2, Int(SYS_unlink): 1,
+        Int(SYS_readlink): 3, Int(SYS_gettimeofday): 2, Int(SYS_getuid): 0, Int(SYS_getgid): 0,
+        Int(SYS_geteuid): 0, Int(SYS_getegid): 0, Int(SYS_getppid): 0, Int(SYS_restart_syscall): 0,
+        Int(SYS_arch_prctl): 2, Int(SYS_gettid): 0, Int(SYS_futex): 6, Int(SYS_getdents64): 3,
+        Int(SYS_set_tid_address): 1, Int(SYS_clock_gettime): 2, Int(SYS_clock_nanosleep): 4,
+        Int(SYS_exit_group): 1, Int(SYS_tgkill): 3, Int(SYS_openat): 4, Int(SYS_newfstatat): 4,
+        Int(SYS_readlinkat): 4, Int(SYS_faccessat): 3, Int(SYS_set_robust_list): 2, Int(SYS_pipe2): 2,
+        Int(SYS_prlimit64): 4, Int(SYS_getrandom): 3, Int(SYS_execveat): 5, Int(SYS_statx): 5,
+        Int(SYS_rseq): 4, Int(SYS_clone3): 2, Int(SYS_faccessat2): 4,
+    ].merging(SyscallTable.entries.mapValues { Int($0.nargs) }.map { (Int($0.key), $0.value) }) { a, _ in a }
 
     /// A traced process's call as text, its strings read from its memory now.
     func format(_ pid: pid_t, _ nr: Int, _ args: [UInt64]) -> String {

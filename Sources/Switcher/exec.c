@@ -223,7 +223,7 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
     return exec_in_place(s, uc);
 }
 
-long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
+static long do_coexec(struct colo_slot *s, ucontext_t *uc, int vec)
 {
     greg_t *g = uc->uc_mcontext.gregs;
     long pid = g[REG_RDI], path = g[REG_RSI], argv = g[REG_RDX], envp = g[REG_R10];
@@ -245,6 +245,9 @@ long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc, int vec)
     }
     return exec_in_place(s, uc);
 }
+
+long colo_do_coexecve(struct colo_slot *s, ucontext_t *uc) { return do_coexec(s, uc, 0); }
+long colo_do_coexecvec(struct colo_slot *s, ucontext_t *uc) { return do_coexec(s, uc, 1); }
 
 /* The runtime has validated the program: replace the caller with it. */
 static long exec_in_place(struct colo_slot *s, ucontext_t *uc)

@@ -48,14 +48,16 @@ enum need {
     N_SIGMASK,      /* rt_sigprocmask: the handler if it may block SIGSYS */
     N_CLONE,        /* threads and CLONE_VM processes native, vfork and fork to the handler */
     N_ENOSYS,       /* fails with ENOSYS, and libc falls back */
-    N_COEXEC,       /* coexecve(c): the handler, which rewrites registers (the runtime from outside) */
+    N_GUEST,        /* colocation calls served in the guest (coexecve(c)): the handler, which rewrites
+                     * registers (the runtime from outside the slot region) */
     N_RUNTIME,      /* the other colocation calls: the runtime, from anywhere */
 };
 struct rule { uint32_t first, last; enum need need; };
 #define ONE(nr, need) { (nr), (nr), (need) }
 
-/* Every call that is not simply allowed, in ascending order of number. */
-static const struct rule rules[] = {
+/* Every Linux call that is not simply allowed, in ascending order of number; the
+ * colocation calls follow, from colo_syscalls.def (see build_rules). */
+static const struct rule linux_rules[] = {
     ONE(SYS_mmap, N_MMAP),
     ONE(SYS_mprotect, N_RANGE),
     ONE(SYS_munmap, N_RANGE),
@@ -90,22 +92,49 @@ static const struct rule rules[] = {
 #ifdef SYS_mseal
     ONE(SYS_mseal, N_RANGE),
 #endif
-    { COLO_SYS_FIRST, COLO_SYS_coexecve - 1, N_RUNTIME },
-    { COLO_SYS_coexecve, COLO_SYS_coexecvec, N_COEXEC },
-    { COLO_SYS_coexecvec + 1, COLO_SYS_LAST, N_RUNTIME },
 };
-#define RULES (sizeof rules / sizeof rules[0])
+#define LINUX_RULES (sizeof linux_rules / sizeof linux_rules[0])
+/* At most: the Linux rules, each colocation call served in the guest, and the runtime's
+ * ranges around them. */
+#define RULES_MAX (LINUX_RULES + 2 * COLO_SYSCALL_COUNT + 1)
+
+static struct rule rules[RULES_MAX];
+static uint32_t nrules;
+
+/* The Linux rules, then the colocation range: every number to the runtime (which answers
+ * ENOSYS for one it does not know, as outside an address space) but those the table serves
+ * in the guest.  -1 if the table is not in ascending order. */
+static int build_rules(void)
+{
+    nrules = 0;
+    for (uint32_t i = 0; i < LINUX_RULES; i++) rules[nrules++] = linux_rules[i];
+    uint32_t from = COLO_SYS_FIRST;
+    int32_t last = 0;
+    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++) {
+        const struct colo_syscall_desc *d = colo_syscall_at(i);
+        if (d->number <= last) return -1;
+        last = d->number;
+        if (d->served != COLO_SERVED_GUEST) continue;
+        if ((uint32_t)d->number > from) rules[nrules++] = (struct rule){ from, (uint32_t)d->number - 1, N_RUNTIME };
+        rules[nrules++] = (struct rule)ONE((uint32_t)d->number, N_GUEST);
+        from = (uint32_t)d->number + 1;
+    }
+    rules[nrules++] = (struct rule){ from, COLO_SYS_LAST, N_RUNTIME };
+    for (uint32_t i = 1; i < nrules; i++)
+        if (rules[i].first <= rules[i - 1].last) return -1;
+    return 0;
+}
 
 /* Symbolic jump targets, resolved after emission; the decision tree's own
  * labels follow L_TREE. */
 enum { L_ALLOW = 1000, L_TRAP, L_NOTIF, L_ENOSYS, L_NEED_TRAP, L_NEED_RANGE, L_RANGE, L_NEED_MMAP,
-       L_NEED_SIGMASK, L_NEED_CLONE, L_NEED_ENOSYS, L_NEED_COEXEC, L_TREE, L_END = L_TREE + RULES };
+       L_NEED_SIGMASK, L_NEED_CLONE, L_NEED_ENOSYS, L_NEED_GUEST, L_TREE, L_END = L_TREE + RULES_MAX };
 
 /* Where the tree sends a call of each need. */
 static const uint16_t need_label[] = {
     [N_TRAP] = L_NEED_TRAP, [N_RANGE] = L_NEED_RANGE, [N_MMAP] = L_NEED_MMAP,
     [N_SIGMASK] = L_NEED_SIGMASK, [N_CLONE] = L_NEED_CLONE, [N_ENOSYS] = L_NEED_ENOSYS,
-    [N_COEXEC] = L_NEED_COEXEC, [N_RUNTIME] = L_NOTIF,
+    [N_GUEST] = L_NEED_GUEST, [N_RUNTIME] = L_NOTIF,
 };
 
 struct builder {
@@ -186,15 +215,14 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     struct builder b;
     colo_memset(&b, 0, sizeof b);
     b.next_tree_label = L_TREE;
-    for (uint32_t i = 1; i < RULES; i++)
-        if (rules[i].first <= rules[i - 1].last) return -1;
+    if (build_rules() < 0) return -1;
     uint32_t slot_hi_shift = COLO_SLOT_SHIFT - 32;              /* high word >> this = slot */
     uint32_t slot_hi_mask = (uint32_t)(COLO_SLOT_SIZE >> 32) - 1;
 
     ld(&b, OFF_ARCH);
     jeq(&b, AUDIT_ARCH_X86_64, 0, L_ALLOW);
     ld(&b, OFF_NR);
-    tree(&b, 0, RULES);
+    tree(&b, 0, nrules);
 
     label(&b, L_NEED_TRAP);
     region(&b, L_ALLOW, L_TRAP);
@@ -203,7 +231,7 @@ int colo_build_filter(struct colo_sock_filter *out, uint32_t max)
     /* Outside the slot region the colocation calls still go to the runtime:
      * the handler's own exec request, and a traced guest's calls, which the
      * handler makes for it (trace.c). */
-    label(&b, L_NEED_COEXEC);
+    label(&b, L_NEED_GUEST);
     region(&b, L_NOTIF, L_TRAP);
 
     /* clone: CLONE_VFORK needs the handler (the parent waits in user space),

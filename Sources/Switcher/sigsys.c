@@ -311,8 +311,16 @@ long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
     case SYS_rt_sigsuspend:  return do_sigsuspend(g);
     case SYS_execve:         return colo_do_execve(s, uc, 0);
     case SYS_execveat:       return colo_do_execve(s, uc, 1);
-    case COLO_SYS_coexecve:  return colo_do_coexecve(s, uc, 0);
-    case COLO_SYS_coexecvec: return colo_do_coexecve(s, uc, 1);
+    /* The colocation calls colo_syscalls.def serves in the guest: colo_do_<id>. */
+#define SERVED_GUEST(id) case COLO_SYS_##id: return colo_do_##id(s, uc);
+#define SERVED_RUNTIME(id)
+#define SERVED_SWITCHER(id)
+#define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) SERVED_##served(id)
+#include "colo_syscalls.def"
+#undef COLO_SYSCALL
+#undef SERVED_GUEST
+#undef SERVED_RUNTIME
+#undef SERVED_SWITCHER
     case SYS_vfork:
     case SYS_fork:
     case SYS_clone:          return colo_do_vfork(s, uc, nr);

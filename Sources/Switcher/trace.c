@@ -70,8 +70,18 @@ void colo_trace_enable_here(void)
 
 /* ---- argument tables (also the tracer's, through colo_trace.h) ---------------------- */
 
+/* The first argument of colocation call `nr` of the given kind (colo_syscalls.def), or -1. */
+static int colo_arg_of_kind(int nr, int kind)
+{
+    const struct colo_syscall_desc *d = colo_syscall_of(nr);
+    for (int i = 0; d && i < d->nargs; i++)
+        if (d->kinds[i] == kind) return i;
+    return -1;
+}
+
 int colo_trace_path_arg(int nr)
 {
+    if (nr >= 1000 && nr <= 1999) return colo_arg_of_kind(nr, COLO_ARG_STR);
     switch (nr) {
     case SYS_open: case SYS_stat: case SYS_lstat: case SYS_access: case SYS_execve: case SYS_truncate:
     case SYS_chdir: case SYS_rename: case SYS_mkdir: case SYS_rmdir: case SYS_creat: case SYS_link:
@@ -80,7 +90,6 @@ int colo_trace_path_arg(int nr)
         return 0;
     case SYS_openat: case SYS_openat2: case SYS_execveat: case SYS_newfstatat: case SYS_statx:
     case SYS_faccessat: case SYS_faccessat2: case SYS_readlinkat: case SYS_mkdirat: case SYS_unlinkat:
-    case COLO_SYS_coexecve: case COLO_SYS_coexecvec:
         return 1;
     default:
         return -1;
@@ -89,9 +98,10 @@ int colo_trace_path_arg(int nr)
 
 int colo_trace_argv_arg(int nr)
 {
+    if (nr >= 1000 && nr <= 1999) return colo_arg_of_kind(nr, COLO_ARG_ARGV);
     switch (nr) {
     case SYS_execve: return 1;
-    case SYS_execveat: case COLO_SYS_coexecve: case COLO_SYS_coexecvec: return 2;
+    case SYS_execveat: return 2;
     default: return -1;
     }
 }

@@ -44,21 +44,49 @@
 #define COLO_TABLE_MAGIC        0x45434150534f4c4fULL  /* "OLOSPACE" */
 #define COLO_TABLE_VERSION      1
 
-/* ---- System calls served by the runtime (CheriBSD's numbers + 1000). ---- */
-#define COLO_SYS_coexecve       1151
-#define COLO_SYS_coexecvec      1152
-#define COLO_SYS_capfromfd      1167
-#define COLO_SYS_captofd        1168
-#define COLO_SYS_cosetup        1177
-#define COLO_SYS_coregister     1178
-#define COLO_SYS_colookup       1179
-#define COLO_SYS_copark         1180
-#define COLO_SYS_cogetpid       1193
-#define COLO_SYS_cocall_slow    1548
-#define COLO_SYS_coaccept_slow  1549
-/* Internal: the SIGSYS handler asks the runtime to exec in place.  Reaches the
- * runtime from the handler's own code (outside the slot region) too. */
-#define COLO_SYS_exec           1990
+/* ---- The colocation system calls (CheriBSD's numbers + 1000): one line each in
+ * colo_syscalls.def, from which their numbers, dispatch, filter rules and trace formats come. ---- */
+enum {
+#define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) COLO_SYS_##id = number,
+#include "colo_syscalls.def"
+#undef COLO_SYSCALL
+};
+/* How many there are. */
+enum { COLO_SYSCALL_COUNT = 0
+#define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) + 1
+#include "colo_syscalls.def"
+#undef COLO_SYSCALL
+};
+/* Where a call is served, and the kinds of its arguments (colo_syscalls.def). */
+enum colo_served { COLO_SERVED_RUNTIME = 1, COLO_SERVED_GUEST = 2, COLO_SERVED_SWITCHER = 3 };
+enum colo_arg_kind { COLO_ARG_NONE = 0, COLO_ARG_INT, COLO_ARG_FD, COLO_ARG_PTR, COLO_ARG_CAP, COLO_ARG_STR, COLO_ARG_ARGV };
+struct colo_syscall_desc {
+    const char *name;
+    int32_t  number;
+    uint8_t  served;              /* enum colo_served */
+    uint8_t  nargs;
+    uint8_t  kinds[6];            /* enum colo_arg_kind */
+};
+/* The table, in ascending order of number (colo_abi.c checks it). */
+static const struct colo_syscall_desc colo_syscalls[COLO_SYSCALL_COUNT] = {
+#define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) \
+    { name, number, COLO_SERVED_##served, nargs, { COLO_ARG_##a0, COLO_ARG_##a1, COLO_ARG_##a2, \
+                                                   COLO_ARG_##a3, COLO_ARG_##a4, COLO_ARG_##a5 } },
+#include "colo_syscalls.def"
+#undef COLO_SYSCALL
+};
+/* Entry `i`, or NULL past the end (for Swift, which sees no C arrays). */
+static inline const struct colo_syscall_desc *colo_syscall_at(uint32_t i)
+{
+    return i < COLO_SYSCALL_COUNT ? &colo_syscalls[i] : 0;
+}
+/* The entry of `number`, or NULL: no libc, usable on guest threads. */
+static inline const struct colo_syscall_desc *colo_syscall_of(int32_t number)
+{
+    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++)
+        if (colo_syscalls[i].number == number) return &colo_syscalls[i];
+    return 0;
+}
 enum colo_exec_phase { COLO_EXEC_PLAN = 1, COLO_EXEC_COMMIT = 2, COLO_EXEC_PLAN_CO = 3, COLO_EXEC_PLAN_COVEC = 4 };
 /* coexecvec(2) refuses vectors of this many entries or more (CheriBSD's limit). */
 #define COLO_CAPV_MAX           42
