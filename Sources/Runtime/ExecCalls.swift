@@ -119,15 +119,17 @@ extension AddressSpace {
             }
         }
         guard let path = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
+        // CheriBSD always lets a process colocate with itself: for a fork child (outside the
+        // address space) that is its own execve, back into its parent's address space if it
+        // may be, else a real one.
+        if target == tgid && !shareAddressSpace(tid, runtimePID) {
+            return recolocateOrNative(call, path: path, capv: capv)
+        }
         if shareAddressSpace(target, runtimePID), !shareAddressSpace(tid, runtimePID) {
             // A fork child (a private copy of the mm): into its parent's
             // address space by re-colocation, else a real execve.
             guard target == parent(of: tgid) else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
-            if case .value(let v) = planRecolocation(call, path: path), v == Int64(COLO_EXEC_RECOLOCATE) {
-                if let capv { pendingExecs[tid] = pendingExecs[tid].map { PendingExec(image: $0.image, envp: $0.envp, capv: capv) } }
-                return .value(v)
-            }
-            return .value(Int64(COLO_EXEC_NATIVE.rawValue))
+            return recolocateOrNative(call, path: path, capv: capv)
         }
         if shareAddressSpace(target, runtimePID) {
             guard threadCount(tgid) == 1 else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
@@ -142,6 +144,17 @@ extension AddressSpace {
         guard writeArgumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
                                  size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
         return .value(Int64(COLO_EXEC_JOIN.rawValue))
+    }
+
+    /// A fork child's coexecve: back into its parent's address space (with the vector, if
+    /// the call gave one) if it may be, else a real execve.
+    private func recolocateOrNative(_ call: GuestCall, path: ByteString, capv: [UInt64]?) -> CallResult {
+        let tid = call.pid
+        if case .value(let v) = planRecolocation(call, path: path), v == Int64(COLO_EXEC_RECOLOCATE) {
+            if let capv { pendingExecs[tid] = pendingExecs[tid].map { PendingExec(image: $0.image, envp: $0.envp, capv: capv) } }
+            return .value(v)
+        }
+        return .value(Int64(COLO_EXEC_NATIVE.rawValue))
     }
 
     /// Write [ptr(s[0]), ptr(s[1]) ... NULL] followed by the strings at `address`.

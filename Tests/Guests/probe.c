@@ -323,10 +323,11 @@ int main(int argc, char **argv)
                 setpgid(0, 0);
             }
             if (getenv("FORK_UID") && setresuid(atoi(getenv("FORK_UID")), atoi(getenv("FORK_UID")), atoi(getenv("FORK_UID"))) != 0) _exit(4);
-            if (getenv("FORK_COEXEC")) {       /* coexecve(getppid(), ...) straight from the fork child */
+            if (getenv("FORK_COEXEC")) {       /* coexecve(getppid() or, with "self", getpid(), ...) from the fork child */
                 extern char **environ;
                 long capv[2] = { 1, 2 };
                 if (!strcmp(getenv("FORK_COEXEC"), "vec")) syscall(1152, getppid(), argv[2], argv + 2, environ, capv, 2L);
+                else if (!strcmp(getenv("FORK_COEXEC"), "self")) syscall(1151, getpid(), argv[2], argv + 2, environ);
                 else syscall(1151, getppid(), argv[2], argv + 2, environ);
             } else {
                 execv(argv[2], argv + 2);

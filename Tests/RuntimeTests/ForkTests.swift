@@ -169,6 +169,16 @@ import Testing
         #expect(values(vec.stdout)["exec"] == "EPROTO", "coexecvec with a vector after fork: \(vec.stdout)")
     }
 
+    /// CheriBSD's coexecve_right_pid: a fork child may always colocate with itself; here that
+    /// is its own exec, back into its parent's address space.
+    @Test func coexecveOfAForkChildIntoItself() throws {
+        let probe = try Guests.probe()
+        let r = try Run.capture(["/usr/bin/env", "FORK_COEXEC=self", Run.colo, probe, "fork", probe, "info"])
+        let v = values(r.stdout)
+        #expect(v["exec"] == nil, "not refused: \(r.stdout) \(r.stderr)")
+        #expect(colocated(v["slot"]) && v["pid"] == v["child"] && v["child_status"] == "0", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test func reColocationCanBeTurnedOff() throws {
         let probe = try Guests.probe()
         let r = try Run.capture(["/usr/bin/env", "COLO_RECOLOCATION=0", Run.colo, probe, "fork", probe, "info"])
