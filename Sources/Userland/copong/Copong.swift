@@ -34,21 +34,24 @@ struct Copong: BSDTool {
         Colocation.ensure()
         say("setting up...")
         Service.setupAcceptor()
-        var targets = [(Capability?, String)]()
+        // The targets' capabilities in a C array (names[k + 1] is target k's).
+        let targets = UnsafeMutableBufferPointer<Capability?>.allocate(capacity: names.count - 1)
         if names.count > 1 {
             say("setting up the caller side...")
             Service.setupCaller()
-            for n in names.dropFirst() {
-                say("colooking up \"\(n)\"...")
-                targets.append((lookupOrExit(n), n))
+            for k in 0..<targets.count {
+                say("colooking up \"\(names[k + 1])\"...")
+                targets[k] = lookupOrExit(names[k + 1])
             }
         }
         say("coregistering...")
         if coregister(service, nil) != 0 { Diag.err(1, "coregister") }
         // char inout[BUFSIZ]: the whole buffer goes back to the caller (the
-        // switcher copies no more than the caller takes).
-        let buffer = Message(Int(BUFSIZ))
-        let raw = buffer.raw, size = buffer.size
+        // switcher copies no more than the caller takes).  Raw memory that
+        // lives as long as the loop, which never ends.
+        let size = Int(BUFSIZ)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         var cookie: UnsafeMutableRawPointer? = nil
         var outlen = 0
         while true {
@@ -60,12 +63,11 @@ struct Copong: BSDTool {
                 print("\(Diag.progname): \(service): coaccepted, pid \(getpid()), caller pid \(callerPID(cookie)), "
                       + "cookie \(hex(cookie))")
             }
-            if !targets.isEmpty {
-                for (t, name) in targets {
-                    if verbose { say("cocalling \"\(name)\"...") }
-                    if call(t, buffer, size, buffer, size, slow: slow) < 0 { Diag.warn("cocall") }
-                    if verbose { print("\(Diag.progname): \(service): returned from \"\(name)\", pid \(getpid())") }
-                }
+            for k in 0..<targets.count {
+                if verbose { say("cocalling \"\(names[k + 1])\"...") }
+                let r = slow ? cocall_slow(targets[k], raw, size, raw, size) : cocall(targets[k], raw, size, raw, size)
+                if r < 0 { Diag.warn("cocall") }
+                if verbose { print("\(Diag.progname): \(service): returned from \"\(names[k + 1])\", pid \(getpid())") }
             }
             if dt > 0 { pause(dt) }
             if crash { abort() }
