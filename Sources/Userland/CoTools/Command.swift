@@ -1,4 +1,6 @@
+// BSD-style command lines for the CheriBSD tools: getopt, usage, err/warn, the tool protocol.
 import ArgumentParser
+import Bytes
 import CoHelpers
 import Glibc
 
@@ -11,6 +13,11 @@ public struct Getopt: Sendable {
     public var options: [(letter: Character, value: String?)] = []
     /// What follows the options.
     public var operands: [String] = []
+    /// The options' values and the operands as the kernel passed them (when parsed from the
+    /// process's own argv): what the tools hand on to system calls and commands, since a
+    /// String has every byte that is not UTF-8 replaced.
+    public var rawValues: [ByteString?] = []
+    public var rawOperands: [ByteString] = []
 
     public enum Failure: Error, Equatable {
         case illegal(Character), needsArgument(Character)
@@ -25,7 +32,9 @@ public struct Getopt: Sendable {
     }
 
     /// Parse `args` (without argv[0]) with a getopt option string.
-    public static func parse(_ args: [String], _ optstring: String) -> Result<Getopt, Failure> {
+    /// `raw`, if given, is `args` as bytes (one entry each).
+    public static func parse(_ args: [String], _ optstring: String, raw: [ByteString]? = nil) -> Result<Getopt, Failure> {
+        let raw = raw?.count == args.count ? raw : nil
         var takes = [Character: Bool]()
         let spec = Array(optstring)
         for (k, c) in spec.enumerated() where c != ":" {
@@ -44,13 +53,17 @@ public struct Getopt: Sendable {
                 guard let needsValue = takes[c] else { return .failure(.illegal(c)) }
                 if !needsValue {
                     g.options.append((c, nil))
+                    g.rawValues.append(nil)
                     j += 1
                     continue
                 }
                 if j + 1 < letters.count {
                     g.options.append((c, String(letters[(j + 1)...])))
+                    // The option letters before the value are ASCII: one byte each, after "-".
+                    g.rawValues.append(raw.map { ByteString($0[i].bytes.dropFirst(j + 2)) })
                 } else if i + 1 < args.count {
                     g.options.append((c, args[i + 1]))
+                    g.rawValues.append(raw?[i + 1])
                     i += 1
                 } else {
                     return .failure(.needsArgument(c))
@@ -61,7 +74,23 @@ public struct Getopt: Sendable {
             i += 1
         }
         g.operands = Array(args[i...])
+        g.rawOperands = raw.map { Array($0[i...]) } ?? g.operands.map { ByteString($0) }
         return .success(g)
+    }
+
+    /// `strings` (a tool's command) as bytes: the operands as the kernel passed them when
+    /// they are these.
+    public func raw(_ strings: [String]) -> [ByteString] {
+        if strings.count <= operands.count, Array(operands.suffix(strings.count)) == strings {
+            return Array(rawOperands.suffix(strings.count))
+        }
+        return strings.map { ByteString($0) }
+    }
+
+    /// The last value of option `letter`, as bytes.
+    public func rawValue(_ letter: Character) -> ByteString? {
+        guard let k = options.lastIndex(where: { $0.letter == letter }), k < rawValues.count else { return nil }
+        return rawValues[k] ?? options[k].value.map { ByteString($0) }
     }
 
     /// The same command line spelled one token per option, then `--` and the
@@ -120,7 +149,8 @@ extension BSDTool {
     /// Parse the command line BSD-style and run the tool.
     public static func bsdMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         Diag.setProgname(CommandLine.arguments.first ?? "")
-        switch Getopt.parse(arguments, optstring) {
+        let raw = Array(rawArguments().dropFirst())
+        switch Getopt.parse(arguments, optstring, raw: raw.count == arguments.count ? raw : nil) {
         case .failure(let f):
             Diag.stderr("\(Diag.progname): \(f.message)\n")
             usage()

@@ -1,4 +1,5 @@
 // Service.swift - the service preamble of the CheriBSD tools and the callee loop (Acceptor).
+import Bytes
 import CoHelpers
 import Glibc
 import GuestAPI
@@ -48,7 +49,8 @@ public struct Service {
     /// vfork + coexecvpc(getppid(), argv[0], argv, capv, capc): the child
     /// reports a failure as `err(1, "%s", argv[0])` (or `errorName`).
     public static func spawn(_ command: [String], _ vector: CapVector, errorName: String? = nil) -> pid_t {
-        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        // The command's arguments as the kernel passed them to the tool.
+        var argv: [UnsafeMutablePointer<CChar>?] = commandLine.raw(command).map { $0.withCString { strdup($0) } } + [nil]
         let pid = argv.withUnsafeMutableBufferPointer { av in
             Diag.progname.withCString { prog in
                 if let errorName {

@@ -1,3 +1,4 @@
+import Bytes
 import ArgumentParser
 import CoHelpers
 import CoTools
@@ -27,19 +28,21 @@ struct Colookup: BSDTool {
     @Flag(name: .customShort("v"), help: "Verbose.") var verbose = false
     @Argument(parsing: .postTerminator, help: "command [args ...]") var command: [String] = []
 
-    enum Source { case path(String), name(String) }
+    /// Where a capability comes from: a socket path or a name, as the kernel passed them.
+    enum Source { case path(ByteString), name(ByteString) }
 
     static func main() { bsdMain() }
 
     func run() {
         var pendingIndex: Int32?, pendingSource: Source?
         var pairs = [(Int32, Source)]()
-        for (letter, value) in commandLine.options {
+        for (k, (letter, value)) in commandLine.options.enumerated() {
             let v = value ?? ""
             switch letter {
             case "f", "n":
                 if pendingSource != nil { Self.usage() }
-                pendingSource = letter == "f" ? .path(v) : .name(v)
+                let bytes = commandLine.rawValues[k] ?? ByteString(v)
+                pendingSource = letter == "f" ? .path(bytes) : .name(bytes)
             case "i":
                 if pendingIndex != nil { Self.usage() }
                 guard let n = number(v) else { Diag.errx(1, "argument to -i must be a number") }
@@ -65,7 +68,7 @@ struct Colookup: BSDTool {
             switch source {
             case .name(let n):
                 var cap: UnsafeMutableRawPointer? = nil
-                if colookup(n, &cap) != 0 { Diag.err(1, n) }
+                if n.withCString({ colookup($0, &cap) }) != 0 { Diag.err(1, n.description) }
                 if verbose { print("\(Diag.progname): \(index): colookedup \(capText(cap)) from \(n)") }
                 vector.set(index, cap)
             case .path(let p):
@@ -75,7 +78,7 @@ struct Colookup: BSDTool {
             }
         }
         cotool_flush_stdout()
-        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        var argv: [UnsafeMutablePointer<CChar>?] = commandLine.raw(command).map { $0.withCString { strdup($0) } } + [nil]
         _ = coexecvpc(getppid(), argv[0], &argv, vector.capv, vector.capc)
         Diag.err(1, command[0])
     }
@@ -101,9 +104,9 @@ struct Colookup: BSDTool {
     }
 
     /// The capability coregister(1) -f sends on `path`.
-    func receive(_ path: String) -> Capability? {
+    func receive(_ path: ByteString) -> Capability? {
         var step: Int32 = 0
-        let s = cotool_connect_unix(path, &step)
+        let s = path.withCString { cotool_connect_unix($0, &step) }
         if s < 0 { Diag.err(1, step == 0 ? "socket" : "\(path): connect") }
         var r = cotool_received()
         if cotool_recv_cap(s, &r) < 0 {

@@ -1,3 +1,4 @@
+import Bytes
 import ArgumentParser
 import CoHelpers
 import CoTools
@@ -53,15 +54,15 @@ struct Coregister: BSDTool {
         cotool_line_buffer_stdout()
         let vector = CapVector.fetch()
         guard let cap = vector[entry] else { Diag.errx(1, "capv[\(entry)] is NULL") }
-        if let path { serveSocket(path, cap) }
-        if let name { relay(name, cap) }
+        if let path { serveSocket(path, commandLine.rawValue("f") ?? ByteString(path), cap) }
+        if let name { relay(name, commandLine.rawValue("n") ?? ByteString(name), cap) }
     }
 
-    /// -f: hand the capability to every client of the socket.
-    func serveSocket(_ path: String, _ cap: Capability) -> Never {
+    /// -f: hand the capability to every client of the socket (`rawPath`: the path as given).
+    func serveSocket(_ path: String, _ rawPath: ByteString, _ cap: Capability) -> Never {
         signal(SIGPIPE, SIG_IGN)
         var step: Int32 = 0
-        let s = cotool_listen_unix(path, &step)
+        let s = rawPath.withCString { cotool_listen_unix($0, &step) }
         if s < 0 {
             if step == 1 && errno == EADDRINUSE { Diag.errx(1, "cannot bind to existing socket; remove \(path) and try again") }
             Diag.err(1, step == 0 ? "socket" : step == 1 ? "bind" : "listen")
@@ -82,12 +83,12 @@ struct Coregister: BSDTool {
         }
     }
 
-    /// -n: coregister `name` for this thread and relay every call to `cap`.
-    func relay(_ name: String, _ cap: Capability) -> Never {
+    /// -n: coregister `name` (`rawName`: as given) for this thread and relay every call to `cap`.
+    func relay(_ name: String, _ rawName: ByteString, _ cap: Capability) -> Never {
         Service.setupAcceptor()
         Service.setupCaller()
         var me: UnsafeMutableRawPointer? = nil
-        if coregister(name, &me) != 0 { Diag.err(1, "failed to coregister \"\(name)\"") }
+        if rawName.withCString({ coregister($0, &me) }) != 0 { Diag.err(1, "failed to coregister \"\(name)\"") }
         enterCapabilityMode(unless: noCapsicum)
         let buffer = 65536
         let a = Acceptor(slow: slow, inputSize: buffer, outputSize: buffer)
