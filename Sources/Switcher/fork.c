@@ -4,11 +4,15 @@
  * Here, all on guest threads, raw system calls only:
  *  - the re-colocation helper: a thread in the parent's thread group, started
  *    by the parent's first fork, that parks SIGCHLD, reaps the old child and
- *    recreates its PID in the shared mm with clone3(set_tid);
+ *    recreates its PID in the shared mm with clone3(set_tid), holding the old
+ *    child's close-on-exec descriptors until then and recording both
+ *    processes for pidfds;
  *  - the forked child's side of execve (commit, then exit);
  *  - the new process's start-up, which restores what the child had;
  *  - the parent's wait4/waitid, which never report the old child's exit and
- *    wait for a hand-over in progress instead of answering ECHILD. */
+ *    wait for a hand-over in progress instead of answering ECHILD, and
+ *    whose waitid(P_PIDFD) on a pidfd naming the old child makes it name
+ *    the new process first. */
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <signal.h>
@@ -18,6 +22,10 @@
 #include <asm/prctl.h>
 #include <linux/sched.h>
 #include <linux/futex.h>
+#include <linux/pidfd.h>
+#include <linux/wait.h>
+#include <dirent.h>
+#include <asm/stat.h>
 #include "switcher.h"
 #include "colo_recolo.h"
 #include "sys.h"
@@ -64,6 +72,8 @@ static struct colo_slot *slot_at(int32_t index)
 }
 static uint32_t load(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void store(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static long futex_wait(uint32_t *w, uint32_t v, long ms)
 {
     struct ts t = { ms / 1000, (ms % 1000) * 1000000 };
@@ -158,8 +168,9 @@ static void recolo_child_main(void *arg)
     colo_jump(ns->entry, ns->initial_sp);
 }
 
-/* Recreate `pid` in the shared mm as a child of this thread group. */
-static long spawn_with_pid(int32_t index, int32_t pid)
+/* Recreate `pid` in the shared mm as a child of this thread group; *pidfd
+ * names the new process. */
+static long spawn_with_pid(int32_t index, int32_t pid, int32_t *pidfd)
 {
     struct colo_slot *ns = slot_at(index);
     uint64_t top = (uint64_t)ns + COLO_START_STACK_TOP - 16;
@@ -168,7 +179,8 @@ static long spawn_with_pid(int32_t index, int32_t pid)
     int64_t tid = pid;
     struct clone_args_k ca;
     colo_memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_VM;
+    ca.flags = CLONE_VM | CLONE_PIDFD;
+    ca.pidfd = (uint64_t)pidfd;
     ca.exit_signal = SIGCHLD;
     ca.stack = (uint64_t)ns + 0x20000;
     ca.stack_size = top - ca.stack;
@@ -186,6 +198,28 @@ static long spawn_with_pid(int32_t index, int32_t pid)
 
 /* ---- the helper thread ---------------------------------------------------------- */
 
+/* The pidfs inode of the process `pidfd` names (0 if none). */
+static uint64_t pidfs_ino(long pidfd)
+{
+    struct stat st;
+    return sys2(SYS_fstat, pidfd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Record the hand-over of `pid` (`pidfd` names the old child, which has not
+ * exited yet) for the parent's pidfds naming the old child. */
+static struct colo_recolo_pidfd *record_old_child(struct colo_recolo_area *a, int32_t pid, long pidfd)
+{
+    uint64_t ino = pidfs_ino(pidfd);
+    if (!ino) return 0;
+    struct colo_recolo_pidfd *e = &a->pidfds[a->pidfd_next % COLO_RECOLO_PIDFDS];
+    store64(&e->old_ino, 0);              /* readers skip it while it changes */
+    store64(&e->new_ino, 0);
+    __atomic_store_n(&e->pid, pid, __ATOMIC_RELEASE);
+    store64(&e->old_ino, ino);
+    store(&a->pidfd_next, a->pidfd_next + 1);
+    return e;
+}
+
 static int autoreaps(void)
 {
     struct kernel_sigaction cur;
@@ -193,9 +227,75 @@ static int autoreaps(void)
     return cur.handler == (uint64_t)SIG_IGN || (cur.flags & SA_NOCLDWAIT);
 }
 
+/* The old child's close-on-exec descriptors, held by this process from
+ * before the old child exits until the new process exists. */
+#define HELD_MAX 64
+struct held { int32_t fd[HELD_MAX]; int n; };
+
+static int is_cloexec_in(long fdinfo_dir, const char *name)
+{
+    char buf[256];
+    long fd = sys4(SYS_openat, fdinfo_dir, name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    long n = sys3(SYS_read, fd, buf, sizeof buf - 1);
+    sys1(SYS_close, fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    for (char *p = buf; *p; p++) {             /* "flags:\t02000002": octal open flags */
+        if ((p == buf || p[-1] == '\n') && p[0] == 'f' && p[1] == 'l' && p[2] == 'a' && p[3] == 'g' &&
+            p[4] == 's' && p[5] == ':') {
+            unsigned long flags = 0;
+            for (p += 6; *p == '\t' || *p == ' '; p++) {}
+            for (; *p >= '0' && *p <= '7'; p++) flags = flags * 8 + (unsigned long)(*p - '0');
+            return (flags & O_CLOEXEC) != 0;
+        }
+    }
+    return 0;
+}
+
+/* A real execve closes the close-on-exec descriptors once the new program
+ * is certain; a parent may wait for that (GLib's spawn reads a close-on-exec
+ * pipe to its end) and then open a pidfd on the PID, which must name the
+ * new process by then, not the exiting old child nor nothing (reaped).  So
+ * this process takes copies of them (`pidfd` names the old child) and
+ * drops them once the new process exists. */
+static void hold_cloexec_fds(int32_t pid, long pidfd, struct held *h)
+{
+    char path[32] = "/proc/", digits[12];
+    int nd = 0, len = 6;
+    for (uint32_t v = (uint32_t)pid; v || !nd; v /= 10) digits[nd++] = (char)('0' + v % 10);
+    while (nd) path[len++] = digits[--nd];
+    colo_memcpy(path + len, "/fdinfo", 8);
+    long dir = sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dir < 0) return;
+    char buf[2048];
+    long n;
+    while (h->n < HELD_MAX && (n = sys3(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n && h->n < HELD_MAX;) {
+            unsigned short reclen = *(unsigned short *)(buf + off + offsetof(struct dirent64, d_reclen));
+            const char *name = buf + off + offsetof(struct dirent64, d_name);
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9' || !is_cloexec_in(dir, name)) continue;
+            long fd = 0;
+            for (const char *p = name; *p; p++) fd = fd * 10 + (*p - '0');
+            long copy = sys3(SYS_pidfd_getfd, pidfd, fd, 0);     /* close-on-exec here too */
+            if (copy >= 0) h->fd[h->n++] = (int32_t)copy;
+        }
+    }
+    sys1(SYS_close, dir);
+}
+
 static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
 {
     int32_t pid = q->pid;
+    struct colo_recolo_pidfd *e = 0;
+    struct held held = { .n = 0 };
+    long old_pidfd = sys2(SYS_pidfd_open, pid, 0);
+    if (old_pidfd >= 0) {
+        e = record_old_child(a, pid, old_pidfd);
+        hold_cloexec_fds(pid, old_pidfd, &held);
+        sys1(SYS_close, old_pidfd);
+    }
     /* Park SIGCHLD: the old child's exit must not reach the parent's handler.
      * (The default disposition discards it without reaping the child.) */
     struct kernel_sigaction old, dfl;
@@ -230,10 +330,16 @@ static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
     }
     if (drained == 2) sys2(SYS_kill, sys0(SYS_getpid), SIGCHLD);     /* another child's: give it back */
     if (r == 0) {
-        long c = spawn_with_pid(q->slot, pid);
+        int32_t pidfd = -1;
+        long c = spawn_with_pid(q->slot, pid, &pidfd);
         if (c < 0) sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_FAILED, pid, c, 0, 0, 0);
-        else __atomic_add_fetch(&a->swaps, 1, __ATOMIC_RELAXED);
+        else {
+            __atomic_add_fetch(&a->swaps, 1, __ATOMIC_RELAXED);
+            if (e) store64(&e->new_ino, pidfs_ino(pidfd));
+            sys1(SYS_close, pidfd);
+        }
     }
+    for (int i = 0; i < held.n; i++) sys1(SYS_close, held.fd[i]);
     if (parked || drained) {
         /* A SIGCHLD of another child discarded while parked (or merged with
          * the one taken back): raise one. */
@@ -297,7 +403,7 @@ void colo_recolo_stop_helper(struct colo_slot *s)
     int32_t t;
     while ((t = __atomic_load_n(&a->helper_tid, __ATOMIC_ACQUIRE)) != 0)
         futex_wait((uint32_t *)&a->helper_tid, (uint32_t)t, 0);
-    colo_memset(a, 0, sizeof *a);
+    colo_memset(a, 0, offsetof(struct colo_recolo_area, pidfd_next));
 }
 
 /* ---- the forked child's execve -------------------------------------------------- */
@@ -357,12 +463,42 @@ static long put_guest(uint64_t dst, const void *src, unsigned long n)
     return got == (long)n ? 0 : -14;
 }
 
+/* A pidfd opened on a forked child before its hand-over names the old,
+ * reaped process: make descriptor `fd` name the process that took its PID
+ * (with the same flags), if that one is still this process's child. */
+static void renew_pidfd(struct colo_recolo_area *a, long fd)
+{
+    if (!load(&a->pidfd_next)) return;
+    struct stat st;
+    if (sys2(SYS_fstat, fd, &st) < 0) return;
+    for (int i = 0; i < COLO_RECOLO_PIDFDS; i++) {
+        struct colo_recolo_pidfd *e = &a->pidfds[i];
+        if (load64(&e->old_ino) != st.st_ino) continue;
+        int32_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        uint64_t new_ino = load64(&e->new_ino);
+        if (!new_ino || load64(&e->old_ino) != st.st_ino) return;
+        long fl = sys2(SYS_fcntl, fd, F_GETFL), fdfl = sys2(SYS_fcntl, fd, F_GETFD);
+        if (fl < 0 || fdfl < 0) return;
+        long nfd = sys2(SYS_pidfd_open, pid, fl & PIDFD_NONBLOCK);
+        if (nfd < 0) return;                   /* gone: already reaped, as natively ECHILD */
+        struct stat ns;
+        /* The same file system (fd is a pidfd) and N itself (not a later process with its PID). */
+        if (sys2(SYS_fstat, nfd, &ns) == 0 && ns.st_dev == st.st_dev && ns.st_ino == new_ino)
+            sys3(SYS_dup3, nfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+        sys1(SYS_close, nfd);
+        return;
+    }
+}
+
 long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr)
 {
     greg_t *g = uc->uc_mcontext.gregs;
     struct colo_recolo_area *a = area_of(s);
-    if (load(&a->helper_state) == COLO_HELPER_NONE || a->helper_tgid != (int32_t)sys0(SYS_getpid))
+    int by_pidfd = nr == SYS_waitid && g[REG_RDI] == P_PIDFD;
+    if (load(&a->helper_state) == COLO_HELPER_NONE || a->helper_tgid != (int32_t)sys0(SYS_getpid)) {
+        if (by_pidfd) renew_pidfd(a, g[REG_RSI]);
         return sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
+    }
     /* We may sleep: let the guest's own handlers make trapped calls meanwhile. */
     uint64_t m = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &m, 0, 8);
@@ -378,6 +514,7 @@ long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr)
         }
         /* Every request is posted (seq bumped) before its child may exit. */
         uint32_t seq = load(&a->seq);
+        if (by_pidfd) renew_pidfd(a, g[REG_RSI]);
         int32_t status = 0;
         uint8_t si[128], usage[144];
         colo_memset(si, 0, sizeof si);

@@ -9,7 +9,11 @@
  * as C was (descriptors, cwd, umask, rlimits, process group, credentials,
  * signals) and enters the program.  P's wait calls are served by the SIGSYS
  * handler, which never reports C's intermediate exit; the helper keeps
- * SIGCHLD from being delivered for it.
+ * SIGCHLD from being delivered for it.  A pidfd P opened on C names C's
+ * struct pid, not N's: the helper records both (pidfs inodes), and P's
+ * waitid(P_PIDFD) on such a pidfd first makes the descriptor name N.  The
+ * helper holds copies of C's close-on-exec descriptors until N exists: when
+ * P sees them closed (the exec done), the PID names N.
  *
  * Layout shared by the runtime and the guest-side code, in the slot header. */
 #ifndef COLO_RECOLO_H
@@ -31,6 +35,7 @@
 #define COLO_RECOLO_START_OFFSET  0x8800ULL    /* struct colo_recolo_start (the new process's side) */
 #define COLO_RECOLO_STACK_TOP     0x10000ULL   /* the helper thread's stack: [0x9000, 0x10000) */
 #define COLO_RECOLO_REQUESTS      16
+#define COLO_RECOLO_PIDFDS        32   /* hand-overs remembered for pidfds naming the old child */
 
 enum colo_recolo_state {
     COLO_RQ_FREE = 0,
@@ -47,6 +52,16 @@ struct colo_recolo_request {
     uint32_t reaped;              /* futex: the parent's own wait reaped C's exit */
 };
 
+/* A hand-over as pidfds see it: a pidfd opened on C names C's struct pid,
+ * which the hand-over ends; N's is another.  pidfs (Linux 6.9+) gives each
+ * struct pid an inode number of its own (fstat of a pidfd). */
+struct colo_recolo_pidfd {
+    uint64_t old_ino;             /* C's pidfs inode; 0: entry being written (atomic) */
+    uint64_t new_ino;             /* N's, 0 until N exists (atomic) */
+    int32_t  pid;
+    int32_t  pad;
+};
+
 /* In the parent's slot header. */
 struct colo_recolo_area {
     uint32_t helper_state;        /* enum colo_helper_state */
@@ -56,6 +71,11 @@ struct colo_recolo_area {
     uint32_t in_flight;           /* futex: requests not finished */
     uint32_t swaps;               /* statistics: re-colocations done */
     struct colo_recolo_request req[COLO_RECOLO_REQUESTS];
+    /* The last hand-overs, written by the helper only (a ring); kept when the
+     * helper stops, so the parent's program after exec in place still finds them. */
+    uint32_t pidfd_next;          /* hand-overs recorded (the next entry, modulo the size) */
+    uint32_t pidfd_pad;
+    struct colo_recolo_pidfd pidfds[COLO_RECOLO_PIDFDS];
 };
 
 #define COLO_RECOLO_MAGIC 0x4f4c4f434f434552ULL   /* "RECOCOLO" */
