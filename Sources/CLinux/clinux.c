@@ -1,8 +1,36 @@
-/* CLinux: the values of the flags clinux.h declares, from glibc's own headers. */
+/* CLinux: the values of the flags clinux.h declares, from glibc's own headers, and the
+ * helpers for layouts Swift cannot express. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include "clinux.h"
 
 const int clinux_at_fdcwd = AT_FDCWD;
 const int clinux_at_empty_path = AT_EMPTY_PATH;
 const int clinux_at_symlink_nofollow = AT_SYMLINK_NOFOLLOW;
+
+#ifdef PIDFD_THREAD
+const int clinux_pidfd_thread = PIDFD_THREAD;
+#else
+const int clinux_pidfd_thread = O_EXCL;     /* as <linux/pidfd.h> defines it */
+#endif
+
+int clinux_epoll_create(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int clinux_epoll_add_readable(int epfd, int fd, uint64_t data) {
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int clinux_epoll_ready(int epfd, uint64_t *data, int max) {
+    struct epoll_event evs[32];
+    if (max > 32) max = 32;
+    int n = epoll_wait(epfd, evs, max, 0);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) data[i] = evs[i].data.u64;
+    return n;
+}

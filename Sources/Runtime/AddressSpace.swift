@@ -248,7 +248,7 @@ public final class AddressSpace {
     /// Track a member that is not the runtime's child (an exec'd vfork child):
     /// its exit is seen through a pidfd, and its parent reaps it.
     func adoptExternal(_ m: Member) {
-        let fd = Int32(rawSyscall(Linux.pidfdOpen, Int(m.pid), 0))
+        let fd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(m.pid), 0))
         guard fd >= 0 else { if let s = m.slot { releaseSlot(s) }; return }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         members[m.pid] = m
@@ -276,7 +276,7 @@ public final class AddressSpace {
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         if let s = r.stdio { for i in 0..<3 where s[i] >= 0 { posix_spawn_file_actions_adddup2(&fa, s[i], Int32(i)) } }
-        if let cwd = r.cwd, let addchdir = Linux.spawnAddChdir { _ = cwd.withCString { addchdir(&fa, $0) } }
+        if let cwd = r.cwd, let addchdir = GNU.spawnAddChdir { _ = cwd.withCString { addchdir(&fa, $0) } }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -310,7 +310,7 @@ public final class AddressSpace {
         sigprocmask(SIG_BLOCK, &set, nil)
         signal(SIGINT, SIG_IGN)     // the terminal sends these to the command too
         signal(SIGQUIT, SIG_IGN)
-        let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Linux.signalfd4, -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
+        let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Int(SYS_signalfd4), -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
         var mainStatus: Int32? = nil
         while mainStatus == nil || hasChildren {
             for (pid, status) in reapExited() where pid == main && mainStatus == nil {
@@ -358,10 +358,7 @@ public final class AddressSpace {
 
     /// Is the guest still waiting for this call?  (SECCOMP_IOCTL_NOTIF_ID_VALID)
     func isWaiting(_ call: GuestCall) -> Bool {
-        var id = call.id
-        return withUnsafeMutablePointer(to: &id) {
-            rawSyscall(UserNotification.ioctlNumber, Int(listener), Int(bitPattern: UserNotification.idValid), Int(bitPattern: $0)) == 0
-        }
+        UserNotification.isValid(listener, id: call.id)
     }
 
     /// Block until member `pid` exits; its status as a shell reports it.
@@ -426,7 +423,7 @@ public final class AddressSpace {
 
     private func acceptJoin() {
         while true {
-            let c = Int32(rawSyscall(Linux.accept4, Int(controlSocket), 0, 0, Int(O_CLOEXEC)))
+            let c = Int32(rawSyscall(Int(SYS_accept4), Int(controlSocket), 0, 0, Int(O_CLOEXEC)))
             if c < 0 { return }
             var cred = PeerCredentials()
             var len = socklen_t(MemoryLayout<PeerCredentials>.size)

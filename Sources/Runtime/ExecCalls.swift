@@ -246,7 +246,7 @@ func credentials(of pid: pid_t) -> (uid: [UInt32], gid: [UInt32])? {
 
 /// The thread group (process) a thread belongs to.
 func threadGroup(of tid: pid_t) -> pid_t? {
-    if rawSyscall(Linux.tgkill, Int(tid), Int(tid), 0) == 0 { return tid }     // the group's leader
+    if rawSyscall(Int(SYS_tgkill), Int(tid), Int(tid), 0) == 0 { return tid }     // the group's leader
     guard let s = readFile("/proc/\(tid)/status"),
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }) else { return nil }
     return pid_t(line.split(separator: "\t").last ?? "")

@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 import Switcher
@@ -82,15 +83,12 @@ final class TraceRing {
 /// the runtime started come from the runtime, which sees them in waitpid; a process
 /// that ends with exit_group is shown exiting there.
 extension Tracer {
-    static let PTRACE_PEEKDATA = 2, PTRACE_POKEDATA = 5
-    static let PTRACE_SET_SUD_CONFIG = 0x4210, PTRACE_GET_SUD_CONFIG = 0x4211
-
     /// struct ptrace_sud_config.
     struct DispatchConfig { var mode: UInt64 = 0, selector: UInt64 = 0, offset: UInt64 = 0, len: UInt64 = 0 }
 
     /// Does the kernel have Syscall User Dispatch (Linux 5.11)?
     public static var inProcessSupported: Bool {
-        rawSyscall(157 /* prctl */, 59 /* PR_SET_SYSCALL_USER_DISPATCH */, 0 /* OFF */, 0, 0, 0) == 0
+        rawSyscall(Int(SYS_prctl), Int(PR_SET_SYSCALL_USER_DISPATCH), Int(PR_SYS_DISPATCH_OFF), 0, 0, 0) == 0
     }
 
     /// `colo trace -- COMMAND`: fork; the child becomes the runtime with tracing on
@@ -295,19 +293,10 @@ extension Tracer {
     /// Watch process `pid` for its end (a pidfd): the runtime sees only the ends of the
     /// processes it started itself, not those of their children.
     func watch(_ pid: pid_t) {
-        let fd = Int32(truncatingIfNeeded: rawSyscall(434 /* pidfd_open */, Int(pid), 0))
+        let fd = Int32(truncatingIfNeeded: rawSyscall(Int(SYS_pidfd_open), Int(pid), 0))
         pidfds[pid] = fd >= 0 ? fd : -1
     }
 
-    /// struct pidfd_info, as far as its first version goes (Linux 6.13).
-    struct PidfdInfo {
-        var mask: UInt64 = 0, cgroupid: UInt64 = 0
-        var pid: UInt32 = 0, tgid: UInt32 = 0, ppid: UInt32 = 0
-        var ids: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0)
-        var exitCode: Int32 = 0
-    }
-    static let PIDFD_GET_INFO = UInt(0xC000_0000) | UInt(MemoryLayout<PidfdInfo>.size << 16) | 0xFF0B
-    static let PIDFD_INFO_EXIT: UInt64 = 1 << 3
 
     /// Show the ends of watched processes that have been reaped (PIDFD_GET_INFO gives a
     /// reaped process's wait status to anyone holding its pidfd, Linux 6.15).
@@ -317,13 +306,13 @@ extension Tracer {
         var fds = watched.map { pollfd(fd: $0.value, events: Int16(POLLIN), revents: 0) }
         guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
         for (i, (pid, fd)) in watched.enumerated() where fds[i].revents != 0 {
-            var info = PidfdInfo()
-            info.mask = Self.PIDFD_INFO_EXIT
-            let r = withUnsafeMutablePointer(to: &info) { ioctl(fd, Self.PIDFD_GET_INFO, $0) }
-            if r == 0 && info.mask & Self.PIDFD_INFO_EXIT == 0 { continue }     // a zombie: not reaped yet
+            var info = clinux_pidfd_info()
+            info.mask = clinux_pidfd_info_exit
+            let r = withUnsafeMutablePointer(to: &info) { ioctl(fd, clinux_pidfd_get_info, $0) }
+            if r == 0 && info.mask & clinux_pidfd_info_exit == 0 { continue }     // a zombie: not reaped yet
             close(fd)
             pidfds[pid] = -1
-            if r == 0 { showEnd(pid, status: info.exitCode) }
+            if r == 0 { showEnd(pid, status: info.exit_code) }
         }
     }
 
@@ -425,18 +414,18 @@ extension Tracer {
     /// Stop `tid`, set its dispatch, let it go.  nil, or what went wrong; `scbSelector`:
     /// the address of its SCB's selector if it is a switcher caller.
     func setDispatch(_ tid: pid_t, on: Bool, table: SpaceTable, scbSelector: inout UInt64) -> String? {
-        let seized = Self.ptrace(Self.PTRACE_SEIZE, tid, 0, 0)
+        let seized = Self.ptrace(PTRACE_SEIZE, tid, 0, 0)
         guard seized == 0 else { return "ptrace(PTRACE_SEIZE, \(tid)): \(String(cString: strerror(Int32(-seized))))" }
-        _ = Self.ptrace(Self.PTRACE_INTERRUPT, tid)
+        _ = Self.ptrace(PTRACE_INTERRUPT, tid)
         var status: Int32 = 0
         while waitpid(tid, &status, Self.wall) < 0 { if errno != EINTR { return nil } }
         guard status & 0xff == 0x7f else { return nil }         // it ended meanwhile
         let sig = (status >> 8) & 0xff, ev = (status >> 16) & 0xffff
-        defer { _ = Self.ptrace(Self.PTRACE_DETACH, tid, 0, ev == 0 && sig != SIGTRAP ? Int(sig) : 0) }
+        defer { _ = Self.ptrace(PTRACE_DETACH, tid, 0, ev == 0 && sig != SIGTRAP ? Int(sig) : 0) }
         let selector = UInt64(COLO_TRACE_SELECTOR_ADDR)
         var cfg = DispatchConfig()
         let got = withUnsafeMutablePointer(to: &cfg) {
-            Self.ptrace(Self.PTRACE_GET_SUD_CONFIG, tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
+            Self.ptrace(Int(clinux_ptrace_get_sud_config), tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
         }
         guard got == 0 else { return "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: \(String(cString: strerror(Int32(-got))))" }
         if cfg.mode != 0 && cfg.selector != selector && cfg.selector != 0 {
@@ -452,7 +441,7 @@ extension Tracer {
                                       len: table.header.pointee.sud_exempt_len) : DispatchConfig()
         if !on && cfg.mode == 0 { return nil }
         let r = withUnsafeMutablePointer(to: &set) {
-            Self.ptrace(Self.PTRACE_SET_SUD_CONFIG, tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
+            Self.ptrace(Int(clinux_ptrace_set_sud_config), tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
         }
         return r == 0 ? nil : "PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG: \(String(cString: strerror(Int32(-r))))"
     }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import GuestAPI
 import Switcher
@@ -138,7 +139,7 @@ enum KernelCalls {
         let k = space.kernel
         guard GuestMemory.shared.store(UInt64(0), at: call.args[0]) else { return .error(EFAULT) }
         guard k.roomForFileCapability() else { return .error(EMFILE) }
-        let own = Int32(truncatingIfNeeded: rawSyscall(Kernel.pidfdGetfd, Int(t.pidfd), Int(fd), 0))
+        let own = Int32(truncatingIfNeeded: rawSyscall(Int(SYS_pidfd_getfd), Int(t.pidfd), Int(fd), 0))
         guard own >= 0 else { return .error(-own) }
         guard let cap = k.caps.mint(.fd, pid: t.pid, object: UInt64(own)) else { close(own); return .error(ENFILE) }
         guard GuestMemory.shared.store(cap, at: call.args[0]) else {
@@ -154,12 +155,7 @@ enum KernelCalls {
     static func captofd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         guard let e = space.kernel.caps.lookup(call.args[0], .fd) else { return .error(EINVAL) }
         guard GuestMemory.shared.store(Int32(-1), at: call.args[1]) else { return .error(EFAULT) }
-        // struct seccomp_notif_addfd { u64 id; u32 flags, srcfd, newfd, newfd_flags; }
-        var addfd: (UInt64, UInt32, UInt32, UInt32, UInt32) = (call.id, 0, UInt32(truncatingIfNeeded: e.object), 0, 0)
-        let fd = withUnsafeMutablePointer(to: &addfd) {
-            rawSyscall(UserNotification.ioctlNumber, Int(space.listener), Int(bitPattern: UserNotification.addFD),
-                       Int(bitPattern: $0))
-        }
+        let fd = UserNotification.addFD(space.listener, id: call.id, Int32(truncatingIfNeeded: e.object), at: nil)
         guard fd >= 0 else { return .error(Int32(-fd)) }
         guard GuestMemory.shared.store(Int32(fd), at: call.args[1]) else { return .error(EFAULT) }
         return .value(0)

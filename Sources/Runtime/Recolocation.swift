@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 import Switcher
@@ -181,12 +182,7 @@ extension AddressSpace {
 
     /// Install the runtime's `fd` into the notifying process, at `target` (or the lowest free number).
     private func addFD(_ call: GuestCall, _ fd: Int32, at target: Int32?) -> Int {
-        // struct seccomp_notif_addfd { u64 id; u32 flags, srcfd, newfd, newfd_flags; }
-        var req: (UInt64, UInt32, UInt32, UInt32, UInt32) = (call.id, target == nil ? 0 : 1 /* SETFD */,
-                                                             UInt32(bitPattern: fd), UInt32(bitPattern: target ?? 0), 0)
-        return withUnsafeMutablePointer(to: &req) {
-            rawSyscall(UserNotification.ioctlNumber, Int(listener), Int(bitPattern: UserNotification.addFD), Int(bitPattern: $0))
-        }
+        UserNotification.addFD(listener, id: call.id, fd, at: target)
     }
 
     /// What the new process must restore, and copies of the child's open
@@ -232,9 +228,9 @@ extension AddressSpace {
         // user's process (prlimit needs CAP_SYS_RESOURCE in its namespace then).
         var direct = [(UInt64, UInt64)]()
         for i in 0..<16 {
-            var rl: (UInt64, UInt64) = (0, 0)
-            guard withUnsafeMutablePointer(to: &rl, { rawSyscall(302 /* prlimit64 */, Int(pid), i, 0, Int(bitPattern: $0)) }) == 0 else { break }
-            direct.append(rl)
+            var rl = rlimit()       // struct rlimit64 on x86-64
+            guard withUnsafeMutablePointer(to: &rl, { rawSyscall(Int(SYS_prlimit64), Int(pid), i, 0, Int(bitPattern: $0)) }) == 0 else { break }
+            direct.append((UInt64(rl.rlim_cur), UInt64(rl.rlim_max)))
         }
         let limits = direct.count == 16 ? [] : readProcFile("/proc/\(pid)/limits")?.split(separator: "\n").dropFirst().map { Array($0.utf8) } ?? []
         withUnsafeMutableBytes(of: &st.rlim) { b in
@@ -256,10 +252,10 @@ extension AddressSpace {
         let cwd = open("/proc/\(pid)/cwd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard cwd >= 0 else { return nil }
         var fds = [(target: Int32, fd: Int32)]()
-        let pidfd = Int32(rawSyscall(Linux.pidfdOpen, Int(pid), 0))
+        let pidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(pid), 0))
         if pidfd >= 0, let kept {
             for n in kept {
-                let fd = Int32(rawSyscall(438 /* pidfd_getfd */, Int(pidfd), Int(n), 0))
+                let fd = Int32(rawSyscall(Int(SYS_pidfd_getfd), Int(pidfd), Int(n), 0))
                 if fd >= 0 { fds.append((n, fd)) }
             }
         } else if pidfd >= 0, let dir = opendir("/proc/\(pid)/fd") {
@@ -270,7 +266,7 @@ extension AddressSpace {
                 if let info = readProcFile("/proc/\(pid)/fdinfo/\(n)"),
                    let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags:") })?
                     .split(separator: "\t").last.flatMap({ Int($0, radix: 8) }), flags & Int(O_CLOEXEC) != 0 { continue }
-                let fd = Int32(rawSyscall(438 /* pidfd_getfd */, Int(pidfd), Int(n), 0))
+                let fd = Int32(rawSyscall(Int(SYS_pidfd_getfd), Int(pidfd), Int(n), 0))
                 if fd >= 0 { fds.append((n, fd)) }
             }
             closedir(dir)

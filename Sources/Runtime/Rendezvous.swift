@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import GuestAPI
 import Switcher
@@ -104,7 +105,7 @@ final class Kernel {
                               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
               area != MAP_FAILED else { throw .last("cannot map the SCB area") }
         scbArea = area
-        watchFD = Int32(rawSyscall(Epoll.create1, Int(O_CLOEXEC)))
+        watchFD = clinux_epoll_create()
         guard watchFD >= 0 else { throw ColoError(-watchFD, "epoll_create1: \(String(cString: strerror(-watchFD)))") }
     }
 
@@ -137,9 +138,9 @@ final class Kernel {
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
               let pid = pid_t(line.dropFirst(5).trimmingPrefix(while: { $0 == " " || $0 == "\t" })),
               let slot = space.members[pid]?.slot, shareAddressSpace(tid, space.runtimePID) else { return nil }
-        let fd = Int32(rawSyscall(Kernel.pidfdOpen, Int(tid), Kernel.pidfdThread))
+        let fd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(tid), Int(clinux_pidfd_thread)))
         guard fd >= 0 else { return nil }
-        guard Epoll.add(watchFD, fd, data: UInt64(UInt32(bitPattern: tid))) else { close(fd); return nil }
+        guard clinux_epoll_add_readable(watchFD, fd, UInt64(UInt32(bitPattern: tid))) == 0 else { close(fd); return nil }
         let t = ThreadContext(tid: tid, pid: pid, pidfd: fd, slot: slot, programStart: space.table.entry(slot).pointee.start_ns)
         threads[tid] = t
         return t
@@ -161,9 +162,6 @@ final class Kernel {
     func programReplaced(_ pid: pid_t, _ space: AddressSpace) {
         for t in threads.values where t.pid == pid { retire(t, space) }
     }
-
-    /// pidfd_open(2), pidfd_getfd(2) and pidfd_open's PIDFD_THREAD flag (x86-64).
-    static let pidfdOpen = 434, pidfdGetfd = 438, pidfdThread = Int(O_EXCL)
 
     /// May the runtime hold one more descriptor for an fd capability?  It
     /// raises its soft RLIMIT_NOFILE up to the hard limit as needed, and
@@ -206,9 +204,10 @@ final class Kernel {
     /// is the exit of all its threads).
     func threadsExited(_ space: AddressSpace) {
         while true {
-            let ready = Epoll.poll(watchFD)
-            if ready.isEmpty { return }
-            for tid in ready {
+            var ready = [UInt64](repeating: 0, count: 32)
+            let n = ready.withUnsafeMutableBufferPointer { clinux_epoll_ready(watchFD, $0.baseAddress, 32) }
+            if n <= 0 { return }
+            for tid in ready.prefix(Int(n)) {
                 if let t = threads[pid_t(truncatingIfNeeded: tid)] { retire(t, space) }
             }
         }
@@ -374,30 +373,5 @@ final class Kernel {
         }
         w.field.storeBytes(of: text.0, toByteOffset: 0, as: UInt64.self)
         w.field.storeBytes(of: text.1, toByteOffset: 8, as: UInt64.self)
-    }
-}
-
-/// epoll through raw system calls (Swift's Glibc module does not declare it).
-enum Epoll {
-    static let create1 = 291
-    private static let ctl = 233, wait = 232
-    private static let eventSize = 12      // struct epoll_event is packed on x86-64: u32 events, u64 data
-
-    /// Watch `fd` for readability, reporting `data`.
-    static func add(_ epfd: Int32, _ fd: Int32, data: UInt64) -> Bool {
-        var ev = [UInt8](repeating: 0, count: eventSize)
-        ev.withUnsafeMutableBytes {
-            $0.storeBytes(of: UInt32(POLLIN), toByteOffset: 0, as: UInt32.self)
-            $0.storeBytes(of: data, toByteOffset: 4, as: UInt64.self)
-        }
-        return ev.withUnsafeMutableBytes { rawSyscall(ctl, Int(epfd), 1 /* EPOLL_CTL_ADD */, Int(fd), Int(bitPattern: $0.baseAddress!)) } == 0
-    }
-
-    /// The data of every ready descriptor, without waiting.
-    static func poll(_ epfd: Int32) -> [UInt64] {
-        var evs = [UInt8](repeating: 0, count: 32 * eventSize)
-        let n = evs.withUnsafeMutableBytes { rawSyscall(wait, Int(epfd), Int(bitPattern: $0.baseAddress!), 32, 0) }
-        guard n > 0 else { return [] }
-        return (0..<n).map { i in evs.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * eventSize + 4, as: UInt64.self) } }
     }
 }

@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 import Switcher
@@ -47,7 +48,7 @@ public final class SpaceTable {
         guard let p, p != MAP_FAILED else { throw .last("cannot map the address-space table") }
         let t = SpaceTable(path: path, base: p, size: fileSize, owned: true)
         var vmaddr: UInt64 = 0
-        withUnsafeMutablePointer(to: &vmaddr) { _ = rawSyscall(Linux.getrandom, Int(bitPattern: $0), 8) }
+        withUnsafeMutablePointer(to: &vmaddr) { _ = rawSyscall(Int(SYS_getrandom), Int(bitPattern: $0), 8) }
         t.header.pointee.magic = UInt64(COLO_TABLE_MAGIC)
         t.header.pointee.version = UInt32(COLO_TABLE_VERSION)
         t.header.pointee.runtime_pid = runtimePID

@@ -1,4 +1,5 @@
 import Bytes
+import CLinux
 import Glibc
 import GuestAPI
 
@@ -79,7 +80,7 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
 
 /// Do processes `a` and `b` share one mm?  (kcmp(2) KCMP_VM)
 public func shareAddressSpace(_ a: pid_t, _ b: pid_t) -> Bool {
-    rawSyscall(Linux.kcmp, Int(a), Int(b), 1 /* KCMP_VM */) == 0
+    rawSyscall(Int(SYS_kcmp), Int(a), Int(b), Int(KCMP_VM.rawValue)) == 0
 }
 
 /// Nanoseconds of CLOCK_REALTIME.
@@ -89,16 +90,8 @@ func realtimeNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Linux interfaces that Swift's Glibc module does not declare: x86-64 system
-/// call numbers (a stable ABI) and GNU functions looked up at run time.
-enum Linux {
-    static let tgkill = 234
-    static let accept4 = 288
-    static let signalfd4 = 289
-    static let kcmp = 312
-    static let getrandom = 318
-    static let pidfdOpen = 434
-
+/// A GNU function that Swift's Glibc module does not declare, looked up at run time.
+enum GNU {
     typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
     /// posix_spawn_file_actions_addchdir_np (glibc 2.29).
     static let spawnAddChdir: AddChdir? = {

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import GuestAPI
 
@@ -71,35 +72,55 @@ enum SyscallTable {
     }
 }
 
-/// seccomp user notifications (linux/seccomp.h), for the runtime's listener.
+/// seccomp user notifications, for the runtime's listener: the ioctls, their
+/// numbers and their structs as <linux/seccomp.h> defines them (CLinux).
 enum UserNotification {
-    static let recv: UInt = 0xC050_2100      // SECCOMP_IOCTL_NOTIF_RECV, struct seccomp_notif (80 bytes)
-    static let send: UInt = 0xC018_2101      // SECCOMP_IOCTL_NOTIF_SEND, struct seccomp_notif_resp (24 bytes)
-    static let idValid: UInt = 0x4008_2102   // SECCOMP_IOCTL_NOTIF_ID_VALID, u64
-    static let addFD: UInt = 0x4018_2103     // SECCOMP_IOCTL_NOTIF_ADDFD, struct seccomp_notif_addfd (24 bytes)
-    static let ioctlNumber = 16
-
     /// Receive one pending notification, or nil (none pending, or the caller went away).
     static func receive(_ fd: Int32) -> GuestCall? {
-        var raw = [UInt64](repeating: 0, count: 10)
-        let r = raw.withUnsafeMutableBytes { rawSyscall(ioctlNumber, Int(fd), Int(bitPattern: recv), Int(bitPattern: $0.baseAddress!)) }
+        var n = seccomp_notif()
+        let r = withUnsafeMutablePointer(to: &n) {
+            rawSyscall(Int(SYS_ioctl), Int(fd), Int(bitPattern: clinux_seccomp_ioctl_notif_recv), Int(bitPattern: $0))
+        }
         guard r == 0 else { return nil }
-        let pid = pid_t(truncatingIfNeeded: raw[1] & 0xffff_ffff)
-        let nr = Int32(truncatingIfNeeded: raw[2] & 0xffff_ffff)
-        return GuestCall(id: raw[0], pid: pid, number: nr, instructionPointer: raw[3], args: Array(raw[4..<10]))
+        let a = n.data.args
+        return GuestCall(id: n.id, pid: pid_t(bitPattern: n.pid), number: n.data.nr,
+                         instructionPointer: n.data.instruction_pointer, args: [a.0, a.1, a.2, a.3, a.4, a.5])
     }
 
     /// Answer a notification.  False if the caller is no longer waiting (signal, death).
     @discardableResult
     static func respond(_ fd: Int32, id: UInt64, _ result: CallResult) -> Bool {
-        var resp = [UInt64](repeating: 0, count: 3)
-        resp[0] = id
+        var resp = seccomp_notif_resp()
+        resp.id = id
         switch result {
-        case .value(let v): resp[1] = UInt64(bitPattern: v)
-        case .error(let e): resp[2] = UInt64(UInt32(bitPattern: -e))
+        case .value(let v): resp.val = v
+        case .error(let e): resp.error = -e
         case .pending: return false
         }
-        let r = resp.withUnsafeMutableBytes { rawSyscall(ioctlNumber, Int(fd), Int(bitPattern: send), Int(bitPattern: $0.baseAddress!)) }
+        let r = withUnsafeMutablePointer(to: &resp) {
+            rawSyscall(Int(SYS_ioctl), Int(fd), Int(bitPattern: clinux_seccomp_ioctl_notif_send), Int(bitPattern: $0))
+        }
         return r == 0
+    }
+
+    /// Is the caller of notification `id` still waiting?  (SECCOMP_IOCTL_NOTIF_ID_VALID)
+    static func isValid(_ fd: Int32, id: UInt64) -> Bool {
+        var id = id
+        return withUnsafeMutablePointer(to: &id) {
+            rawSyscall(Int(SYS_ioctl), Int(fd), Int(bitPattern: clinux_seccomp_ioctl_notif_id_valid), Int(bitPattern: $0)) == 0
+        }
+    }
+
+    /// Install descriptor `fd` into the caller of notification `id`, at `target` (or the
+    /// lowest free number): its number there, or -errno.  (SECCOMP_IOCTL_NOTIF_ADDFD)
+    static func addFD(_ fd: Int32, id: UInt64, _ source: Int32, at target: Int32?) -> Int {
+        var req = seccomp_notif_addfd()
+        req.id = id
+        req.flags = target == nil ? 0 : UInt32(clinux_seccomp_addfd_flag_setfd)
+        req.srcfd = UInt32(bitPattern: source)
+        req.newfd = UInt32(bitPattern: target ?? 0)
+        return withUnsafeMutablePointer(to: &req) {
+            rawSyscall(Int(SYS_ioctl), Int(fd), Int(bitPattern: clinux_seccomp_ioctl_notif_addfd), Int(bitPattern: $0))
+        }
     }
 }

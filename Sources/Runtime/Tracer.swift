@@ -40,16 +40,12 @@ public final class Tracer {
         public init() {}
     }
 
-    // ptrace(2) requests, options, events.
-    static let sysPtrace = 101
-    static let PTRACE_CONT = 7, PTRACE_DETACH = 17, PTRACE_SYSCALL = 24
-    static let PTRACE_GETEVENTMSG = 0x4201, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207
-    static let PTRACE_LISTEN = 0x4208
-    static let PTRACE_GET_SYSCALL_INFO = 0x420e
-    static let traceOptions = 0x01 | 0x02 | 0x04 | 0x08 | 0x10   // SYSGOOD FORK VFORK CLONE EXEC
-    static let exitKill = 0x100000
-    static let eventExec: Int32 = 4, eventStop: Int32 = 128
-    static let wall: Int32 = 0x40000000
+    // ptrace(2) options and events (the requests are <sys/ptrace.h>'s PTRACE_*, through CLinux).
+    static let traceOptions = Int(PTRACE_O_TRACESYSGOOD.rawValue | PTRACE_O_TRACEFORK.rawValue | PTRACE_O_TRACEVFORK.rawValue
+                                  | PTRACE_O_TRACECLONE.rawValue | PTRACE_O_TRACEEXEC.rawValue)
+    static let exitKill = Int(PTRACE_O_EXITKILL.rawValue)
+    static let eventExec = Int32(PTRACE_EVENT_EXEC.rawValue), eventStop = Int32(PTRACE_EVENT_STOP.rawValue)
+    static let wall: Int32 = __WALL
 
     /// struct ptrace_syscall_info (88 bytes).
     struct Info {
@@ -114,7 +110,11 @@ public final class Tracer {
     }
 
     static func ptrace(_ req: Int, _ pid: pid_t, _ addr: Int = 0, _ data: Int = 0) -> Int {
-        rawSyscall(sysPtrace, req, Int(pid), addr, data)
+        rawSyscall(Int(SYS_ptrace), req, Int(pid), addr, data)
+    }
+
+    static func ptrace(_ req: __ptrace_request, _ pid: pid_t, _ addr: Int = 0, _ data: Int = 0) -> Int {
+        ptrace(Int(req.rawValue), pid, addr, data)
     }
 
     // MARK: - Starting
@@ -136,7 +136,7 @@ public final class Tracer {
         close(fds[0])
         rootPID = child
         runtimeTgid = child
-        let r = Self.ptrace(Self.PTRACE_SEIZE, child, 0, Self.traceOptions | Self.exitKill)
+        let r = Self.ptrace(PTRACE_SEIZE, child, 0, Self.traceOptions | Self.exitKill)
         if r < 0 { printError("colo trace: ptrace(PTRACE_SEIZE, \(child)): \(String(cString: strerror(Int32(-r))))"); kill(child, SIGKILL); return 1 }
         tracees[child] = Tracee(pid: child, quiet: true)
         logTablePath = SpaceDirectory.tablePath(runtimePID: child)
@@ -158,10 +158,10 @@ public final class Tracer {
         }
         var any = false
         for m in space.members {
-            let r = Self.ptrace(Self.PTRACE_SEIZE, m.pid, 0, Self.traceOptions)
+            let r = Self.ptrace(PTRACE_SEIZE, m.pid, 0, Self.traceOptions)
             if r < 0 { printError("colo trace: attach \(m.pid): \(String(cString: strerror(Int32(-r))))"); continue }
             tracees[m.pid] = Tracee(pid: m.pid, quiet: false)
-            _ = Self.ptrace(Self.PTRACE_INTERRUPT, m.pid)
+            _ = Self.ptrace(PTRACE_INTERRUPT, m.pid)
             any = true
         }
         guard any else { return 1 }
@@ -175,7 +175,7 @@ public final class Tracer {
             while let ent = readdir(dir) {
                 let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 guard let tid = pid_t(name), tracees[tid] == nil else { continue }
-                if Self.ptrace(Self.PTRACE_SEIZE, tid, 0, Self.traceOptions) == 0 { tracees[tid] = Tracee(pid: tid, quiet: true) }
+                if Self.ptrace(PTRACE_SEIZE, tid, 0, Self.traceOptions) == 0 { tracees[tid] = Tracee(pid: tid, quiet: true) }
             }
             closedir(dir)
         }
@@ -240,7 +240,7 @@ public final class Tracer {
                 } else if ev >= 1 && ev <= 3, t.trapped != nil {
                     var msg: UInt = 0
                     _ = withUnsafeMutablePointer(to: &msg) {
-                        Self.ptrace(Self.PTRACE_GETEVENTMSG, pid, 0, Int(bitPattern: $0))
+                        Self.ptrace(PTRACE_GETEVENTMSG, pid, 0, Int(bitPattern: $0))
                     }
                     t.child = pid_t(truncatingIfNeeded: msg)
                 }
@@ -250,7 +250,7 @@ public final class Tracer {
                     // A group-stop (job control): stay stopped until SIGCONT, still traced.
                     flush(t)
                     if !t.quiet { event(pid, "stopped", "--- stopped by \(Self.signalName(sig)) ---", extra: "\"signal\":\"\(Self.signalName(sig))\"") }
-                    _ = Self.ptrace(Self.PTRACE_LISTEN, pid)
+                    _ = Self.ptrace(PTRACE_LISTEN, pid)
                 } else {
                     resume(t, 0)     // new-child, interrupt or end-of-listen stop
                 }
@@ -286,11 +286,11 @@ public final class Tracer {
     }
 
     func resume(_ t: Tracee, _ sig: Int32) {
-        _ = Self.ptrace(t.quiet ? Self.PTRACE_CONT : Self.PTRACE_SYSCALL, t.pid, 0, Int(sig))
+        _ = Self.ptrace(t.quiet ? PTRACE_CONT : PTRACE_SYSCALL, t.pid, 0, Int(sig))
     }
 
     func detachAll() {
-        for t in tracees.values { _ = Self.ptrace(Self.PTRACE_INTERRUPT, t.pid) }
+        for t in tracees.values { _ = Self.ptrace(PTRACE_INTERRUPT, t.pid) }
         var pending = Set(tracees.keys)
         while !pending.isEmpty {
             var status: Int32 = 0
@@ -302,7 +302,7 @@ public final class Tracer {
             if status & 0xff != 0x7f { pending.remove(pid); continue }   // gone
             let sig = (status >> 8) & 0xff, ev = (status >> 16) & 0xffff
             let inject = (sig == SIGTRAP | 0x80 || ev != 0 || sig == SIGTRAP) ? 0 : sig
-            _ = Self.ptrace(Self.PTRACE_DETACH, pid, 0, Int(inject))
+            _ = Self.ptrace(PTRACE_DETACH, pid, 0, Int(inject))
             pending.remove(pid)
         }
     }
@@ -312,7 +312,7 @@ public final class Tracer {
     func syscallStop(_ t: Tracee) {
         var info = Info()
         let n = withUnsafeMutablePointer(to: &info) {
-            Self.ptrace(Self.PTRACE_GET_SYSCALL_INFO, t.pid, MemoryLayout<Info>.size, Int(bitPattern: $0))
+            Self.ptrace(PTRACE_GET_SYSCALL_INFO, t.pid, MemoryLayout<Info>.size, Int(bitPattern: $0))
         }
         guard n > 0 else { return }
         let guest = t.native || (info.ip >= Layout.regionBase && info.ip < Layout.regionEnd)
@@ -493,14 +493,14 @@ public final class Tracer {
     static func switcherSignal(_ pid: pid_t, _ sig: Int32) -> Bool {
         let faults: Set<Int32> = [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP]
         guard sig == SIGSYS || faults.contains(sig) else { return false }
-        var info = [Int32](repeating: 0, count: 32)
-        let r = info.withUnsafeMutableBytes { ptrace(0x4202 /* PTRACE_GETSIGINFO */, pid, 0, Int(bitPattern: $0.baseAddress)) }
+        var info = siginfo_t()
+        let r = withUnsafeMutablePointer(to: &info) { ptrace(PTRACE_GETSIGINFO, pid, 0, Int(bitPattern: $0)) }
         guard r == 0 else { return false }
-        if sig == SIGSYS { return info[2] == 2 /* SYS_USER_DISPATCH */ }
-        guard info[2] > 0 else { return false }          // sent, not a fault
-        var regs = [UInt64](repeating: 0, count: 27)
-        let g = regs.withUnsafeMutableBytes { ptrace(12 /* PTRACE_GETREGS */, pid, 0, Int(bitPattern: $0.baseAddress)) }
-        let gs = regs[22]
+        if sig == SIGSYS { return info.si_code == clinux_sys_user_dispatch }
+        guard info.si_code > 0 else { return false }          // sent, not a fault
+        var regs = user_regs_struct()
+        let g = withUnsafeMutablePointer(to: &regs) { ptrace(PTRACE_GETREGS, pid, 0, Int(bitPattern: $0)) }
+        let gs = UInt64(regs.gs_base)
         guard g == 0, gs >= UInt64(COLO_SCB_AREA_ADDR), gs < UInt64(COLO_SWITCH_LOG_ADDR),
               let borrowing = GuestMemory(pid: pid).word(gs + colo_scb_borrowing_offset()) else { return false }
         return borrowing != 0
@@ -633,7 +633,7 @@ public final class Tracer {
         var out = "syscall_\(nr)"
         if let n = SyscallTable.names[Int32(truncatingIfNeeded: nr)] {
             out = n
-        } else if let p = seccomp_syscall_resolve_num_arch(0xC000_003E /* SCMP_ARCH_X86_64 = AUDIT_ARCH_X86_64 */, Int32(truncatingIfNeeded: nr)) {
+        } else if let p = seccomp_syscall_resolve_num_arch(clinux_audit_arch_x86_64 /* SCMP_ARCH_X86_64 */, Int32(truncatingIfNeeded: nr)) {
             out = String(cString: p)
             free(p)
         }
