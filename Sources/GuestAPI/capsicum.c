@@ -1,6 +1,7 @@
 /* capsicum.c - capability mode as a seccomp filter (see sys/capsicum.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -101,7 +102,7 @@ int cap_enter(void)
     for (size_t i = 0; i < sizeof at_calls / sizeof at_calls[0]; i++) {
         emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)at_calls[i].nr);
         emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO(at_calls[i].arg));      /* the int's low word */
-        emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)-100 /* AT_FDCWD */);
+        emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)AT_FDCWD);
         emit(&p, BPF_RET | BPF_K, 0, 0, REFUSE);
         emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof(struct seccomp_data, nr));
     }

@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <fcntl.h>
+#include <unistd.h>
+#include <linux/errno.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
@@ -118,7 +120,7 @@ long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
         if (g[REG_RSI]) rsp = (uint64_t)g[REG_RSI];
         /* posix_spawn and vfork pass no tid, tls or pidfd requests */
         if (flags & ~(CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND))
-            return -22;
+            return -EINVAL;
     }
     struct colo_vfork_area *a = vfork_area(s, sys0(SYS_gettid));
     colo_save_context(&a->child, uc, 0, rsp);
@@ -193,7 +195,7 @@ static long native_exec(long nr, long a, long b, long c, long d, long e)
 long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
 {
     greg_t *g = uc->uc_mcontext.gregs;
-    long dirfd = at ? g[REG_RDI] : -100 /* AT_FDCWD */;
+    long dirfd = at ? g[REG_RDI] : AT_FDCWD;
     long path = at ? g[REG_RSI] : g[REG_RDI];
     long argv = at ? g[REG_RDX] : g[REG_RSI];
     long envp = at ? g[REG_R10] : g[REG_RDX];
@@ -209,12 +211,12 @@ long colo_do_execve(struct colo_slot *s, ucontext_t *uc, int at)
 
     /* The file must be executable by this process: the lookup and permission
      * errors are the caller's own (ENOENT, EACCES, ENOTDIR, ELOOP ...). */
-    long r = sys4(SYS_faccessat2, dirfd, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */ | (flags & 0x1100));
+    long r = sys4(SYS_faccessat2, dirfd, path, X_OK, AT_EACCESS | (flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)));
     if (r < 0) return r;
     /* A signal handler may interrupt the request (a real execve is never
      * interrupted); planning again is harmless. */
     do r = sys6(COLO_SYS_exec, COLO_EXEC_PLAN, dirfd, path, argv, envp, flags);
-    while (r == -4 /* EINTR */);
+    while (r == -EINTR);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return native_exec(SYS_execveat, dirfd, path, argv, envp, flags);
@@ -230,15 +232,15 @@ static long do_coexec(struct colo_slot *s, ucontext_t *uc, int vec)
     /* what does not fit the call's six arguments: the vector and our slot */
     struct { uint64_t capv; int64_t capc; int64_t slot; } capv = { vec ? (uint64_t)g[REG_R8] : 0, vec ? (int32_t)g[REG_R9] : 0,
                                                                     (int64_t)s->index };
-    long r = sys4(SYS_faccessat2, -100, path, 1 /* X_OK */, 0x200 /* AT_EACCESS */);
+    long r = sys4(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS);
     if (r < 0) return r;
     do r = sys6(COLO_SYS_exec, vec ? COLO_EXEC_PLAN_COVEC : COLO_EXEC_PLAN_CO, pid, path, argv, envp, (long)&capv);
-    while (r == -4 /* EINTR */);
+    while (r == -EINTR);
     if (r < 0) return r;
     if (r == COLO_EXEC_NATIVE)
         return native_exec(SYS_execve, path, argv, envp, 0, 0);
     if (r == COLO_EXEC_RECOLOCATE)     /* a fork child colocating with its parent */
-        return colo_recolocate(uc, -100 /* AT_FDCWD */, path, argv, envp, 0);
+        return colo_recolocate(uc, AT_FDCWD, path, argv, envp, 0);
     if (r == COLO_EXEC_JOIN) {     /* another address space: become `colo --join pid ...` */
         char **args = (char **)((char *)s + COLO_JOIN_ARGS_OFFSET);
         return native_exec(SYS_execve, (long)args[0], (long)(args + 1), envp, 0, 0);

@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <linux/mman.h>
+#include <linux/errno.h>
 #include "switcher.h"
 #include "sys.h"
 #include "internal.h"
@@ -23,12 +24,6 @@
 #define PAGE 4096ULL
 #define HUGE 0x200000ULL
 #define ERR(e) (-(long)(e))
-#define E_ACCES 13
-#define E_FAULT 14
-#define E_EXIST 17
-#define E_INVAL 22
-#define E_NOMEM 12
-#define E_NOSYS 38
 #define SIGBIT(s) (1ULL << ((s) - 1))
 
 static inline uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
@@ -50,13 +45,13 @@ static long guest_read(void *dst, uint64_t src, size_t n)
 {
     struct iovec l = { dst, n }, r = { (void *)src, n };
     long got = sys6(SYS_process_vm_readv, sys0(SYS_getpid), (long)&l, 1, (long)&r, 1, 0);
-    return got == (long)n ? 0 : ERR(E_FAULT);
+    return got == (long)n ? 0 : ERR(EFAULT);
 }
 static long guest_write(uint64_t dst, const void *src, size_t n)
 {
     struct iovec l = { (void *)src, n }, r = { (void *)dst, n };
     long got = sys6(SYS_process_vm_writev, sys0(SYS_getpid), (long)&l, 1, (long)&r, 1, 0);
-    return got == (long)n ? 0 : ERR(E_FAULT);
+    return got == (long)n ? 0 : ERR(EFAULT);
 }
 
 /* ---- finding free space in the slot's mmap area --------------------------- */
@@ -65,7 +60,7 @@ static long guest_write(uint64_t dst, const void *src, size_t n)
  * limit, read from /proc/self/maps (the shared mm).  0 if there is none. */
 static uint64_t next_gap(uint64_t from, uint64_t len, uint64_t align, uint64_t limit)
 {
-    int fd = (int)sys4(SYS_openat, -100, "/proc/self/maps", 0 /* O_RDONLY */, 0);
+    int fd = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY, 0);
     if (fd < 0) return 0;
     uint64_t a = align_up(from, align);
     uint64_t start = 0, end = 0;
@@ -106,14 +101,14 @@ static long place_mapping(struct colo_slot *s, uint64_t len, long prot, long fla
                 s->mmap_cursor = a + len;
                 return r;
             }
-            if (r != ERR(E_EXIST)) {
+            if (r != ERR(EEXIST)) {
                 if (r >= 0) sys2(SYS_munmap, r, len);    /* kernel ignored the hint */
-                return r >= 0 ? ERR(E_NOMEM) : r;
+                return r >= 0 ? ERR(ENOMEM) : r;
             }
             a = next_gap(a, len, align, s->mmap_hi);
         }
     }
-    return ERR(E_NOMEM);
+    return ERR(ENOMEM);
 }
 
 /* ---- the emulated calls ---------------------------------------------------- */
@@ -143,15 +138,15 @@ static long do_mmap(struct colo_slot *s, const greg_t *g)
     uint64_t addr = (uint64_t)g[REG_RDI], len = (uint64_t)g[REG_RSI];
     long prot = g[REG_RDX], flags = g[REG_R10], fd = g[REG_R8], off = g[REG_R9];
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
-        if (!in_slot(s, addr, page_up(len))) return ERR(E_ACCES);
+        if (!in_slot(s, addr, page_up(len))) return ERR(EACCES);
         return sys6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, off);
     }
-    if (flags & MAP_32BIT) return ERR(E_NOMEM);     /* no slot lies below 2 GiB */
-    if (len == 0 || page_up(len) < len) return ERR(E_INVAL);
+    if (flags & MAP_32BIT) return ERR(ENOMEM);     /* no slot lies below 2 GiB */
+    if (len == 0 || page_up(len) < len) return ERR(EINVAL);
     len = page_up(len);
     if (addr && in_slot(s, addr & ~(PAGE - 1), len)) {   /* a hint inside the slot: try it */
         long r = sys6(SYS_mmap, (long)(addr & ~(PAGE - 1)), (long)len, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
-        if (r >= 0 || r != ERR(E_EXIST)) return r;
+        if (r >= 0 || r != ERR(EEXIST)) return r;
     }
     return place_mapping(s, len, prot, flags, fd, off);
 }
@@ -161,16 +156,16 @@ static long do_mremap(struct colo_slot *s, const greg_t *g)
     uint64_t old = (uint64_t)g[REG_RDI], oldsz = (uint64_t)g[REG_RSI], newsz = (uint64_t)g[REG_RDX];
     long flags = g[REG_R10];
     uint64_t newaddr = (uint64_t)g[REG_R8];
-    if (!in_slot(s, old, page_up(oldsz))) return ERR(E_ACCES);
+    if (!in_slot(s, old, page_up(oldsz))) return ERR(EACCES);
     if (flags & MREMAP_FIXED) {
-        if (!in_slot(s, newaddr, page_up(newsz))) return ERR(E_ACCES);
+        if (!in_slot(s, newaddr, page_up(newsz))) return ERR(EACCES);
         return sys5(SYS_mremap, (long)old, (long)oldsz, (long)newsz, flags, (long)newaddr);
     }
     if (in_slot(s, old, page_up(newsz))) {
         long r = sys5(SYS_mremap, (long)old, (long)oldsz, (long)newsz, flags & ~(long)MREMAP_MAYMOVE, 0);
-        if (r >= 0 || !(flags & MREMAP_MAYMOVE) || r != ERR(E_NOMEM)) return r;
+        if (r >= 0 || !(flags & MREMAP_MAYMOVE) || r != ERR(ENOMEM)) return r;
     } else if (!(flags & MREMAP_MAYMOVE)) {
-        return ERR(E_NOMEM);
+        return ERR(ENOMEM);
     }
     /* Move: reserve a free range in the slot, then move onto it. */
     long dst = place_mapping(s, page_up(newsz), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -190,7 +185,7 @@ static long do_shmat(struct colo_slot *s, const greg_t *g)
     uint64_t len = page_up(ds.shm_segsz);
     if (addr) {
         if (flg & SHM_RND) addr &= ~(SHMLBA - 1ULL);
-        if (!in_slot(s, addr, len)) return ERR(E_ACCES);
+        if (!in_slot(s, addr, len)) return ERR(EACCES);
         return sys3(SYS_shmat, id, (long)addr, flg);
     }
     long dst = place_mapping(s, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -204,12 +199,12 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
 {
     long sig = g[REG_RDI];
     uint64_t act = (uint64_t)g[REG_RSI], oact = (uint64_t)g[REG_RDX];
-    if (g[REG_R10] != 8) return ERR(E_INVAL);
+    if (g[REG_R10] != 8) return ERR(EINVAL);
     if (sig == SIGSYS) {   /* the guest's SIGSYS disposition lives in the slot */
         struct kernel_sigaction in, prev;
         colo_memcpy(&prev, &s->guest_sigsys, sizeof prev);
-        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
-        if (oact && guest_write(oact, &prev, sizeof prev) < 0) return ERR(E_FAULT);
+        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(EFAULT);
+        if (oact && guest_write(oact, &prev, sizeof prev) < 0) return ERR(EFAULT);
         if (act) {
             in.mask &= ~SIGBIT(SIGSYS);
             colo_memcpy(&s->guest_sigsys, &in, sizeof in);
@@ -218,7 +213,7 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
     }
     if (sig < 1 || sig > 64 || sig == SIGKILL || sig == SIGSTOP) {
         struct kernel_sigaction in;
-        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+        if (act && guest_read(&in, act, sizeof in) < 0) return ERR(EFAULT);
         return sys4(SYS_rt_sigaction, sig, act ? (long)&in : 0, (long)oact, 8);
     }
     /* A handler the guest installs runs under the switcher's dispatcher (see
@@ -231,7 +226,7 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
     if (colo_is_dispatcher(old.handler)) colo_memcpy(&shown, shadow, sizeof shown);
     else shown = old;
     if (act) {
-        if (guest_read(&in, act, sizeof in) < 0) return ERR(E_FAULT);
+        if (guest_read(&in, act, sizeof in) < 0) return ERR(EFAULT);
         in.mask &= ~SIGBIT(SIGSYS);
         int fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP;
         int handled = in.handler != (uint64_t)SIG_DFL && in.handler != (uint64_t)SIG_IGN;
@@ -245,7 +240,7 @@ static long do_sigaction(struct colo_slot *s, const greg_t *g)
         }
         if (r < 0) return r;
     }
-    if (oact && guest_write(oact, &shown, sizeof shown) < 0) return ERR(E_FAULT);
+    if (oact && guest_write(oact, &shown, sizeof shown) < 0) return ERR(EFAULT);
     return 0;
 }
 
@@ -256,25 +251,25 @@ static long do_sigprocmask(ucontext_t *uc, const greg_t *g)
     long how = g[REG_RDI];
     uint64_t set = (uint64_t)g[REG_RSI], oset = (uint64_t)g[REG_RDX];
     uint64_t *cur = (uint64_t *)&uc->uc_sigmask;
-    if (g[REG_R10] != 8) return ERR(E_INVAL);
+    if (g[REG_R10] != 8) return ERR(EINVAL);
     uint64_t old = *cur, nw = old, in = 0;
     if (set) {
-        if (guest_read(&in, set, sizeof in) < 0) return ERR(E_FAULT);
+        if (guest_read(&in, set, sizeof in) < 0) return ERR(EFAULT);
         if (how == SIG_BLOCK) nw = old | in;
         else if (how == SIG_UNBLOCK) nw = old & ~in;
         else if (how == SIG_SETMASK) nw = in;
-        else return ERR(E_INVAL);
+        else return ERR(EINVAL);
     }
     *cur = nw & ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(SIGSYS));
-    if (oset && guest_write(oset, &old, sizeof old) < 0) return ERR(E_FAULT);
+    if (oset && guest_write(oset, &old, sizeof old) < 0) return ERR(EFAULT);
     return 0;
 }
 
 static long do_sigsuspend(const greg_t *g)
 {
     uint64_t mask;
-    if (g[REG_RSI] != 8) return ERR(E_INVAL);
-    if (guest_read(&mask, (uint64_t)g[REG_RDI], sizeof mask) < 0) return ERR(E_FAULT);
+    if (g[REG_RSI] != 8) return ERR(EINVAL);
+    if (guest_read(&mask, (uint64_t)g[REG_RDI], sizeof mask) < 0) return ERR(EFAULT);
     mask &= ~SIGBIT(SIGSYS);
     return sys2(SYS_rt_sigsuspend, &mask, 8);
 }
@@ -334,10 +329,10 @@ long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
     case SYS_mseal:
 #endif
         if (!in_slot(s, (uint64_t)g[REG_RDI], page_up((uint64_t)g[REG_RSI])))
-            return ERR(E_ACCES);
+            return ERR(EACCES);
         return sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
     default:
-        return ERR(E_NOSYS);
+        return ERR(ENOSYS);
     }
 }
 

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/errno.h>
 #include <linux/sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -74,7 +75,7 @@ int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
 {
     struct sock_fprog fp = { .len = (unsigned short)len, .filter = (struct sock_filter *)prog };
     long r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
-    if (r == -13 /* EACCES: no CAP_SYS_ADMIN */) {
+    if (r == -EACCES /* no CAP_SYS_ADMIN */) {
         sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
     }

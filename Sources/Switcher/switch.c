@@ -20,12 +20,16 @@
  * Dispatch): raw system calls only, no libc, no TLS. */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <linux/futex.h>
 #include <asm/prctl.h>
+#include <asm/hwcap2.h>
+#include <linux/auxvec.h>
+#include <linux/errno.h>
 #include "switcher.h"
 #include "sys.h"
 #include "internal.h"
@@ -44,17 +48,8 @@ extern void colo_resume(const struct colo_resume *r) __attribute__((noreturn));
 extern void colo_on_stack(void (*fn)(void *), void *arg, void *top) __attribute__((noreturn));
 extern char __executable_start[], etext[];
 
-#define E_AGAIN 11
-#define E_FAULT 14
-#define E_INVAL 22
-#define E_DEADLK 35
-#define E_NOLINK 67
-#define E_PROTOTYPE 91
-#define E_INTR 4
 #define SIGBIT(s) (1ULL << ((s) - 1))
 #define FAULT_SIGNALS (SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP))
-#define SUD_ALLOW 0
-#define SUD_BLOCK 1
 
 /* The selector as it is while not borrowing: ALLOW, or BLOCK while the
  * address space is traced.  (A tracer that stopped the thread between the
@@ -98,9 +93,9 @@ static struct colo_scb *scb_of(uint64_t cap, unsigned type, int *dead)
  * range outside the user address space, else 0 (as the slow path checks). */
 static long check_buffer(uint64_t p, uint64_t n)
 {
-    if (p == 0 && n != 0) return -E_INVAL;
-    if ((p | n) % 8 != 0) return -E_INVAL;
-    if (p + n < p || p + n > 0x800000000000ULL) return -E_FAULT;
+    if (p == 0 && n != 0) return -EINVAL;
+    if ((p | n) % 8 != 0) return -EINVAL;
+    if (p + n < p || p + n > 0x800000000000ULL) return -EFAULT;
     return 0;
 }
 
@@ -182,7 +177,7 @@ static long deliver(struct colo_scb *caller, struct colo_scb *callee)
     uint64_t n = caller->call_outlen < callee->inlen ? caller->call_outlen : callee->inlen;
     uint64_t fa = 0, cookie = caller->cookie;
     if (n && colo_copy_user((void *)callee->in, (const void *)caller->call_out, n, &fa) < 0)
-        return fa - callee->in < n ? -DEST_FAULT : -E_FAULT;
+        return fa - callee->in < n ? -DEST_FAULT : -EFAULT;
     if (callee->cookiep && colo_copy_user((void *)callee->cookiep, &cookie, 8, 0) < 0)
         return -DEST_FAULT;
     return (long)n;
@@ -195,7 +190,7 @@ static long reply(struct colo_scb *caller, uint64_t out, uint64_t outlen)
     uint64_t n = outlen < caller->call_inlen ? outlen : caller->call_inlen;
     uint64_t fa = 0;
     if (n && colo_copy_user((void *)caller->call_in, (const void *)out, n, &fa) < 0)
-        return fa - caller->call_in < n ? -E_FAULT : -DEST_FAULT;
+        return fa - caller->call_in < n ? -EFAULT : -DEST_FAULT;
     return (long)n;
 }
 
@@ -211,18 +206,18 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
 {
     struct colo_scb *cur = self_scb();
     struct colo_scb *me = own_scb(data, cur);
-    if (!me || !cur) return -E_INVAL;
+    if (!me || !cur) return -EINVAL;
     if (me != cur)      /* callee code calling out: from its own thread, please */
-        return cur->borrowing == me ? -COLO_SWITCH_UNBORROW_FIRST : -E_INVAL;
+        return cur->borrowing == me ? -COLO_SWITCH_UNBORROW_FIRST : -EINVAL;
     long e = check_buffers(out, outlen, in, inlen);
     if (e) return e;
     struct colo_scb *callee = me->last_callee;
     if (target != me->last_target || !callee || callee->cookie != me->last_cookie || callee->magic != COLO_SCB_MAGIC) {
         int dead = 0;
         callee = scb_of(target, COLO_CAP_TARGET, &dead);
-        if (!callee) return -E_INVAL;
-        if (dead) return -E_NOLINK;
-        if (callee == me) return -E_DEADLK;
+        if (!callee) return -EINVAL;
+        if (dead) return -ENOLINK;
+        if (callee == me) return -EDEADLK;
         me->last_target = target;
         me->last_cookie = callee->cookie;
         me->last_callee = callee;
@@ -236,14 +231,14 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
                 break;
             continue;
         }
-        if (st == COLO_SCB_NEW) return -E_AGAIN;
+        if (st == COLO_SCB_NEW) return -EAGAIN;
         if (st == COLO_SCB_SLOW) {
-            if (colo_log_on()) colo_log_event(COLO_EV_FALLBACK, me, callee, -E_PROTOTYPE, 0);
-            return -E_PROTOTYPE;
+            if (colo_log_on()) colo_log_event(COLO_EV_FALLBACK, me, callee, -EPROTOTYPE, 0);
+            return -EPROTOTYPE;
         }
         if (st == COLO_SCB_DEAD) {
             if (round >= 256) show_wchan(me, 0);
-            return -E_NOLINK;
+            return -ENOLINK;
         }
         backoff(me, callee, round);
     }
@@ -255,22 +250,22 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     me->call_inlen = inlen;
     if (colo_log_on()) colo_log_call_begin(me, out, outlen);
     long n = deliver(me, callee);
-    if (n == -E_FAULT) {
+    if (n == -EFAULT) {
         __atomic_store_n(&callee->state, COLO_SCB_IDLE, __ATOMIC_SEQ_CST);
         wake_waiters(callee, 0);
-        return -E_FAULT;
+        return -EFAULT;
     }
     /* The callee's buffer faulted: its coaccept fails, and its next one gets
      * the request. */
     me->redeliver = n == -DEST_FAULT;
-    if (n == -DEST_FAULT) n = -E_FAULT;
+    if (n == -DEST_FAULT) n = -EFAULT;
     me->seq++;
     __atomic_store_n(&me->done, done_word(me->seq, COLO_CALL_WAITING), __ATOMIC_RELAXED);
     callee->caller_seq = me->seq;
     callee->caller = me;
     me->stats_calls++;
     __atomic_store_n(&me->borrowing, callee, __ATOMIC_RELAXED);
-    __atomic_store_n(&me->selector, SUD_BLOCK, __ATOMIC_RELAXED);
+    __atomic_store_n(&me->selector, SYSCALL_DISPATCH_FILTER_BLOCK, __ATOMIC_RELAXED);
     long r = colo_switch(&me->call_ctx, &callee->accept_ctx, n, 0, 0);
     if (colo_log_on()) colo_log_call_end(me, callee, n, r);
     /* Back on our own context, from the callee's coaccept or an unborrow. */
@@ -310,13 +305,13 @@ static void park_loop(void *arg)
             me->resume.mask = mask;
             colo_resume(&me->resume);
         }
-        if (cmd == COLO_PARK_ABANDON) colo_switch_load(&me->accept_ctx, -E_INTR);
+        if (cmd == COLO_PARK_ABANDON) colo_switch_load(&me->accept_ctx, -EINTR);
         if (cmd == COLO_PARK_RETURN) colo_switch_load(&me->accept_ctx, me->park_value);
-        if (futex_wait(&me->park, COLO_PARK_NONE) == -E_INTR) {
+        if (futex_wait(&me->park, COLO_PARK_NONE) == -EINTR) {
             uint32_t st = COLO_SCB_IDLE;
             if (__atomic_compare_exchange_n(&me->state, &st, COLO_SCB_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
                 show_wchan(me, 0);
-                colo_switch_load(&me->accept_ctx, -E_INTR);
+                colo_switch_load(&me->accept_ctx, -EINTR);
             }
         }
     }
@@ -338,9 +333,9 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
 {
     struct colo_scb *cur = self_scb();
     struct colo_scb *me = own_scb(data, cur && cur->borrowing ? cur->borrowing : cur);
-    if (!me) return -E_INVAL;
+    if (!me) return -EINVAL;
     int borrowed = cur != me;
-    if (borrowed && (!cur || cur->borrowing != me)) return -E_INVAL;
+    if (borrowed && (!cur || cur->borrowing != me)) return -EINVAL;
     long e = check_buffers(out, outlen, in, inlen);
     if (e) return e;
 
@@ -356,21 +351,21 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
         long n = deliver(caller, me);
         if (n >= 0 || n == -DEST_FAULT) {
             if (n >= 0) caller->redeliver = 0;
-            return n >= 0 ? n : -E_FAULT;
+            return n >= 0 ? n : -EFAULT;
         }
         caller->redeliver = 0;
         if (!borrowed) {
             me->caller = 0;
-            answer_waiting(me, caller, -E_FAULT);
+            answer_waiting(me, caller, -EFAULT);
         } else {
             me->caller = 0;
-            return colo_switch_back(&me->accept_ctx, &caller->call_ctx, -E_FAULT, &me->state, COLO_SCB_IDLE);
+            return colo_switch_back(&me->accept_ctx, &caller->call_ctx, -EFAULT, &me->state, COLO_SCB_IDLE);
         }
     } else if (caller) {
         long r = reply(caller, out, outlen);
         if (r == -DEST_FAULT) {         /* our output buffer: both calls fail */
-            r = -E_FAULT;
-            mine = -E_FAULT;
+            r = -EFAULT;
+            mine = -EFAULT;
         }
         me->caller = 0;
         if (borrowed) {
@@ -385,7 +380,7 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
         answer_waiting(me, caller, r);
         if (mine) return mine;
     } else if (borrowed) {
-        return -E_INVAL;
+        return -EINVAL;
     }
     return colo_switch_park(&me->accept_ctx, park_loop, me, (char *)me + COLO_SCB_SIZE);
 }
@@ -425,14 +420,14 @@ static void unborrow_wait(void *arg)
         uint32_t expect = waiting;
         if (__atomic_compare_exchange_n(&me->done, &expect, done_word(me->seq, COLO_CALL_ANSWERED), 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-            me->result = -E_NOLINK;
+            me->result = -ENOLINK;
     }
     take_back_signals(me);
     show_wchan(me, WCHAN_COCALL);
     for (;;) {
         uint32_t v = __atomic_load_n(&me->done, __ATOMIC_ACQUIRE);
         if ((v & 3) == COLO_CALL_ANSWERED) break;
-        if (futex_wait(&me->done, v) == -E_INTR && v == waiting) {
+        if (futex_wait(&me->done, v) == -EINTR && v == waiting) {
             uint32_t expect = waiting;
             if (__atomic_compare_exchange_n(&me->done, &expect, done_word(me->seq, COLO_CALL_CANCELLED), 0,
                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
@@ -440,7 +435,7 @@ static void unborrow_wait(void *arg)
                 __atomic_compare_exchange_n(&callee->caller, &mine, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
                 me->redeliver = 0;
                 show_wchan(me, 0);
-                colo_switch_load(&me->call_ctx, -E_INTR);
+                colo_switch_load(&me->call_ctx, -EINTR);
             }
         }
     }
@@ -458,7 +453,7 @@ static void unborrow_fault(void *arg)
     me->redeliver = 0;
     hand_over(me, callee);
     take_back_signals(me);
-    colo_switch_load(&me->call_ctx, -E_NOLINK);
+    colo_switch_load(&me->call_ctx, -ENOLINK);
 }
 
 /* Hand the borrowed context in `uc`, to be continued at `rip`, to the
@@ -495,7 +490,7 @@ void colo_switch_stale_block(void)
 {
     struct colo_scb *me = self_scb();
     if (!me || me->magic != COLO_SCB_MAGIC || !own(me)) return;
-    me->idle_selector = SUD_ALLOW;     /* a tracer that went away without undoing it */
+    me->idle_selector = SYSCALL_DISPATCH_FILTER_ALLOW;     /* a tracer that went away without undoing it */
     unblock(me);
 }
 
@@ -606,18 +601,18 @@ void colo_switch_dispatch_faults(struct colo_slot *s)
 long colo_switch_attach(uint64_t data, long calls)
 {
     struct colo_scb *me = scb_of(data, COLO_CAP_SCB, 0);
-    if (!me || me->magic != COLO_SCB_MAGIC || me->tid != sys0(SYS_gettid)) return -E_INVAL;
+    if (!me || me->magic != COLO_SCB_MAGIC || me->tid != sys0(SYS_gettid)) return -EINVAL;
     struct colo_slot *s = (struct colo_slot *)me->slot;
-    if (s->owner_pid != me->pid) return -E_INVAL;
+    if (s->owner_pid != me->pid) return -EINVAL;
     colo_switch_dispatch_faults(s);
     uint64_t v = (uint64_t)me;
     __asm__ volatile("wrgsbase %0" :: "r"(v) : "memory");
     if (calls) {
-        me->idle_selector = colo_trace_on() ? SUD_BLOCK : SUD_ALLOW;
+        me->idle_selector = colo_trace_on() ? SYSCALL_DISPATCH_FILTER_BLOCK : SYSCALL_DISPATCH_FILTER_ALLOW;
         unblock(me);
         long r = sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON,
                       (long)__executable_start, (long)(etext - __executable_start), (long)&me->selector);
-        if (r < 0 && r != -16 /* EBUSY: on already */) return r;
+        if (r < 0 && r != -EBUSY /* on already */) return r;
     }
     return 0;
 }
@@ -645,13 +640,13 @@ int colo_switch_attached(void)
 
 int colo_switcher_supported(void)
 {
-    int fd = (int)sys4(SYS_openat, -100, "/proc/self/auxv", 0, 0);
+    int fd = (int)sys4(SYS_openat, AT_FDCWD, "/proc/self/auxv", O_RDONLY, 0);
     if (fd < 0) return 0;
     uint64_t aux[128];
     long n = sys3(SYS_read, fd, aux, sizeof aux);
     sys1(SYS_close, fd);
     for (long i = 0; i + 1 < n / 8; i += 2)
-        if (aux[i] == 26 /* AT_HWCAP2 */) return (aux[i + 1] & 2 /* HWCAP2_FSGSBASE */) != 0;
+        if (aux[i] == AT_HWCAP2) return (aux[i + 1] & HWCAP2_FSGSBASE) != 0;
     return 0;
 }
 
@@ -701,7 +696,7 @@ void colo_scb_retire(struct colo_scb *me)
     struct colo_scb *c = __atomic_load_n(&me->caller, __ATOMIC_SEQ_CST);
     if (c && __atomic_load_n(&c->borrowing, __ATOMIC_SEQ_CST) != me) {
         me->caller = 0;
-        answer_waiting(me, c, -E_NOLINK);
+        answer_waiting(me, c, -ENOLINK);
     }
     /* This thread died borrowing a callee's context: that context is lost;
      * the callee's own thread returns EINTR from the coaccept it was in. */

@@ -21,11 +21,13 @@
  * Runs on guest threads: raw system calls only, no libc, no TLS. */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <linux/audit.h>
+#include <linux/errno.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
@@ -46,11 +48,6 @@ _Static_assert(offsetof(struct colo_table_header, trace_selector) == COLO_TRACE_
                "COLO_TRACE_SELECTOR_ADDR");
 _Static_assert((COLO_TRACE_RECORDS & (COLO_TRACE_RECORDS - 1)) == 0, "a power of two");
 
-#define E_SRCH 3
-#define E_INVAL 22
-#define E_NOSYS 38
-#define SUD_ALLOW 0
-#define SUD_BLOCK 1
 
 static struct colo_table_header *const header = (struct colo_table_header *)COLO_TABLE_ADDR;
 static struct colo_trace_ring *const ring = (struct colo_trace_ring *)COLO_TRACE_RING_ADDR;
@@ -58,7 +55,7 @@ static struct colo_trace_record *const records = (struct colo_trace_record *)(CO
 
 int colo_trace_on(void)
 {
-    return __atomic_load_n(&header->trace_selector, __ATOMIC_RELAXED) == SUD_BLOCK;
+    return __atomic_load_n(&header->trace_selector, __ATOMIC_RELAXED) == SYSCALL_DISPATCH_FILTER_BLOCK;
 }
 
 void colo_trace_enable_here(void)
@@ -111,13 +108,13 @@ int colo_trace_argv_arg(int nr)
 /* Does process `pid` still run (not gone, not a zombie)? */
 static int running(int32_t pid)
 {
-    if (pid <= 0 || sys2(SYS_kill, pid, 0) == -E_SRCH) return 0;
+    if (pid <= 0 || sys2(SYS_kill, pid, 0) == -ESRCH) return 0;
     char path[32] = "/proc/", digits[12], buf[256];
     int n = 0, k = 6;
     for (int32_t v = pid; v; v /= 10) digits[n++] = (char)('0' + v % 10);
     while (n) path[k++] = digits[--n];
     colo_memcpy(path + k, "/stat", 6);
-    long fd = sys4(SYS_openat, -100, path, 0 /* O_RDONLY */, 0);
+    long fd = sys4(SYS_openat, AT_FDCWD, path, O_RDONLY, 0);
     if (fd < 0) return 0;
     long got = sys3(SYS_read, fd, buf, sizeof buf - 1);
     sys1(SYS_close, fd);
@@ -135,7 +132,7 @@ static void wait_for_room(uint64_t n)
         if (n - tail < COLO_TRACE_RECORDS) return;
         int32_t reader = __atomic_load_n(&ring->reader_pid, __ATOMIC_RELAXED);
         if (!running(reader)) {
-            __atomic_store_n(&header->trace_selector, SUD_ALLOW, __ATOMIC_RELAXED);
+            __atomic_store_n(&header->trace_selector, SYSCALL_DISPATCH_FILTER_ALLOW, __ATOMIC_RELAXED);
             return;
         }
         __atomic_add_fetch(&ring->waiters, 1, __ATOMIC_SEQ_CST);
@@ -277,7 +274,7 @@ static long clone_thread(ucontext_t *uc, const uint64_t *a)
 {
     /* Without a stack of its own the child would return into this handler on
      * the parent's stack while the parent still runs on it. */
-    if (!a[1]) return -E_INVAL;
+    if (!a[1]) return -EINVAL;
     struct colo_resume *child = (struct colo_resume *)((a[1] - sizeof *child) & ~63ULL);
     colo_save_context(child, uc, 0, a[1]);
     return colo_clone_thread(a[0], child, a[2], a[3], a[4], child);
@@ -365,7 +362,7 @@ void colo_trace_syscall(struct colo_slot *s, siginfo_t *info, ucontext_t *uc)
         else res = sys6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         break;
     case SECCOMP_RET_TRAP:
-        if (!s) { res = -E_NOSYS; break; }
+        if (!s) { res = -ENOSYS; break; }
         if (ends_elsewhere(nr, a)) {
             r.kind = COLO_TRACE_ENTRY;
             append(&r);
@@ -388,7 +385,7 @@ void colo_trace_syscall(struct colo_slot *s, siginfo_t *info, ucontext_t *uc)
         res = -(long)(action & SECCOMP_RET_DATA);
         break;
     default:
-        res = -E_NOSYS;
+        res = -ENOSYS;
         break;
     }
     g[REG_RAX] = res;
@@ -435,7 +432,7 @@ void colo_trace_consumed(struct colo_trace_ring *r, uint64_t n)
 
 void colo_trace_set(struct colo_table_header *h, int on)
 {
-    __atomic_store_n(&h->trace_selector, on ? SUD_BLOCK : SUD_ALLOW, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->trace_selector, on ? SYSCALL_DISPATCH_FILTER_BLOCK : SYSCALL_DISPATCH_FILTER_ALLOW, __ATOMIC_SEQ_CST);
 }
 
 void colo_trace_reader_ready(struct colo_trace_ring *r)
