@@ -85,7 +85,7 @@ int cap_enter(void)
     emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, AUDIT_ARCH_X86_64);
     emit(&p, BPF_RET | BPF_K, 0, 0, REFUSE);                 /* other ABIs: refused */
     emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof(struct seccomp_data, nr));
-    emit(&p, BPF_JMP | BPF_JGE | BPF_K, 0, 1, 0x40000000);    /* x32 */
+    emit(&p, BPF_JMP | BPF_JGE | BPF_K, 0, 1, __X32_SYSCALL_BIT);    /* x32 */
     emit(&p, BPF_RET | BPF_K, 0, 0, REFUSE);
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)refused[i]);

@@ -146,7 +146,7 @@ static void exec_enter(void *arg)
         sys6(SYS_futex, (long)w, FUTEX_WAKE, 1, 0, 0, 0);
     }
     sys1(SYS_set_tid_address, 0);
-    sys2(SYS_set_robust_list, 0, 24);
+    sys2(SYS_set_robust_list, 0, sizeof(struct robust_list_head));
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
     sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
@@ -259,7 +259,7 @@ static long exec_in_place(struct colo_slot *s, ucontext_t *uc)
     long pid = sys0(SYS_getpid), tid = sys0(SYS_gettid);
     int own = s->owner_pid == pid;
     colo_reset_signals_for_exec(own ? s : 0);
-    struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss = { 0, 2 /* SS_DISABLE */, 0, 0 };
+    struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss = { 0, SS_DISABLE, 0, 0 };
     sys2(SYS_sigaltstack, &ss, 0);
 
     if (own) {

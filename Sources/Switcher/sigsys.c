@@ -25,6 +25,14 @@
 #define HUGE 0x200000ULL
 #define ERR(e) (-(long)(e))
 #define SIGBIT(s) (1ULL << ((s) - 1))
+/* SIGSYS's si_codes: <asm-generic/siginfo.h> has them, but conflicts with glibc's
+ * <signal.h>, which does not define them. */
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
+#ifndef SYS_USER_DISPATCH
+#define SYS_USER_DISPATCH 2
+#endif
 
 static inline uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
 static inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
@@ -340,7 +348,7 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
 {
     ucontext_t *uc = uctx;
     struct colo_slot *s = colo_slot_of((uint64_t)info->si_call_addr);
-    if (info->si_code == 2 /* SYS_USER_DISPATCH */) {
+    if (info->si_code == SYS_USER_DISPATCH) {
         /* A borrowed context's call goes to the callee's thread; a traced
          * thread's call is made and recorded; else the BLOCK was stale. */
         if (colo_switch_unborrow_syscall(uc)) return;
@@ -352,7 +360,7 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
         uc->uc_mcontext.gregs[REG_RIP] -= 2;
         return;
     }
-    if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_errno != COLO_TRAP_DATA || !s) {
+    if (info->si_code != SYS_SECCOMP || info->si_errno != COLO_TRAP_DATA || !s) {
         forward_sigsys(s, sig, info, uctx);
         return;
     }

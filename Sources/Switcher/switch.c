@@ -20,6 +20,7 @@
  * Dispatch): raw system calls only, no libc, no TLS. */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -119,7 +120,7 @@ static inline void futex_wake(uint32_t *w)
 static inline void wake_waiters(struct colo_scb *callee, int all)
 {
     if (__atomic_load_n(&callee->waiters, __ATOMIC_SEQ_CST))
-        sys6(SYS_futex, (long)&callee->state, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, all ? 0x7fffffff : 1, 0, 0, 0);
+        sys6(SYS_futex, (long)&callee->state, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, all ? INT_MAX : 1, 0, 0, 0);
 }
 
 #define WCHAN_COPARK 0x6b7261706f63ULL      /* "copark": a callee's parked thread */
@@ -535,7 +536,7 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
              * (after an int3, the int3 itself) and dies of it or handles
              * it; the caller's call fails with ENOLINK. */
             uint64_t rip = (uint64_t)g[REG_RIP];
-            if (sig == SIGTRAP && info->si_code == 0x80 /* SI_KERNEL: int3 */) rip -= 1;
+            if (sig == SIGTRAP && info->si_code == SI_KERNEL /* int3 */) rip -= 1;
             if (colo_log_on()) colo_log_event(COLO_EV_FAULT, me, me->borrowing, sig, (uint64_t)info->si_addr);
             unborrow(me, uc, rip, unborrow_fault);
         }

@@ -21,6 +21,7 @@
  * Runs on guest threads: raw system calls only, no libc, no TLS. */
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -427,7 +428,7 @@ void colo_trace_consumed(struct colo_trace_ring *r, uint64_t n)
 {
     __atomic_store_n(&r->tail, n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST))
-        sys6(SYS_futex, (long)&r->tail, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
+        sys6(SYS_futex, (long)&r->tail, FUTEX_WAKE, INT_MAX, 0, 0, 0);
 }
 
 void colo_trace_set(struct colo_table_header *h, int on)
@@ -438,7 +439,7 @@ void colo_trace_set(struct colo_table_header *h, int on)
 void colo_trace_reader_ready(struct colo_trace_ring *r)
 {
     __atomic_store_n(&r->reader_ready, 1, __ATOMIC_SEQ_CST);
-    sys6(SYS_futex, (long)&r->reader_ready, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
+    sys6(SYS_futex, (long)&r->reader_ready, FUTEX_WAKE, INT_MAX, 0, 0, 0);
 }
 
 int colo_trace_wait_for_reader(struct colo_trace_ring *r, int seconds)
