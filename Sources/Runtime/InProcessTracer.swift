@@ -229,11 +229,11 @@ extension Tracer {
         case Int32(COLO_TRACE_ENTRY.rawValue):
             showUnfinished(tid)
             let c = call(&r, nr, args)
-            if nr == 60 || nr == 231 {           // exit, exit_group: no return
+            if nr == Int(SYS_exit) || nr == Int(SYS_exit_group) {           // no return
                 report(tid, c, nil)
-                if nr == 231 || tid != pid {
+                if nr == Int(SYS_exit_group) || tid != pid {
                     let code = Int32(truncatingIfNeeded: args[0]) & 0xff
-                    showEnd(nr == 231 ? pid : tid, status: code << 8)
+                    showEnd(nr == Int(SYS_exit_group) ? pid : tid, status: code << 8)
                 }
             } else {
                 endsLater[tid] = (pid, c)

@@ -47,13 +47,7 @@ public final class Tracer {
     static let eventExec = Int32(PTRACE_EVENT_EXEC.rawValue), eventStop = Int32(PTRACE_EVENT_STOP.rawValue)
     static let wall: Int32 = __WALL
 
-    /// struct ptrace_syscall_info (88 bytes).
-    struct Info {
-        var op: UInt8 = 0, pad0: UInt8 = 0, pad1: UInt16 = 0
-        var arch: UInt32 = 0
-        var ip: UInt64 = 0, sp: UInt64 = 0
-        var u: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    }
+    static let infoEntry = UInt8(PTRACE_SYSCALL_INFO_ENTRY.rawValue), infoExit = UInt8(PTRACE_SYSCALL_INFO_EXIT.rawValue)
 
     struct Call { var nr: Int; var args: [UInt64]; var text: String; var guest: Bool }
 
@@ -310,17 +304,19 @@ public final class Tracer {
     // MARK: - System calls
 
     func syscallStop(_ t: Tracee) {
-        var info = Info()
+        var info = __ptrace_syscall_info()      // <sys/ptrace.h>'s struct ptrace_syscall_info
         let n = withUnsafeMutablePointer(to: &info) {
-            Self.ptrace(PTRACE_GET_SYSCALL_INFO, t.pid, MemoryLayout<Info>.size, Int(bitPattern: $0))
+            Self.ptrace(PTRACE_GET_SYSCALL_INFO, t.pid, MemoryLayout<__ptrace_syscall_info>.size, Int(bitPattern: $0))
         }
         guard n > 0 else { return }
-        let guest = t.native || (info.ip >= Layout.regionBase && info.ip < Layout.regionEnd)
-        if Self.debug { printError("[\(t.pid) op=\(info.op) ip=0x\(String(info.ip, radix: 16)) nr/rv=\(Int64(bitPattern: info.u.0)) guest=\(guest)]") }
-        if info.op == 1 {              // entry
+        let ip = info.instruction_pointer
+        let guest = t.native || (ip >= Layout.regionBase && ip < Layout.regionEnd)
+        if Self.debug { printError("[\(t.pid) op=\(info.op) ip=0x\(String(ip, radix: 16)) nr/rv=\(info.exit.rval) guest=\(guest)]") }
+        if info.op == Self.infoEntry {
             flush(t)
-            let nr = Int(info.u.0)
-            let args = [info.u.1, info.u.2, info.u.3, info.u.4, info.u.5, info.u.6]
+            let nr = Int(info.entry.nr)
+            let a = info.entry.args
+            let args = [UInt64(a.0), UInt64(a.1), UInt64(a.2), UInt64(a.3), UInt64(a.4), UInt64(a.5)]
             if guest, let pending = t.trapped {
                 // The handler never returned: an exec in place replaced the program.
                 t.trapped = nil
@@ -329,18 +325,18 @@ public final class Tracer {
                 t.child = nil
             }
             t.entry = Call(nr: nr, args: args, text: guest ? format(t.pid, nr, args) : "", guest: guest)
-        } else if info.op == 2 {       // exit
+        } else if info.op == Self.infoExit {
             guard let call = t.entry else { return }
             t.entry = nil
-            let rval = Int64(bitPattern: info.u.0)
+            let rval = Int64(info.exit.rval)
             if call.guest {
-                if call.nr == 15, t.trapped == nil || t.native {
+                if call.nr == Int(SYS_rt_sigreturn), t.trapped == nil || t.native {
                     report(t.pid, call, rval)    // a guest's own handler returning
                 } else {
                     t.finished = (call, rval)
                     t.finishedAt = stamp
                 }
-            } else if call.nr == 15, let pending = t.trapped {
+            } else if call.nr == Int(SYS_rt_sigreturn), let pending = t.trapped {
                 // The SIGSYS handler returns: the trapped call's result is in rax.
                 t.trapped = nil
                 report(t.pid, pending, rval)
@@ -374,7 +370,7 @@ public final class Tracer {
                 result = "-1 \(errName) (\(String(cString: strerror(e))))"
                 json = "\"result\":-1,\"errno\":\"\(errName)\""
             } else {
-                result = (call.nr == 9 || call.nr == 12 || call.nr == 25) ? "0x" + String(UInt64(bitPattern: r), radix: 16) : String(r)
+                result = Self.addressResults.contains(call.nr) ? "0x" + String(UInt64(bitPattern: r), radix: 16) : String(r)
                 json = "\"result\":\(r),\"errno\":null"
             }
         }
@@ -565,6 +561,11 @@ public final class Tracer {
     static let execLike: Set<Int> = Set([Int(SYS_execve), Int(SYS_execveat)]
         + SyscallTable.entries.filter { $0.value.servedInGuest }.keys.map { Int($0) })
     /// Calls that create a process: the child's PID when the handler returns by a jump.
+    /// Calls whose result is an address (shown in hex).
+    static let addressResults: Set<Int> = [Int(SYS_mmap), Int(SYS_brk), Int(SYS_mremap)]
+    /// Calls whose first argument is a directory descriptor (AT_FDCWD shown by name).
+    static let atCalls: Set<Int> = [Int(SYS_openat), Int(SYS_newfstatat), Int(SYS_readlinkat), Int(SYS_faccessat),
+                                    Int(SYS_execveat), Int(SYS_statx), Int(SYS_faccessat2), Int(SYS_openat2)]
     static let forkLike: Set<Int> = [Int(SYS_clone), Int(SYS_fork), Int(SYS_vfork), Int(SYS_clone3)]
 
     /// How many arguments to show (others: 6); the colocation calls' from colo_syscalls.def.
@@ -611,8 +612,7 @@ public final class Tracer {
                 else { parts.append("0x" + String(a, radix: 16)) }
             } else if argvArg >= 0 && argvArg + 1 == i {
                 parts.append("0x" + String(a, radix: 16))
-            } else if (nr == 257 || nr == 262 || nr == 267 || nr == 269 || nr == 322 || nr == 332 || nr == 439 || nr == 437) && i == 0
-                        && Int32(truncatingIfNeeded: a) == -100 {
+            } else if Self.atCalls.contains(nr) && i == 0 && Int32(truncatingIfNeeded: a) == clinux_at_fdcwd {
                 parts.append("AT_FDCWD")
             } else if a >= 0xffff_f000 && a <= 0xffff_ffff {
                 parts.append(String(Int32(truncatingIfNeeded: a)))      // an int: -1 and other small negatives
