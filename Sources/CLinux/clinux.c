@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include "clinux.h"
 
 const int clinux_at_fdcwd = AT_FDCWD;
@@ -15,6 +16,16 @@ const int clinux_pidfd_thread = PIDFD_THREAD;
 #else
 const int clinux_pidfd_thread = O_EXCL;     /* as <linux/pidfd.h> defines it */
 #endif
+
+int clinux_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
 
 int clinux_epoll_create(void) {
     int fd = epoll_create1(EPOLL_CLOEXEC);

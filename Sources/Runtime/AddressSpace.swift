@@ -425,9 +425,8 @@ public final class AddressSpace {
         while true {
             let c = Int32(rawSyscall(Int(SYS_accept4), Int(controlSocket), 0, 0, Int(O_CLOEXEC)))
             if c < 0 { return }
-            var cred = PeerCredentials()
-            var len = socklen_t(MemoryLayout<PeerCredentials>.size)
-            getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len)
+            var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)     // SO_PEERCRED
+            _ = clinux_peer_credentials(c, &cred.pid, &cred.uid, &cred.gid)
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             guard cred.uid == geteuid() || cred.uid == 0 || geteuid() == 0 else {

@@ -83,8 +83,7 @@ final class TraceRing {
 /// the runtime started come from the runtime, which sees them in waitpid; a process
 /// that ends with exit_group is shown exiting there.
 extension Tracer {
-    /// struct ptrace_sud_config.
-    struct DispatchConfig { var mode: UInt64 = 0, selector: UInt64 = 0, offset: UInt64 = 0, len: UInt64 = 0 }
+    typealias DispatchConfig = clinux_ptrace_sud_config
 
     /// Does the kernel have Syscall User Dispatch (Linux 5.11)?
     public static var inProcessSupported: Bool {
@@ -428,7 +427,7 @@ extension Tracer {
             Self.ptrace(Int(clinux_ptrace_get_sud_config), tid, MemoryLayout<DispatchConfig>.size, Int(bitPattern: $0))
         }
         guard got == 0 else { return "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: \(String(cString: strerror(Int32(-got))))" }
-        if cfg.mode != 0 && cfg.selector != selector && cfg.selector != 0 {
+        if cfg.mode != UInt64(PR_SYS_DISPATCH_OFF) && cfg.selector != selector && cfg.selector != 0 {
             // A switcher caller: its SCB's selector, BLOCK while it borrows a context.
             let scb = cfg.selector - colo_scb_selector_offset()
             scbSelector = cfg.selector
@@ -437,7 +436,7 @@ extension Tracer {
             if GuestMemory(pid: tid).word(scb + colo_scb_borrowing_offset()) == 0 { _ = Self.pokeByte(tid, cfg.selector, value) }
             return nil
         }
-        var set = on ? DispatchConfig(mode: 1, selector: selector, offset: table.header.pointee.sud_exempt_start,
+        var set = on ? DispatchConfig(mode: UInt64(PR_SYS_DISPATCH_ON), selector: selector, offset: table.header.pointee.sud_exempt_start,
                                       len: table.header.pointee.sud_exempt_len) : DispatchConfig()
         if !on && cfg.mode == 0 { return nil }
         let r = withUnsafeMutablePointer(to: &set) {

@@ -100,8 +100,6 @@ enum GNU {
     }()
 }
 
-/// struct ucred, as SO_PEERCRED fills it.
-struct PeerCredentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
 
 /// A raw system call with pointer or integer arguments: result or -errno.
 /// (Default arguments rather than variadic ones: no array on the hot paths.)

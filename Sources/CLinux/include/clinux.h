@@ -47,6 +47,19 @@ static const int clinux_sys_user_dispatch = SYS_USER_DISPATCH;
 static const int clinux_sys_user_dispatch = 2;
 #endif
 
+/* struct ptrace_sud_config, PTRACE_SET/GET_SYSCALL_USER_DISPATCH_CONFIG's argument (Linux 6.11,
+ * <linux/ptrace.h>, which conflicts with <sys/ptrace.h>). */
+struct clinux_ptrace_sud_config {
+    __u64 mode;         /* PR_SYS_DISPATCH_OFF or _ON */
+    __u64 selector;
+    __u64 offset;
+    __u64 len;
+};
+
+/* SO_PEERCRED's struct ucred (glibc declares it only with _GNU_SOURCE): its pid, uid and gid
+ * into *pid, *uid, *gid; 0, or -errno. */
+int clinux_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
+
 /* pidfd_open(2)'s PIDFD_THREAD (Linux 6.9, <linux/pidfd.h>): O_EXCL. */
 extern const int clinux_pidfd_thread;
 
