@@ -614,6 +614,8 @@ public final class Tracer {
                 parts.append("0x" + String(a, radix: 16))
             } else if Self.atCalls.contains(nr) && i == 0 && Int32(truncatingIfNeeded: a) == clinux_at_fdcwd {
                 parts.append("AT_FDCWD")
+            } else if let kind = Self.flagArgs[nr]?[i] {
+                parts.append(Self.decode(a, kind))
             } else if a >= 0xffff_f000 && a <= 0xffff_ffff {
                 parts.append(String(Int32(truncatingIfNeeded: a)))      // an int: -1 and other small negatives
             } else if a < 0x10000 || Int64(bitPattern: a) > -4096 && Int64(bitPattern: a) < 0 {
@@ -623,6 +625,56 @@ public final class Tracer {
             }
         }
         return parts.joined(separator: ", ")
+    }
+
+    /// Flag arguments decoded by name, as strace shows them.
+    enum FlagKind { case protection, mapping, open }
+    static let flagArgs: [Int: [Int: FlagKind]] = [
+        Int(SYS_mmap): [2: .protection, 3: .mapping],
+        Int(SYS_mprotect): [2: .protection],
+        Int(SYS_open): [1: .open],
+        Int(SYS_openat): [2: .open],
+    ]
+    static let protectionNames: [(Int32, String)] = [(PROT_READ, "PROT_READ"), (PROT_WRITE, "PROT_WRITE"), (PROT_EXEC, "PROT_EXEC")]
+    static let mappingNames: [(Int32, String)] = [
+        (MAP_FIXED, "MAP_FIXED"), (MAP_ANONYMOUS, "MAP_ANONYMOUS"), (MAP_32BIT, "MAP_32BIT"), (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+        (MAP_DENYWRITE, "MAP_DENYWRITE"), (MAP_EXECUTABLE, "MAP_EXECUTABLE"), (MAP_LOCKED, "MAP_LOCKED"),
+        (MAP_NORESERVE, "MAP_NORESERVE"), (MAP_POPULATE, "MAP_POPULATE"), (MAP_NONBLOCK, "MAP_NONBLOCK"),
+        (MAP_STACK, "MAP_STACK"), (MAP_HUGETLB, "MAP_HUGETLB"),
+    ]
+    static let openNames: [(Int32, String)] = [
+        (O_CREAT, "O_CREAT"), (O_EXCL, "O_EXCL"), (O_NOCTTY, "O_NOCTTY"), (O_TRUNC, "O_TRUNC"), (O_APPEND, "O_APPEND"),
+        (O_NONBLOCK, "O_NONBLOCK"), (O_DSYNC, "O_DSYNC"), (O_ASYNC, "O_ASYNC"), (O_DIRECTORY, "O_DIRECTORY"),
+        (O_NOFOLLOW, "O_NOFOLLOW"), (O_CLOEXEC, "O_CLOEXEC"),
+    ]
+
+    /// A flag argument by name: the bits strace names joined by `|`, what is left in hex.
+    static func decode(_ value: UInt64, _ kind: FlagKind) -> String {
+        var v = Int32(truncatingIfNeeded: value)
+        var names = [String]()
+        let table: [(Int32, String)]
+        switch kind {
+        case .protection:
+            if v == PROT_NONE { return "PROT_NONE" }
+            table = protectionNames
+        case .mapping:
+            let type = v & MAP_TYPE
+            names.append(type == MAP_SHARED ? "MAP_SHARED" : type == MAP_PRIVATE ? "MAP_PRIVATE"
+                         : "0x" + String(type, radix: 16))
+            v &= ~MAP_TYPE
+            table = mappingNames
+        case .open:
+            let mode = v & O_ACCMODE
+            names.append(mode == O_RDONLY ? "O_RDONLY" : mode == O_WRONLY ? "O_WRONLY" : mode == O_RDWR ? "O_RDWR" : "O_ACCMODE")
+            v &= ~O_ACCMODE
+            table = openNames
+        }
+        for (bit, name) in table where v & bit == bit {
+            names.append(name)
+            v &= ~bit
+        }
+        if v != 0 { names.append("0x" + String(UInt32(bitPattern: v), radix: 16)) }
+        return names.joined(separator: "|")
     }
 
     nonisolated(unsafe) static var names = [Int: String]()
