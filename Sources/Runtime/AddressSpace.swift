@@ -426,10 +426,11 @@ public final class AddressSpace {
             let c = Int32(rawSyscall(Int(SYS_accept4), Int(controlSocket), 0, 0, Int(O_CLOEXEC)))
             if c < 0 { return }
             var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)     // SO_PEERCRED
-            _ = clinux_peer_credentials(c, &cred.pid, &cred.uid, &cred.gid)
+            // A client whose credentials cannot be read is nobody's: refused.
+            let known = clinux_peer_credentials(c, &cred.pid, &cred.uid, &cred.gid) == 0
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            guard cred.uid == geteuid() || cred.uid == 0 || geteuid() == 0 else {
+            guard known, cred.uid == geteuid() || cred.uid == 0 || geteuid() == 0 else {
                 JoinWire.send(c, "error \(EPERM) permission denied: not the address space's user")
                 close(c); continue
             }
