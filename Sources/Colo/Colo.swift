@@ -1,3 +1,4 @@
+// Colo: the guest API (<colo.h>) for Swift programs: typed errors and byte-array calls.
 import Glibc
 import GuestAPI
 

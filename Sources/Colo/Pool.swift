@@ -1,3 +1,4 @@
+// CoPool: service pools (copool(3)) for Swift programs.
 import Glibc
 import GuestAPI
 

@@ -1,3 +1,4 @@
+// InitialStack: a program's initial stack (argv, envp, auxv with AT_CAPC/AT_CAPV) as create_elf_tables lays it out.
 import Bytes
 import CElf
 import Glibc

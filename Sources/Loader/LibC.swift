@@ -1,3 +1,4 @@
+// LibC: what the Glibc module leaves out, looked up once.
 import Glibc
 
 /// What the Glibc module leaves out (GNU extensions, <sys/auxv.h>, <sys/random.h>), looked up once.

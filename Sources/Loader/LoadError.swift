@@ -1,3 +1,4 @@
+// LoadError: why a program cannot be loaded, with the errno execve would give.
 import Glibc
 
 /// Why a program cannot be loaded: the errno execve(2) would give, and what was wrong.

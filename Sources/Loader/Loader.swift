@@ -1,3 +1,4 @@
+// Loader: plan (validate, #! scripts) and map a program into a slot, with execve's checks and errors.
 import Bytes
 import Glibc
 import GuestAPI

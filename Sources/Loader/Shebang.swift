@@ -1,3 +1,4 @@
+// Shebang: a "#!" line parsed as bytes by the rules of Linux's binfmt_script.
 import Bytes
 
 /// A "#!" line parsed by the rules of Linux's binfmt_script.

@@ -1,3 +1,4 @@
+// SlotLayout: the address ranges of one 64 GiB slot.
 import GuestAPI
 
 /// The address ranges of one 64 GiB slot, as colo_abi.h lays them out.

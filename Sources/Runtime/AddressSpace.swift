@@ -1,3 +1,4 @@
+// AddressSpace: the colocation kernel of one address space: spawning, slots, the serving loop, joins, lifetime.
 import Bytes
 import CLinux
 import Glibc

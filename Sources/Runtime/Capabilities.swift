@@ -1,3 +1,4 @@
+// Capabilities: the software capability tagger of one address space.
 import Glibc
 import GuestAPI
 

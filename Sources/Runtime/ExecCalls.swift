@@ -1,3 +1,4 @@
+// ExecCalls: exec in place, coexecve and the re-colocation phases, as the runtime serves them.
 import Bytes
 import CLinux
 import Glibc

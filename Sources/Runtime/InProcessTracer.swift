@@ -1,3 +1,4 @@
+// InProcessTracer: colo trace without ptrace: reading the trace ring traced threads fill.
 import Bytes
 import CLinux
 import Glibc

@@ -1,3 +1,4 @@
+// KernelCalls: cosetup, coregister, colookup, cogetpid, the slow-path calls and fd capabilities.
 import CLinux
 import Glibc
 import GuestAPI

@@ -1,3 +1,4 @@
+// KernelMemory: the kernel calls' copies between guest buffers, stores and copyinstr.
 import Glibc
 import GuestAPI
 

@@ -1,3 +1,4 @@
+// Knobs: an address space's sysctl-like settings, kept in its table.
 import GuestAPI
 
 /// The knobs of an address space, named as CheriBSD's sysctls.  They live in the

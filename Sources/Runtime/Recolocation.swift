@@ -1,3 +1,4 @@
+// Recolocation: the runtime's part of bringing a fork child back into its parent's address space with its PID.
 import Bytes
 import CLinux
 import Glibc

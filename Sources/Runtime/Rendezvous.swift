@@ -1,3 +1,4 @@
+// Rendezvous: guest threads as the kernel calls know them, and the slow-path cocall/coaccept meeting.
 import CLinux
 import Glibc
 import GuestAPI

@@ -1,3 +1,4 @@
+// SpaceDirectory: where address spaces announce themselves (table files and control sockets).
 import Glibc
 
 /// Where address spaces announce themselves: one table file and one control

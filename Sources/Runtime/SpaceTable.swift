@@ -1,3 +1,4 @@
+// SpaceTable: the shared address-space table that colo ps and procstat read from outside.
 import Bytes
 import CLinux
 import Glibc

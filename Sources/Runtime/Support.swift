@@ -1,3 +1,4 @@
+// Support: ColoError, layout constants, file and system-call helpers the runtime shares.
 import Bytes
 import CLinux
 import Glibc

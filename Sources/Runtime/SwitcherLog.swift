@@ -1,3 +1,4 @@
+// SwitcherLog: the switcher's event log of fast cocalls, read from outside the address space.
 import Glibc
 import GuestAPI
 import Switcher

@@ -1,3 +1,4 @@
+// SyscallTable: dispatch of the colocation system calls colo_syscalls.def lists, and the user-notification listener.
 import CLinux
 import Glibc
 import GuestAPI

@@ -1,3 +1,4 @@
+// Tracer: colo trace with ptrace (like strace -f), and the argument formatting both tracers share.
 import Bytes
 import CLinux
 import Glibc

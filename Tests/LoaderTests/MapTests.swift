@@ -1,3 +1,4 @@
+// Loader.map: segments, interpreter and stack read back from memory.
 import Bytes
 import CElf
 import Foundation

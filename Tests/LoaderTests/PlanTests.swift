@@ -1,3 +1,4 @@
+// Loader.plan: which programs are colocated, which need a native exec, and execve's errors.
 import Bytes
 import Foundation
 import Glibc

@@ -1,3 +1,4 @@
+// #! scripts, parsed and rewritten as Linux's binfmt_script does.
 import Bytes
 import Glibc
 import Testing

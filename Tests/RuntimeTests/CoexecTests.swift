@@ -1,3 +1,4 @@
+// coexecve(2), coexecvec(2) and coexec(1).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// One address space, several real processes.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// Source compatibility with CheriBSD (issue 7, point 9).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// exec in place, vfork and posix_spawn.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// fork + exec: the forked child has a private copy of the mm, and its exec brings it back into the parent's address space with its PID (re-colocation).
 import Foundation
 import Glibc
 import Testing

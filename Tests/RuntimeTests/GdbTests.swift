@@ -1,3 +1,4 @@
+// colo gdb: gdb in batch mode against a colocated program blocked in a known function (Tests/Guests/gdbtarget.c: main → middle → stop_here → pause), ...
 import Foundation
 import Glibc
 import Testing

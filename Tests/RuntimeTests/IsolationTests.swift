@@ -1,3 +1,4 @@
+// What one colocated process does must not reach the others or the runtime.
 import Foundation
 import Glibc
 import Testing

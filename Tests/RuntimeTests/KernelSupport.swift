@@ -1,3 +1,4 @@
+// KernelSupport: guests built with the guest library, and a colocated service for the kernel-call tests.
 import Foundation
 import Glibc
 

@@ -1,3 +1,4 @@
+// The kernel calls: capabilities, the name registry, the slow-path rendezvous and fd capabilities, through the guest library.
 import Foundation
 import Glibc
 import Testing

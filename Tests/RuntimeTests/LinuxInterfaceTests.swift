@@ -1,3 +1,4 @@
+// Linux's interface comes from its C headers (the CLinux target, libseccomp), never from numbers written in Swift.
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+// Service pools (copool(3), Sources/GuestAPI/copool.c) run colocated.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// A colocated shell used as people use one.
 import Foundation
 import Glibc
 import Testing

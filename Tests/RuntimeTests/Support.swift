@@ -1,3 +1,4 @@
+// Support: building the C guest programs, running colo and reading their output, for every runtime test.
 import Foundation
 import Glibc
 

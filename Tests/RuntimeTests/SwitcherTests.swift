@@ -1,3 +1,4 @@
+// The switcher: fast cocalls that borrow the callee's context, under load, with callees that make system calls, fault, or lose their borrower.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// The switcher's event log: fast cocalls in `colo trace` (in order with the ptrace lines, with -e/-p filters and --json), the debug.colocation_debug ...
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// colo trace's in-process tracing (the default).
 import Foundation
 import Glibc
 import Runtime

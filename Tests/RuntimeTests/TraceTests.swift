@@ -1,3 +1,4 @@
+// colo trace: system calls of colocated processes, with the SIGSYS handler's own calls folded into the calls they implement; exec in place, signals, ...
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// binds(1) with libbinds (spec §3.4).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// Capability mode (cap_enter(2), <sys/capsicum.h>).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// capv(1) and clocks(1) with libclocks.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// coping(1) and copong(1) (spec §3.6, §3.7).
 import Foundation
 import Glibc
 import Testing

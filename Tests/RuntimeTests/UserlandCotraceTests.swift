@@ -1,3 +1,4 @@
+// cotrace(1), the threaded form (spec §3.5).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// scripts/install and the manual pages.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// clearances(1), dispatch(1) and stevie.
 import Foundation
 import Glibc
 import Testing

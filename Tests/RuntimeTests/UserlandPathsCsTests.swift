@@ -1,3 +1,4 @@
+// paths(1) with libpaths and cs(1) with libcs.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// coregister(1) and colookup(1) (spec §3.8, §3.9).
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// The CheriBSD tools (capv, clocks, ...) built next to colo, run the way a user runs them.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// scripts/tutorial, the tutorial's session, run on the tools of this build.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// `colo ps` and `colo procstat -v`, parsed and checked against the processes started.
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,4 @@
+// Colocation: where the CheriBSD tools run (inside an address space) and how they get there.
 import CoHelpers
 import Glibc
 import GuestAPI

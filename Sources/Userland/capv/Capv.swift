@@ -1,3 +1,4 @@
+// capv(1): list the capability vector, asking each entry for its answerback, or run a command with only some of the entries.
 import ArgumentParser
 import CoTools
 import Glibc

@@ -1,3 +1,4 @@
+// clearances(1): a policy interposer for one capability-vector entry: calls are forwarded to the service only when the policy allows them, otherwise ...
 import ArgumentParser
 import CoHelpers
 import CoTools

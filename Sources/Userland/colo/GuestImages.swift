@@ -1,3 +1,4 @@
+// What a debugger or profiler needs to know about a colocated process, found from outside.
 import Bytes
 import Glibc
 import Runtime

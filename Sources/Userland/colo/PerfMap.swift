@@ -1,3 +1,4 @@
+// `colo perfmap`: the function symbols of a colocated process's program, interpreter and shared libraries at their load addresses, in perf's ...
 import ArgumentParser
 import Glibc
 import Runtime

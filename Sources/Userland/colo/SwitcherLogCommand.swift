@@ -1,3 +1,4 @@
+// `colo switcher-log PID`: the switcher's event log of PID's address space (the ring that `colo sysctl debug.colocation_debug=1` or a running `colo ...
 import ArgumentParser
 import Glibc
 import Runtime

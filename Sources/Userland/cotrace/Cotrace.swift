@@ -1,3 +1,4 @@
+// cotrace(1): interpose every non-NULL entry of the capability vector, one thread per entry, and print each call and reply as strvisx(3) dumps.
 import ArgumentParser
 import CoHelpers
 import CoTools

@@ -1,3 +1,4 @@
+// cs(1): the "Capsicum service": performs system calls for a command in capability mode (libcs), at capv index 12.
 import ArgumentParser
 import CoHelpers
 import CoTools

@@ -1,3 +1,4 @@
+// dispatch(1): replace the switcher of a new address space and run a command there.
 import ArgumentParser
 import CoHelpers
 import CoTools

@@ -1,3 +1,4 @@
+// paths(1): hand out descriptors of directories (`-r path`) to a command in capability mode, whose libpaths retries refused path lookups relative to ...
 import ArgumentParser
 import CoHelpers
 import CoTools

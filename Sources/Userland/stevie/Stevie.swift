@@ -1,3 +1,4 @@
+// stevie: the smallest example of coaccept(2) and cocall(2), between two threads of one process (CheriBSD's usr.bin/stevie).
 import CoHelpers
 import CoTools
 import Glibc

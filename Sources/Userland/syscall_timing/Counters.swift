@@ -1,3 +1,4 @@
+// A counter for `-c`: a perf event of the calling thread (perf_event_open(2)), where CheriBSD reads libstatcounters' CPU counters.
 import CoTools
 import Glibc
 import TimingLoops

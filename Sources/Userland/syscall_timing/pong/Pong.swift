@@ -1,3 +1,4 @@
+// syscall_timing_pong: the responder of syscall_timing(1)'s coping tests.
 import ArgumentParser
 import CoHelpers
 import CoTools
