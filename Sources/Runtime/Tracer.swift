@@ -406,7 +406,7 @@ public final class Tracer {
 
     /// Write what `emit` has gathered.
     func flushOutput() {
-        output.withUnsafeBytes { writeAll(options.output, $0) }
+        output.withUnsafeBytes { _ = writeAll(options.output, $0) }
         output.removeAll(keepingCapacity: true)
     }
 

@@ -240,33 +240,6 @@ void colo_trace_wait_status(int32_t pid, int32_t status)
 extern struct colo_sock_filter colo_filter_program[COLO_FILTER_MAX];
 extern uint32_t colo_filter_length;
 
-/* What the seccomp filter returns for `d`: a classic BPF interpreter for the
- * instructions filter.c emits. */
-static uint32_t filter_action(const struct seccomp_data *d)
-{
-    uint32_t a = 0, x = 0;
-    for (uint32_t pc = 0; pc < colo_filter_length; pc++) {
-        const struct colo_sock_filter *i = &colo_filter_program[pc];
-        switch (i->code) {
-        case BPF_LD | BPF_W | BPF_ABS:
-            a = 0;      /* a word of seccomp_data, copied (it is not an object of its own) */
-            if (i->k + 4 <= sizeof *d) __builtin_memcpy(&a, (const char *)d + i->k, 4);
-            break;
-        case BPF_ALU | BPF_RSH | BPF_K: a >>= i->k; break;
-        case BPF_ALU | BPF_AND | BPF_K: a &= i->k; break;
-        case BPF_MISC | BPF_TAX: x = a; break;
-        case BPF_JMP | BPF_JA: pc += i->k; break;
-        case BPF_JMP | BPF_JEQ | BPF_K: pc += a == i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JGE | BPF_K: pc += a >= i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JGT | BPF_K: pc += a > i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JSET | BPF_K: pc += (a & i->k) ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JEQ | BPF_X: pc += a == x ? i->jt : i->jf; break;
-        case BPF_RET | BPF_K: return i->k;
-        default: return SECCOMP_RET_KILL_PROCESS;
-        }
-    }
-    return SECCOMP_RET_KILL_PROCESS;
-}
 
 /* A thread (or CLONE_VM process) with a stack of its own: its child starts
  * on that stack below a copy of the trapped context, turns tracing on for
@@ -342,7 +315,7 @@ void colo_trace_syscall(struct colo_slot *s, siginfo_t *info, ucontext_t *uc)
     }
     struct seccomp_data d = { .nr = nr, .arch = AUDIT_ARCH_X86_64, .instruction_pointer = (uint64_t)info->si_call_addr };
     for (int i = 0; i < 6; i++) d.args[i] = a[i];
-    uint32_t action = filter_action(&d);
+    uint32_t action = colo_filter_run(colo_filter_program, colo_filter_length, &d);
     /* The mask a call leaves must be in the context sigreturn restores. */
     if (nr == SYS_rt_sigprocmask && s) action = SECCOMP_RET_TRAP | COLO_TRAP_DATA;
     if (may_block(nr)) {

@@ -66,29 +66,6 @@ static int const_allow(uint32_t arch, uint32_t nr)
     return 0;
 }
 
-/* What the program returns for `d`: every instruction filter.c emits. */
-static uint32_t action(const struct seccomp_data *d)
-{
-    uint32_t a = 0, x = 0;
-    for (uint32_t pc = 0; pc < len; pc++) {
-        const struct colo_sock_filter *i = &prog[pc];
-        switch (i->code) {
-        case BPF_LD | BPF_W | BPF_ABS: memcpy(&a, (const char *)d + i->k, 4); break;
-        case BPF_ALU | BPF_RSH | BPF_K: a >>= i->k; break;
-        case BPF_ALU | BPF_AND | BPF_K: a &= i->k; break;
-        case BPF_MISC | BPF_TAX: x = a; break;
-        case BPF_JMP | BPF_JA: pc += i->k; break;
-        case BPF_JMP | BPF_JEQ | BPF_K: pc += a == i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JGE | BPF_K: pc += a >= i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JGT | BPF_K: pc += a > i->k ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JSET | BPF_K: pc += (a & i->k) ? i->jt : i->jf; break;
-        case BPF_JMP | BPF_JEQ | BPF_X: pc += a == x ? i->jt : i->jf; break;
-        case BPF_RET | BPF_K: return i->k;
-        default: return SECCOMP_RET_KILL_PROCESS;
-        }
-    }
-    return SECCOMP_RET_KILL_PROCESS;
-}
 
 static void print_action(uint32_t r)
 {
@@ -149,7 +126,7 @@ static void report(uint32_t nr)
                 d.args[2] = PROT_READ;
                 d.args[3] = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
             }
-            print_action(action(&d));
+            print_action(colo_filter_run(prog, len, &d));
         }
     }
     printf("\n");

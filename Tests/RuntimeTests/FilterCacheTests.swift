@@ -49,7 +49,7 @@ import Testing
         let exe = Guests.buildDir + "/filter_cache"
         let b = try Run.capture(["cc", "-O1", "-I", switcher + "/include", "-I", switcher,
                                  Guests.sourceDir.appendingPathComponent("filter_cache.c").path,
-                                 switcher + "/filter.c", "-o", exe])
+                                 switcher + "/filter.c", switcher + "/bpf.c", "-o", exe])
         guard b.status == 0 else { throw TestFailure("building filter_cache failed: \(b.stderr)") }
         let r = try Run.capture([exe])
         guard r.status == 0 else { throw TestFailure("filter_cache: \(r.stdout) \(r.stderr)") }

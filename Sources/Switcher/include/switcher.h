@@ -31,6 +31,11 @@ void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked);
  * every process of the mm.  Its PID, or -errno. */
 int colo_watchdog_start(int read_fd);
 
+/* What the seccomp program `prog` (`len` instructions, as colo_build_filter makes it) returns
+ * for the call described by `d` (bpf.c). */
+struct seccomp_data;
+uint32_t colo_filter_run(const struct colo_sock_filter *prog, uint32_t len, const struct seccomp_data *d);
+
 /* ---- the switcher (switch.c), as the runtime sees it ---- */
 
 /* 1 if user code may read and write the FS and GS bases (rdfsbase etc.:
