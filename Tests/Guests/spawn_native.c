@@ -8,21 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#include "bench_timing.h"
 
 extern char **environ;
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -34,7 +22,7 @@ int main(int argc, char **argv)
     posix_spawn_file_actions_init(&fa);
     for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_adddup2(&fa, null, fd);
     for (int i = -n / 10; i < n; i++) {
-        double a = now();
+        double a = bench_now();
         pid_t p = vfork();
         if (p == 0) {
             dup2(null, 0); dup2(null, 1); dup2(null, 2);
@@ -42,14 +30,14 @@ int main(int argc, char **argv)
             _exit(127);
         }
         waitpid(p, NULL, 0);
-        double b = now();
+        double b = bench_now();
         posix_spawn(&p, argv[1], &fa, NULL, args, environ);
         waitpid(p, NULL, 0);
-        double c = now();
+        double c = bench_now();
         if (i >= 0) { tv[i] = b - a; ts[i] = c - b; }
     }
-    qsort(tv, n, sizeof(double), cmp);
-    qsort(ts, n, sizeof(double), cmp);
+    qsort(tv, n, sizeof(double), bench_cmp_double);
+    qsort(ts, n, sizeof(double), bench_cmp_double);
     printf("start.vfork_execve_us=%.1f\nstart.posix_spawn_us=%.1f\n", tv[n / 2] / 1000, ts[n / 2] / 1000);
     return 0;
 }

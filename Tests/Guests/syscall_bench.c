@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include "bench_timing.h"
 
 static long raw3(long nr, long a, long b, long c)
 {
@@ -31,23 +32,10 @@ static void *idle(void *arg)
     for (;;) pause();
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
 /* Print the median of the `reps` times per call in r. */
 static void report(const char *name, double *r, int reps)
 {
-    qsort(r, reps, sizeof(double), cmp);
+    qsort(r, reps, sizeof(double), bench_cmp_double);
     printf("%s_ns=%.1f\n", name, r[reps / 2]);
 }
 
@@ -94,17 +82,17 @@ int main(int argc, char **argv)
         if (raw3(nr, a, b, x) != calls[c].expect) { fprintf(stderr, "syscall_bench: %s failed\n", calls[c].name); return 1; }
         for (long i = 0; i < n / 10; i++) raw3(nr, a, b, x);          /* warm-up */
         for (int k = 0; k < reps; k++) {
-            double t = now();
+            double t = bench_now();
             for (long i = 0; i < n; i++) raw3(nr, a, b, x);
-            r[k] = (now() - t) / n;
+            r[k] = (bench_now() - t) / n;
         }
         report(calls[c].name, r, reps);
     }
     for (long i = 0; i < n / 10; i++) getppid();
     for (int k = 0; k < reps; k++) {
-        double t = now();
+        double t = bench_now();
         for (long i = 0; i < n; i++) getppid();
-        r[k] = (now() - t) / n;
+        r[k] = (bench_now() - t) / n;
     }
     report("getppid_libc", r, reps);
     char mode[64], filters[64];

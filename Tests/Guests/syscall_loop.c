@@ -5,12 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_timing.h"
 
 int main(int argc, char **argv)
 {
@@ -25,7 +20,7 @@ int main(int argc, char **argv)
         clock_gettime(CLOCK_MONOTONIC, &b);
         r[k] = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n;
     }
-    qsort(r, reps, sizeof(double), cmp);
+    qsort(r, reps, sizeof(double), bench_cmp_double);
     printf("getppid_ns=%.1f\n", r[reps / 2]);
     return 0;
 }
