@@ -138,34 +138,32 @@ struct MapLine {
     static func read(_ pid: pid_t) -> [MapLine] {
         guard let text = readFileBytes("/proc/\(pid)/maps") else { return [] }
         var out = [MapLine]()
-        for lineBytes in text.split(separator: UInt8(ascii: "\n")) {
-            // gdb is given paths as text: a path that is not UTF-8 is named by its map_files link.
-            guard let text = String(validating: lineBytes, as: UTF8.self) else {
-                let f = lineBytes.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
-                let r = f.first.map { String(decoding: $0, as: UTF8.self).split(separator: "-") } ?? []
-                guard f.count > 5, r.count == 2, let s = UInt64(r[0], radix: 16), let e = UInt64(r[1], radix: 16),
-                      let off = UInt64(String(decoding: f[2], as: UTF8.self), radix: 16) else { continue }
-                out.append(MapLine(start: s, end: e, offset: off, perms: String(decoding: f[1], as: UTF8.self),
-                                   path: "/proc/\(pid)/map_files/" + String(s, radix: 16) + "-" + String(e, radix: 16)))
-                continue
-            }
-            let line = Substring(text)
-            let f = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            // The fields before the path are ASCII; the path is bytes.
+            let f = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
             guard f.count >= 5 else { continue }
-            let r = f[0].split(separator: "-")
+            let ascii = f.prefix(3).map { String(decoding: $0, as: UTF8.self) }
+            let r = ascii[0].split(separator: "-")
             guard r.count == 2, let s = UInt64(r[0], radix: 16), let e = UInt64(r[1], radix: 16),
-                  let off = UInt64(f[2], radix: 16) else { continue }
-            let path = f.count > 5 ? String(f[5].drop(while: { $0 == " " })) : ""
-            out.append(MapLine(start: s, end: e, offset: off, perms: String(f[1]), path: path))
+                  let off = UInt64(ascii[2], radix: 16) else { continue }
+            let pathBytes = f.count > 5 ? f[5].drop { $0 == UInt8(ascii: " ") } : []
+            // gdb is given paths as text: a path that is not UTF-8 is named by its map_files link.
+            let path = String(validating: pathBytes, as: UTF8.self) ?? mapFilesLink(pid, s, e)
+            out.append(MapLine(start: s, end: e, offset: off, perms: ascii[1], path: path))
         }
         return out
+    }
+
+    /// /proc/PID/map_files/START-END: a link that opens the file mapped there.
+    static func mapFilesLink(_ pid: pid_t, _ start: UInt64, _ end: UInt64) -> String {
+        "/proc/\(pid)/map_files/" + String(start, radix: 16) + "-" + String(end, radix: 16)
     }
 
     /// A path that opens the mapped file: the file itself, or its map_files link once it
     /// was deleted or replaced (as after a rebuild of a running program).
     func usablePath(_ pid: pid_t) -> String {
         if path.hasSuffix(" (deleted)") {
-            return "/proc/\(pid)/map_files/" + String(start, radix: 16) + "-" + String(end, radix: 16)
+            return Self.mapFilesLink(pid, start, end)
         }
         return path
     }
