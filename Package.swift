@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "CLinux", path: "Sources/CLinux"),
         /// Byte strings: paths, argv and envp as the kernel sees them, never decoded as text.
         .target(name: "Bytes", path: "Sources/Bytes"),
-        .target(name: "Loader", dependencies: ["Bytes", "CElf", "GuestAPI"], path: "Sources/Loader"),
+        .target(name: "Loader", dependencies: ["Bytes", "CElf", "GuestAPI", "Switcher"], path: "Sources/Loader"),
         .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
         .executableTarget(name: "colo",

@@ -111,11 +111,4 @@ struct InitialStack {
         put(words, at: stackPointer)
         bytes = content
     }
-
-    /// Copies the stack into memory at `stackPointer` (which must be mapped writable).
-    func write() {
-        bytes.withUnsafeBytes { source in
-            pointer(stackPointer)!.copyMemory(from: source.baseAddress!, byteCount: source.count)
-        }
-    }
 }

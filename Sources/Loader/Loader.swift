@@ -109,47 +109,54 @@ public enum Loader {
                                       argv: arguments, execPath: path))
     }
 
-    /// Map a validated program into the slot and build its stack.
+    /// Map a validated program into the slot and build its stack, in this process's mm.
     /// `stackSize` must be a positive multiple of the page size that fits between slot.stackLimit and slot.stackTop.
     /// On failure everything mapped so far is unmapped again.
     public static func map(_ image: ProgramImage, into slot: SlotLayout, envp: [ByteString], capv: [UInt64],
                            stackSize: Int) throws(LoadError) -> LoadedProgram {
+        let (loaded, plan) = try layout(image, into: slot, envp: envp, capv: capv, stackSize: stackSize)
+        try plan.apply()
+        return loaded
+    }
+
+    /// What mapping a validated program into the slot does, as a plan (nothing is mapped yet):
+    /// the program as it will be once the plan is applied, while `image` (which holds the
+    /// files the plan maps from) is still open.
+    public static func layout(_ image: ProgramImage, into slot: SlotLayout, envp: [ByteString], capv: [UInt64],
+                              stackSize: Int) throws(LoadError) -> (LoadedProgram, MappingPlan) {
         guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
               UInt64(stackSize) <= slot.stackTop - slot.stackLimit else {
             throw LoadError(errno: EINVAL, message: "bad stack size \(stackSize)")
         }
         try checkArguments(image.argv + envp + [image.execPath], totalLimit: stackSize / 4)
-        var mappings = Mappings()
-        do throws(LoadError) {
-            let program = try mappings.map(image.program, at: slot.imageBase)
-            let programEntry = program.loadBias &+ image.program.entry
-            var interpreter: MappedImage?
-            var entry = programEntry
-            if let object = image.interpreter {
-                let mapped = try mappings.map(object, at: slot.mmapLow)
-                interpreter = mapped
-                entry = mapped.loadBias &+ object.entry
-            }
-            let stackLow = slot.stackTop - UInt64(stackSize)
-            try mappings.reserve(stackLow, length: UInt64(stackSize), prot: PROT_READ | PROT_WRITE,
-                                 flags: MAP_NORESERVE, what: "stack")
-            let aux = ProgramAux(
-                phdr: program.loadBias &+ image.program.phdrVaddr,
-                phnum: UInt64(image.program.phnum),
-                base: interpreter?.loadBias ?? 0,
-                entry: programEntry)
-            let stack = try InitialStack(top: slot.stackTop, bottom: stackLow, argv: image.argv, envp: envp,
-                                         execPath: image.execPath, capv: capv, aux: aux)
-            stack.write()
-            return LoadedProgram(entry: entry, stackPointer: stack.stackPointer,
-                                 brkStart: program.end + COLO_BRK_GAP,
-                                 mmapCursor: interpreter?.end ?? slot.mmapLow,
-                                 program: program, interpreter: interpreter, argv: image.argv,
-                                 execPath: image.execPath, comm: image.comm)
-        } catch {
-            mappings.release()
-            throw error
+        var plan = MappingPlan()
+        let program = plan.map(image.program, at: slot.imageBase)
+        let programEntry = program.loadBias &+ image.program.entry
+        var interpreter: MappedImage?
+        var entry = programEntry
+        if let object = image.interpreter {
+            let mapped = plan.map(object, at: slot.mmapLow)
+            interpreter = mapped
+            entry = mapped.loadBias &+ object.entry
         }
+        let stackLow = slot.stackTop - UInt64(stackSize)
+        plan.reserve(stackLow, length: UInt64(stackSize), prot: PROT_READ | PROT_WRITE, flags: MAP_NORESERVE, what: "stack")
+        let aux = ProgramAux(
+            phdr: program.loadBias &+ image.program.phdrVaddr,
+            phnum: UInt64(image.program.phnum),
+            base: interpreter?.loadBias ?? 0,
+            entry: programEntry)
+        let stack = try InitialStack(top: slot.stackTop, bottom: stackLow, argv: image.argv, envp: envp,
+                                     execPath: image.execPath, capv: capv, aux: aux)
+        plan.copy(stack.bytes, to: stack.stackPointer, what: "the initial stack")
+        plan.entry = entry
+        plan.stackPointer = stack.stackPointer
+        let loaded = LoadedProgram(entry: entry, stackPointer: stack.stackPointer,
+                                   brkStart: program.end + COLO_BRK_GAP,
+                                   mmapCursor: interpreter?.end ?? slot.mmapLow,
+                                   program: program, interpreter: interpreter, argv: image.argv,
+                                   execPath: image.execPath, comm: image.comm)
+        return (loaded, plan)
     }
 
     /// Opens and validates a PT_INTERP interpreter; format errors are ELIBBAD as in Linux (its

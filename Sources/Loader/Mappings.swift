@@ -1,42 +1,36 @@
-// Mappings.swift: maps ELF segments into a slot as binfmt_elf does, and undoes a failed load.
+// Mappings.swift: the mapping plan of a program (ELF segments as binfmt_elf maps them, the stack), applied by colo_plan_apply.
 import Bytes
 import Glibc
+import Switcher
 
-/// The address ranges one Loader.map call has reserved, so that a failed load can unmap them.
-struct Mappings {
-    private var reserved: [(start: UInt64, length: UInt64)] = []
+/// What loading a program into a slot does to the mm, as data (struct colo_plan): built here
+/// without touching memory, applied by C code in the mm that is to hold the program
+/// (colo_plan_apply) — the runtime's own, or a fork child's becoming an address space.
+public struct MappingPlan: Sendable {
+    /// The operations, in order.
+    public private(set) var operations: [colo_plan_op] = []
+    /// What each operation maps, for error messages.
+    private var subjects: [String] = []
+    /// The bytes COPY operations take from.
+    public private(set) var data: [UInt8] = []
+    /// Where the program starts, and its initial stack pointer.
+    public internal(set) var entry: UInt64 = 0, stackPointer: UInt64 = 0
 
-    /// Maps anonymous memory at exactly [start, start+length) without replacing anything there;
-    /// ENOMEM if the range is (partly) in use.
-    mutating func reserve(_ start: UInt64, length: UInt64, prot: Int32, flags: Int32,
-                          what: String) throws(LoadError) {
-        let wanted = pointer(start)
-        let address = mmap(wanted, Int(length), prot,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags, -1, 0)
-        guard address != mapFailed else {
-            throw LoadError(errno: ENOMEM, message: "cannot reserve \(what) at \(hex(start)): \(String(cString: strerror(Glibc.errno)))")
-        }
-        guard address == wanted else {   // a kernel that ignores MAP_FIXED_NOREPLACE
-            munmap(address, Int(length))
-            throw LoadError(errno: ENOMEM, message: "cannot reserve \(what) at \(hex(start))")
-        }
-        reserved.append((start, length))
+    /// Anonymous memory at exactly [start, start+length), replacing nothing (ENOMEM if the
+    /// range is partly in use); unmapped again if a later operation fails.
+    mutating func reserve(_ start: UInt64, length: UInt64, prot: Int32, flags: Int32, what: String) {
+        add(COLO_PLAN_RESERVE, prot: prot, flags: flags, start, length, what: what)
     }
 
-    /// Unmaps everything reserved so far.
-    func release() {
-        for range in reserved { munmap(pointer(range.start), Int(range.length)) }
-    }
-
-    /// Maps `object` with its lowest page at `base`: the whole span reserved PROT_NONE first (gaps
-    /// stay so), then each PT_LOAD in program-header order as binfmt_elf's elf_load maps it: its
-    /// file pages; when p_memsz > p_filesz the rest of the last file page zeroed (padzero) and
-    /// anonymous pages up to p_memsz, read-write (and executable if the segment is), as
-    /// vm_brk_flags maps them whatever the segment's protection.
-    mutating func map(_ object: ElfObject, at base: UInt64) throws(LoadError) -> MappedImage {
-        let path = object.file.path
+    /// The operations that map `object` with its lowest page at `base`: the whole span reserved
+    /// PROT_NONE first (gaps stay so), then each PT_LOAD in program-header order as binfmt_elf's
+    /// elf_load maps it: its file pages; when p_memsz > p_filesz the rest of the last file page
+    /// zeroed (padzero) and anonymous pages up to p_memsz, read-write (and executable if the
+    /// segment is), as vm_brk_flags maps them whatever the segment's protection.
+    mutating func map(_ object: ElfObject, at base: UInt64) -> MappedImage {
+        let path = object.file.path.description
         let bias = base &- object.lowPage
-        try reserve(base, length: object.span, prot: PROT_NONE, flags: MAP_NORESERVE, what: path.description)
+        reserve(base, length: object.span, prot: PROT_NONE, flags: MAP_NORESERVE, what: path)
         for segment in object.segments {
             let start = bias &+ segment.vaddr
             let pageStart = Page.floor(start)
@@ -44,43 +38,92 @@ struct Mappings {
             if segment.filesz > 0 {
                 let fileEnd = start + segment.filesz
                 anonymousStart = Page.ceil(fileEnd)
-                let address = mmap(pointer(pageStart), Int(anonymousStart - pageStart), segment.prot,
-                                   MAP_PRIVATE | MAP_FIXED, object.file.fd, off_t(Page.floor(segment.offset)))
-                guard address != mapFailed else { throw .system("cannot map \(path) at \(hex(pageStart))") }
+                add(COLO_PLAN_FILE, fd: object.file.fd, prot: segment.prot, pageStart, anonymousStart - pageStart,
+                    offset: Page.floor(segment.offset), what: path)
                 if segment.memsz > segment.filesz && fileEnd < anonymousStart {
-                    try padZero(from: fileEnd, to: anonymousStart, writable: segment.prot & PROT_WRITE != 0, path: path)
+                    // Like Linux, a failure to zero only matters for a writable segment.
+                    add(COLO_PLAN_ZERO, flags: segment.prot & PROT_WRITE != 0 ? 1 : 0, fileEnd, anonymousStart - fileEnd,
+                        what: "the bss of \(path)")
                 }
             }
             let anonymousEnd = Page.ceil(start + segment.memsz)
             if segment.memsz > segment.filesz && anonymousEnd > anonymousStart {
-                let address = mmap(pointer(anonymousStart), Int(anonymousEnd - anonymousStart),
-                                   PROT_READ | PROT_WRITE | segment.prot & PROT_EXEC,
-                                   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0)
-                guard address != mapFailed else { throw .system("cannot map the bss of \(path)") }
+                add(COLO_PLAN_ANON, prot: PROT_READ | PROT_WRITE | segment.prot & PROT_EXEC, anonymousStart,
+                    anonymousEnd - anonymousStart, what: "the bss of \(path)")
             }
         }
-        return MappedImage(path: path, loadBias: bias, start: base, end: base + object.span)
+        return MappedImage(path: object.file.path, loadBias: bias, start: base, end: base + object.span)
     }
 
-    /// Zeroes [from, to), the rest of a segment's last file page, as padzero does with clear_user:
-    /// by reading /dev/zero into it, which fails (EFAULT) instead of faulting where the page
-    /// cannot be written (a read-only segment, a page beyond the end of the file). Like Linux, a
-    /// failure only matters for a writable segment.
-    private func padZero(from: UInt64, to: UInt64, writable: Bool, path: ByteString) throws(LoadError) {
-        let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)
-        guard zero >= 0 else { throw .system("cannot open /dev/zero") }
-        defer { close(zero) }
-        guard read(zero, pointer(from), Int(to - from)) == Int(to - from) || !writable else {
-            throw LoadError(errno: EFAULT, message: "cannot zero the bss of \(path)")
+    /// Copy `bytes` to `address` (which an earlier operation maps writable).
+    mutating func copy(_ bytes: [UInt8], to address: UInt64, what: String) {
+        add(COLO_PLAN_COPY, address, UInt64(bytes.count), offset: UInt64(data.count), what: what)
+        data += bytes
+    }
+
+    private mutating func add(_ kind: colo_plan_op_kind, fd: Int32 = -1, prot: Int32 = 0, flags: Int32 = 0,
+                              _ address: UInt64, _ length: UInt64, offset: UInt64 = 0, what: String) {
+        operations.append(colo_plan_op(kind: kind.rawValue, fd: fd, prot: prot, flags: flags,
+                                       addr: address, len: length, offset: offset))
+        subjects.append(what)
+    }
+
+    /// The descriptors the plan maps from.
+    public var descriptors: Set<Int32> { Set(operations.compactMap { $0.kind == COLO_PLAN_FILE.rawValue ? $0.fd : nil }) }
+
+    /// The same plan with its descriptors renumbered (for the process that applies it).
+    public func renumbering(_ numbers: [Int32: Int32]) -> MappingPlan {
+        var p = self
+        for i in p.operations.indices where p.operations[i].kind == COLO_PLAN_FILE.rawValue {
+            p.operations[i].fd = numbers[p.operations[i].fd] ?? -1
         }
+        return p
+    }
+
+    /// The plan as struct colo_plan: header, operations, data.
+    public func serialized() -> [UInt8] {
+        let headerSize = MemoryLayout<colo_plan>.size
+        let size = headerSize + operations.count * MemoryLayout<colo_plan_op>.stride + data.count
+        var out = [UInt8](repeating: 0, count: size)
+        out.withUnsafeMutableBytes { raw in
+            var header = colo_plan()
+            header.magic = UInt64(COLO_PLAN_MAGIC)
+            header.nops = UInt32(operations.count)
+            header.size = UInt32(size)
+            header.data_len = UInt64(data.count)
+            header.entry = entry
+            header.sp = stackPointer
+            raw.storeBytes(of: header, as: colo_plan.self)
+            for (i, op) in operations.enumerated() {
+                raw.storeBytes(of: op, toByteOffset: headerSize + i * MemoryLayout<colo_plan_op>.stride, as: colo_plan_op.self)
+            }
+            let dataStart = headerSize + operations.count * MemoryLayout<colo_plan_op>.stride
+            data.withUnsafeBytes { raw.baseAddress!.advanced(by: dataStart).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        return out
+    }
+
+    /// Apply the plan in this process's mm (colo_plan_apply); on failure nothing it reserved stays.
+    public func apply() throws(LoadError) {
+        let bytes = serialized()
+        var failed: UInt32 = 0
+        let r = bytes.withUnsafeBytes {
+            colo_plan_apply($0.baseAddress!.assumingMemoryBound(to: colo_plan.self), UInt64($0.count), &failed)
+        }
+        guard r < 0 else { return }
+        let e = Int32(-r)
+        guard Int(failed) < operations.count else { throw LoadError(errno: e, message: "malformed mapping plan") }
+        let op = operations[Int(failed)]
+        let verb: String
+        switch op.kind {
+        case COLO_PLAN_RESERVE.rawValue: verb = "cannot reserve"
+        case COLO_PLAN_ZERO.rawValue: verb = "cannot zero"
+        case COLO_PLAN_COPY.rawValue: verb = "cannot copy"
+        default: verb = "cannot map"
+        }
+        throw LoadError(errno: e, message: "\(verb) \(subjects[Int(failed)]) at \(hex(op.addr)): \(String(cString: strerror(e)))")
     }
 }
-
-/// mmap's MAP_FAILED, which Swift does not import.
-var mapFailed: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: -1) }
-
-/// An address as a pointer, for system calls (nil for 0).
-func pointer(_ address: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(address)) }
 
 /// An address in hex, for messages.
 func hex(_ address: UInt64) -> String { "0x" + String(address, radix: 16) }
