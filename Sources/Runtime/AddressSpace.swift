@@ -50,22 +50,31 @@ public final class AddressSpace {
     let initialBlocked: UInt64
     var controlSocket: Int32 = -1
     let socketPath: String
-    /// The seccomp user-notification listener of the address space's filter.
-    let listener: Int32
+    /// Where the address space's colocation calls come from: the listener of its filter, or
+    /// (a fork child's address space) the relay of the runtime that holds that listener.
+    let channel: CallChannel
+    /// Relays to the runtimes of fork children's address spaces (CallChannel.swift).
+    let relays = RelayHub()
     /// Capabilities, names and the slow-path rendezvous (KernelCalls).
     let kernel: Kernel
     /// The write end of the watchdog's pipe (watchdog.c): held by the runtime alone, so
     /// that its end, however it comes, makes the watchdog kill every member.
     let watchdogPipe: Int32
 
-    /// Create a new address space whose first process is the caller.
-    public init() throws(ColoError) {
+    /// Create a new address space whose first process is the caller; with `relay`, the
+    /// address space of a fork child, whose calls come over that relay (space.c).
+    public init(relay: Int32? = nil) throws(ColoError) {
         var ign: UInt64 = 0, blk: UInt64 = 0
         colo_capture_initial_signals(&ign, &blk)
         initialIgnored = ign
         initialBlocked = blk
         runtimePID = getpid()
-        listener = try Self.installFilter()
+        if let relay {
+            _ = fcntl(relay, F_SETFD, FD_CLOEXEC)
+            channel = CallChannel(relay: relay)
+        } else {
+            channel = CallChannel(listener: try Self.installFilter())
+        }
         kernel = try Kernel()
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
@@ -313,18 +322,34 @@ public final class AddressSpace {
         signal(SIGQUIT, SIG_IGN)
         let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Int(SYS_signalfd4), -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
         var mainStatus: Int32? = nil
-        while mainStatus == nil || hasChildren {
+        // A fork child that became an address space is not the runtime's child: its end is
+        // seen through its pidfd, and its parent has its status.
+        let external = externalMembers[main] != nil
+        while mainStatus == nil || hasChildren || !externalMembers.isEmpty || !relays.isEmpty {
             for (pid, status) in reapExited() where pid == main && mainStatus == nil {
                 mainStatus = status
                 mainEnded(status)
             }
-            if mainStatus != nil && !hasChildren { break }
+            if external && mainStatus == nil && externalMembers[main] == nil {
+                mainStatus = 0
+                mainEnded(0)
+            }
+            if mainStatus != nil && !hasChildren && externalMembers.isEmpty && relays.isEmpty { break }
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: controlSocket, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: kernel.watchFD, events: Int16(POLLIN), revents: 0)]
+            let relaySockets = relays.sockets
+            fds += relaySockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             fds += externalMembers.values.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
+            let timeout: Int32 = channel.hasQueued ? 0 : pendingCoexecs.isEmpty ? -1 : 100
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
+            // Relays first: a relayed runtime's hello comes before the calls it serves.
+            var greeted = false
+            for (i, socket) in relaySockets.enumerated() where fds[4 + i].revents != 0 {
+                if relays.serve(socket, listener: channel.fd) { greeted = true }
+            }
+            if greeted || !pendingCoexecs.isEmpty { retryCoexecs() }
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
                 while read(sfd, &si, 128) > 0 {
@@ -332,12 +357,17 @@ public final class AddressSpace {
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
-            if fds.dropFirst(4).contains(where: { $0.revents != 0 }) { reapExternal() }
+            if fds.dropFirst(4 + relaySockets.count).contains(where: { $0.revents != 0 }) { reapExternal() }
             if fds[3].revents != 0 { kernel.threadsExited(self) }
-            if fds[2].revents & Int16(POLLIN) != 0, let call = UserNotification.receive(listener) {
+            if fds[2].revents & Int16(POLLIN) != 0 || channel.hasQueued, let call = channel.receive() {
+                if let relay = relays.route(call, home: runtimePID) {
+                    if relays.pass(call, to: relay) { continue }
+                    channel.respond(id: call.id, .error(ENOSYS))
+                    continue
+                }
                 let result = SyscallTable.dispatch(self, call)
                 if case .pending = result { continue }
-                UserNotification.respond(listener, id: call.id, result)
+                channel.respond(id: call.id, result)
             }
         }
         close(sfd)
@@ -354,12 +384,12 @@ public final class AddressSpace {
     /// waiting meanwhile (interrupted by a signal, or dead).
     @discardableResult
     func answer(_ call: GuestCall, _ result: CallResult) -> Bool {
-        UserNotification.respond(listener, id: call.id, result)
+        channel.respond(id: call.id, result)
     }
 
     /// Is the guest still waiting for this call?  (SECCOMP_IOCTL_NOTIF_ID_VALID)
     func isWaiting(_ call: GuestCall) -> Bool {
-        UserNotification.isValid(listener, id: call.id)
+        channel.isValid(id: call.id)
     }
 
     /// Block until member `pid` exits; its status as a shell reports it.

@@ -138,12 +138,16 @@ extension AddressSpace {
         }
         // Another address space: Linux cannot move a process into another mm,
         // so the caller becomes `colo --join target path args...`.
-        guard SpaceDirectory.space(containing: target) != nil else { return .error(EPERM) }
+        guard SpaceDirectory.space(containing: target) != nil else {
+            return awaitForkSpace(call, target: target) ?? .error(EPERM)
+        }
         guard let argv = mem.strings(call.args[3]), callerSlot >= 0, callerSlot < Layout.maxSlots else { return .error(EFAULT) }
         let join = [ByteString("/proc/\(runtimePID)/exe"), "colo", "--join", ByteString(String(target)), "--", path]
             + argv.dropFirst()
-        guard writeArgumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
-                                 size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
+        guard let block = argumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
+                                        size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
+        // The caller's slot header: its own copy if it is a fork child.
+        guard mem.write(block, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET)) else { return .error(EFAULT) }
         return .value(Int64(COLO_EXEC_JOIN.rawValue))
     }
 
@@ -158,19 +162,19 @@ extension AddressSpace {
         return .value(Int64(COLO_EXEC_NATIVE.rawValue))
     }
 
-    /// Write [ptr(s[0]), ptr(s[1]) ... NULL] followed by the strings at `address`.
-    private func writeArgumentBlock(_ strings: [ByteString], at address: UInt64, size: Int) -> Bool {
+    /// [ptr(s[0]), ptr(s[1]) ... NULL] followed by the strings, as bytes to be put at `address`;
+    /// nil if they take more than `size` bytes.
+    private func argumentBlock(_ strings: [ByteString], at address: UInt64, size: Int) -> [UInt8]? {
         let table = (strings.count + 1) * 8
-        guard table + strings.reduce(0, { $0 + $1.count + 1 }) <= size,
-              let base = UnsafeMutableRawPointer(bitPattern: UInt(address)) else { return false }
-        var cursor = table
-        for (i, s) in strings.enumerated() {
-            base.storeBytes(of: address + UInt64(cursor), toByteOffset: i * 8, as: UInt64.self)
-            for b in s.bytes { base.storeBytes(of: b, toByteOffset: cursor, as: UInt8.self); cursor += 1 }
-            base.storeBytes(of: 0, toByteOffset: cursor, as: UInt8.self); cursor += 1
+        guard table + strings.reduce(0, { $0 + $1.count + 1 }) <= size else { return nil }
+        var pointers = [UInt64]()
+        var text = [UInt8]()
+        for s in strings {
+            pointers.append(address + UInt64(table + text.count))
+            text += s.nulTerminated
         }
-        base.storeBytes(of: 0, toByteOffset: strings.count * 8, as: UInt64.self)
-        return true
+        pointers.append(0)
+        return pointers.withUnsafeBytes { Array($0) } + text
     }
 
     /// CheriBSD's p_cancolocate: the same process, one the caller could debug

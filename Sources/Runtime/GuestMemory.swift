@@ -1,9 +1,9 @@
-// Reading a guest's memory from the runtime (process_vm_readv): words, byte strings, argv/envp arrays.
+// Reading and writing a guest's memory from the runtime (process_vm_readv/writev): words, byte strings, argv/envp arrays.
 import Bytes
 import CLinux
 import Glibc
 
-/// Reading a guest's memory from the runtime with process_vm_readv, so that a
+/// Reading (and writing) a guest's memory from the runtime with process_vm_readv, so that a
 /// bad pointer is an EFAULT for the guest rather than a crash of the runtime.
 struct GuestMemory {
     let pid: pid_t
@@ -22,6 +22,19 @@ struct GuestMemory {
             } }
         }
         return n == count ? out : nil
+    }
+
+    /// Write `bytes` at `address` (process_vm_writev); false if any of them is not writable.
+    func write(_ bytes: [UInt8], at address: UInt64) -> Bool {
+        if bytes.isEmpty { return true }
+        let n = bytes.withUnsafeBytes { buf -> Int in
+            var local = iovec(iov_base: UnsafeMutableRawPointer(mutating: buf.baseAddress), iov_len: buf.count)
+            var remote = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address)), iov_len: buf.count)
+            return withUnsafePointer(to: &local) { l in withUnsafePointer(to: &remote) { r in
+                rawSyscall(Int(SYS_process_vm_writev), Int(pid), Int(bitPattern: l), 1, Int(bitPattern: r), 1, 0)
+            } }
+        }
+        return n == bytes.count
     }
 
     /// A 64-bit word at `address`.

@@ -156,7 +156,7 @@ enum KernelCalls {
     static func captofd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         guard let e = space.kernel.caps.lookup(call.args[0], .fd) else { return .error(EINVAL) }
         guard GuestMemory.shared.store(Int32(-1), at: call.args[1]) else { return .error(EFAULT) }
-        let fd = UserNotification.addFD(space.listener, id: call.id, Int32(truncatingIfNeeded: e.object), at: nil)
+        let fd = space.channel.addFD(id: call.id, Int32(truncatingIfNeeded: e.object), at: nil)
         guard fd >= 0 else { return .error(Int32(-fd)) }
         guard GuestMemory.shared.store(Int32(fd), at: call.args[1]) else { return .error(EFAULT) }
         return .value(0)

@@ -183,7 +183,7 @@ extension AddressSpace {
 
     /// Install the runtime's `fd` into the notifying process, at `target` (or the lowest free number).
     private func addFD(_ call: GuestCall, _ fd: Int32, at target: Int32?) -> Int {
-        UserNotification.addFD(listener, id: call.id, fd, at: target)
+        channel.addFD(id: call.id, fd, at: target)
     }
 
     /// What the new process must restore, and copies of the child's open

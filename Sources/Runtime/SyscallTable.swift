@@ -46,6 +46,7 @@ enum SyscallTable {
     static let handlers: [Int32: Handler] = [Int32: Handler]()
         .merging(ExecCalls.handlers) { a, _ in a }
         .merging(KernelCalls.handlers) { a, _ in a }
+        .merging(SpaceCalls.handlers) { a, _ in a }
 
     /// colo_syscalls.def's entries, with their handlers.
     static let entries: [Int32: Entry] = {

@@ -28,6 +28,7 @@
 #include "internal.h"
 #include "colo_recolo.h"
 #include "fork.h"
+#include "space.h"
 
 extern long colo_clone_resume(unsigned long flags, uint32_t *ctid, const struct colo_resume *child);
 extern void colo_resume(const struct colo_resume *r) __attribute__((noreturn));
@@ -100,13 +101,14 @@ static long do_fork(struct colo_slot *s, ucontext_t *uc, int nr)
      * sigreturn restores the guest's mask afterwards, in both processes. */
     uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~(1ULL << (SIGSYS - 1));
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
-    if (nr == SYS_fork) return sys0(SYS_fork);
-    if (g[REG_RSI]) {           /* a new stack: the child continues the guest context on it */
+    if (g[REG_RSI] && nr == SYS_clone) {     /* a new stack: the child continues the guest context on it */
         struct colo_resume child;
         colo_save_context(&child, uc, 0, (uint64_t)g[REG_RSI]);
         return colo_clone_resume((unsigned long)g[REG_RDI], (uint32_t *)g[REG_R10], &child);
     }
-    return sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
+    long r = nr == SYS_fork ? sys0(SYS_fork) : sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
+    if (r == 0) colo_space_forked(s);        /* the child: not an address space until it needs one */
+    return r;
 }
 
 long colo_do_vfork(struct colo_slot *s, ucontext_t *uc, int nr)
@@ -232,6 +234,9 @@ static long do_coexec(struct colo_slot *s, ucontext_t *uc, int vec)
     /* what does not fit the call's six arguments: the vector and our slot */
     struct { uint64_t capv; int64_t capc; int64_t slot; } capv = { vec ? (uint64_t)g[REG_R8] : 0, vec ? (int32_t)g[REG_R9] : 0,
                                                                     (int64_t)s->index };
+    /* /proc/self/exe is the caller's own program here too (the join route runs another process). */
+    const char *own = colo_exec_own_program(s, AT_FDCWD, (uint64_t)path, 0);
+    if (own) path = (long)own;
     long r = sys4(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS);
     if (r < 0) return r;
     do r = sys6(COLO_SYS_exec, vec ? COLO_EXEC_PLAN_COVEC : COLO_EXEC_PLAN_CO, pid, path, argv, envp, (long)&capv);

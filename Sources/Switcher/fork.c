@@ -406,6 +406,11 @@ void colo_recolo_stop_helper(struct colo_slot *s)
     colo_memset(a, 0, offsetof(struct colo_recolo_area, pidfd_next));
 }
 
+void colo_recolo_reset(struct colo_slot *s)
+{
+    colo_memset(area_of(s), 0, sizeof(struct colo_recolo_area));
+}
+
 /* ---- the forked child's execve -------------------------------------------------- */
 
 /* Where kept_fds collects descriptors. */

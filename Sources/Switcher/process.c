@@ -52,7 +52,9 @@ long colo_set_start_dispositions(uint64_t ignored)
         colo_memset(&sa, 0, sizeof sa);
         if (sig == SIGSYS) {
             sa.handler = (uint64_t)colo_sigsys_handler;
-            sa.flags = SA_SIGINFO | COLO_SA_RESTORER | SA_NODEFER;   /* a guest handler nested in ours may trap */
+            /* SA_NODEFER: a guest handler nested in ours may trap; SA_RESTART: the runtime's
+             * request to become an address space (space.c) interrupts no call for good. */
+            sa.flags = SA_SIGINFO | COLO_SA_RESTORER | SA_NODEFER | SA_RESTART;
             sa.restorer = (uint64_t)colo_sigreturn;
         } else {
             sa.handler = (ignored >> (sig - 1)) & 1 ? (uint64_t)SIG_IGN : (uint64_t)SIG_DFL;

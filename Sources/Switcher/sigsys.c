@@ -20,6 +20,7 @@
 #include "switcher.h"
 #include "sys.h"
 #include "internal.h"
+#include "space.h"
 
 #define PAGE 4096ULL
 #define HUGE 0x200000ULL
@@ -316,7 +317,7 @@ long colo_serve_trap(struct colo_slot *s, ucontext_t *uc, int nr)
     case SYS_execveat:       return colo_do_execve(s, uc, 1);
     /* The colocation calls colo_syscalls.def serves in the guest: colo_do_<id>. */
 #define SERVED_GUEST(id) case COLO_SYS_##id: return colo_do_##id(s, uc);
-#define SERVED_RUNTIME(id)
+#define SERVED_RUNTIME(id) case COLO_SYS_##id: return colo_space_forward(s, uc, nr);   /* space.c */
 #define SERVED_SWITCHER(id)
 #define COLO_SYSCALL(id, name, number, served, nargs, a0, a1, a2, a3, a4, a5) SERVED_##served(id)
 #include "colo_syscalls.def"
@@ -358,6 +359,10 @@ void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx)
         }
         colo_switch_stale_block();
         uc->uc_mcontext.gregs[REG_RIP] -= 2;
+        return;
+    }
+    if (info->si_code == SI_QUEUE && ((uint64_t)info->si_value.sival_ptr >> 32) == COLO_SPACE_SIGNAL) {
+        colo_space_requested((uint32_t)(uint64_t)info->si_value.sival_ptr);    /* space.c */
         return;
     }
     if (info->si_code != SYS_SECCOMP || info->si_errno != COLO_TRAP_DATA || !s) {

@@ -106,6 +106,25 @@ enum colo_exec_plan { COLO_EXEC_NATIVE = 1, COLO_EXEC_COLOCATE = 2, COLO_EXEC_JO
  * tell its own traps from those of a filter the guest installed itself.       */
 #define COLO_TRAP_DATA          0xC01
 
+/* Where a fork child that becomes an address space maps the runtime that will serve it
+ * (a slot-sized area below the shared structures, outside the slot region: the runtime's
+ * own system calls are not the guests'). */
+#define COLO_RUNTIME_AREA_BASE  0x0e0000000000ULL   /* 14 TiB */
+
+/* Is a process an address space of its own (colo_slot.space_state)?  A fork child of a
+ * colocated process is not until its first colocation call that needs one (space.c). */
+enum colo_space_state {
+    COLO_SPACE_MEMBER = 0,      /* a member of the address space the slot belongs to */
+    COLO_SPACE_FORKED = 1,      /* a fork child, still in its parent's copied mm, served by nobody */
+    COLO_SPACE_STARTING = 2,    /* its runtime is starting */
+    COLO_SPACE_READY = 3,       /* its runtime serves it (then MEMBER again) */
+};
+
+/* A coexecve into a fork child that is no address space yet: the runtime asks it to become
+ * one with a SIGSYS queued (SI_QUEUE) with this value in the high half of sival_ptr and its
+ * slot in the low half. */
+#define COLO_SPACE_SIGNAL       0x434f5350U         /* "COSP" */
+
 /* ---- Per-process state, at the start of the process's slot (private anonymous
  * memory, so a fork()ed child gets its own copy). ---- */
 struct colo_sigaction_rec {
@@ -147,7 +166,8 @@ struct colo_slot {
     uint32_t index;
     int32_t  runtime_pid;
     int32_t  owner_pid;           /* the process the slot belongs to */
-    int32_t  pad2;
+    uint32_t space_state;         /* enum colo_space_state: is the owner a fork child that is not an
+                                   * address space yet? (futex while its runtime starts) */
     struct colo_exec_ctx exec;
     /* emulated program break */
     uint64_t brk_start, brk_cur, brk_mapped_end, brk_limit;
@@ -175,6 +195,11 @@ struct colo_slot {
      * (SEGV, BUS, FPE, ILL, TRAP) always go through the dispatcher. */
     uint32_t switcher_signals;
     uint32_t exe_len;
+    /* A fork child becoming an address space: the descriptor of the relay over which its
+     * runtime gets the calls it serves from the runtime that holds the filter's listener
+     * (space.c hands it over; the runtime reads it at its start). */
+    int32_t  space_relay;
+    uint32_t space_pad;
     /* What /proc/self/exe names for the process (the file the loader mapped,
      * as the kernel would name it), and the runtime's own executable, which an
      * fd opened on /proc/self/exe really refers to. */

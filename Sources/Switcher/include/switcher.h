@@ -31,6 +31,10 @@ void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked);
  * every process of the mm.  Its PID, or -errno. */
 int colo_watchdog_start(int read_fd);
 
+/* The runtime of a fork child that became an address space (space.c) serves it now: the
+ * child, waiting in its SIGSYS handler, goes on. */
+void colo_space_ready(struct colo_slot *slot);
+
 /* What the seccomp program `prog` (`len` instructions, as colo_build_filter makes it) returns
  * for the call described by `d` (bpf.c). */
 struct seccomp_data;

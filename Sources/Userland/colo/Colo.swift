@@ -19,6 +19,12 @@ struct Colo: ParsableCommand {
             """,
         subcommands: [Run.self, Ps.self, Procstat.self, Sysctl.self, Trace.self, SwitcherLogCommand.self, Gdb.self, PerfMap.self],
         defaultSubcommand: Run.self)
+
+    static func main() {
+        // The runtime a fork child started in its own mm to become an address space (space.c).
+        if let status = AddressSpace.serveForkSpace(arguments: rawArguments()) { Glibc.exit(status) }
+        Self.main(nil)
+    }
 }
 
 /// Print "colo: message" and exit with `status`.

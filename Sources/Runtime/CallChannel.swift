@@ -1,0 +1,202 @@
+// CallChannel: where a runtime gets the system calls it serves and answers them: the seccomp listener, or a relay from the runtime that holds it.
+import CLinux
+import Glibc
+import GuestAPI
+
+/// The relay's messages (SOCK_SEQPACKET, one message each): 16 words.  To the served runtime:
+/// a call (kind, id, pid, number, instruction pointer, six arguments) or the reply to its last
+/// request (kind, id, value).  From it: hello (kind, its PID), respond (kind, id, value, errno),
+/// addfd (kind, id, its descriptor, target or -1), valid (kind, id).
+private enum RelayKind: UInt64 {
+    case call = 1, reply = 2, hello = 3, respond = 4, addFD = 5, valid = 6
+}
+private let relayWords = 16
+
+private func sendWords(_ fd: Int32, _ words: [UInt64]) -> Bool {
+    var w = words + [UInt64](repeating: 0, count: relayWords - words.count)
+    return w.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == relayWords * 8
+}
+
+private func receiveWords(_ fd: Int32, wait: Bool) -> [UInt64]? {
+    var w = [UInt64](repeating: 0, count: relayWords)
+    while true {
+        let n = w.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) }
+        if n == relayWords * 8 { return w }
+        if n < 0 && errno == EINTR { continue }
+        return nil
+    }
+}
+
+/// Where an address space's runtime gets its guests' colocation calls and answers them.  The
+/// runtime that installed the filter reads its listener.  Linux allows one listener per filter
+/// chain, so a fork child that became an address space (space.c) still makes its calls to that
+/// listener: its runtime gets them relayed, and answers through the relay (RelayHub).
+final class CallChannel {
+    /// What to poll for calls.
+    let fd: Int32
+    private let relayed: Bool
+    /// Calls that came while a relayed request waited for its reply.
+    private var queued = [GuestCall]()
+
+    init(listener: Int32) { fd = listener; relayed = false }
+
+    /// The served end of a relay.
+    init(relay: Int32) { fd = relay; relayed = true }
+
+    /// Tell the other end of the relay that this runtime (its PID) serves the address space now.
+    func hello() {
+        if relayed { _ = sendWords(fd, [RelayKind.hello.rawValue, UInt64(UInt32(bitPattern: getpid()))]) }
+    }
+
+    /// A call is ready without waiting.
+    var hasQueued: Bool { !queued.isEmpty }
+
+    /// The next call, or nil (none pending, or its caller went away).
+    func receive() -> GuestCall? {
+        guard relayed else { return UserNotification.receive(fd) }
+        if !queued.isEmpty { return queued.removeFirst() }
+        guard let w = receiveWords(fd, wait: false), w[0] == RelayKind.call.rawValue else { return nil }
+        return Self.call(w)
+    }
+
+    /// Answer a call; false if its caller is no longer waiting.
+    @discardableResult
+    func respond(id: UInt64, _ result: CallResult) -> Bool {
+        guard relayed else { return UserNotification.respond(fd, id: id, result) }
+        switch result {
+        case .pending: return false
+        case .value(let v): return request([RelayKind.respond.rawValue, id, UInt64(bitPattern: v), 0]) == 1
+        case .error(let e): return request([RelayKind.respond.rawValue, id, 0, UInt64(UInt32(bitPattern: e))]) == 1
+        }
+    }
+
+    /// Install descriptor `source` into the caller of call `id` (at `target`, or the lowest free
+    /// number): its number there, or -errno.
+    func addFD(id: UInt64, _ source: Int32, at target: Int32?) -> Int {
+        guard relayed else { return UserNotification.addFD(fd, id: id, source, at: target) }
+        return Int(request([RelayKind.addFD.rawValue, id, UInt64(UInt32(bitPattern: source)),
+                            UInt64(bitPattern: Int64(target ?? -1))]))
+    }
+
+    /// Is the caller of call `id` still waiting?
+    func isValid(id: UInt64) -> Bool {
+        guard relayed else { return UserNotification.isValid(fd, id: id) }
+        return request([RelayKind.valid.rawValue, id]) == 1
+    }
+
+    /// Send a request and wait for its reply (calls arriving meanwhile are queued).
+    private func request(_ words: [UInt64]) -> Int64 {
+        guard sendWords(fd, words) else { return -Int64(EPIPE) }
+        while let w = receiveWords(fd, wait: true) {
+            if w[0] == RelayKind.reply.rawValue { return Int64(bitPattern: w[2]) }
+            if w[0] == RelayKind.call.rawValue { queued.append(Self.call(w)) }
+        }
+        return -Int64(EPIPE)
+    }
+
+    private static func call(_ w: [UInt64]) -> GuestCall {
+        GuestCall(id: w[1], pid: pid_t(truncatingIfNeeded: w[2]), number: Int32(truncatingIfNeeded: w[3]),
+                  instructionPointer: w[4], args: Array(w[5..<11]))
+    }
+}
+
+/// The listener-holding runtime's end of the relays to the runtimes of fork children's
+/// address spaces: it passes each call to the runtime of the address space the caller is in
+/// (or, for a fork child in none, its parent's), and carries out their answers on its listener
+/// for exactly the calls it passed to them.
+final class RelayHub {
+    final class Relay {
+        let socket: Int32
+        /// The fork child that became the address space, until its runtime says hello.
+        let child: pid_t
+        var runtime: pid_t = 0
+        var runtimePidfd: Int32 = -1
+        /// Calls passed to it and not yet answered.
+        var passed = Set<UInt64>()
+        init(socket: Int32, child: pid_t) { self.socket = socket; self.child = child }
+        var anchor: pid_t { runtime != 0 ? runtime : child }
+    }
+
+    private(set) var relays = [Relay]()
+
+    var isEmpty: Bool { relays.isEmpty }
+    var sockets: [Int32] { relays.map(\.socket) }
+
+    /// A new relay for fork child `child`: the end to give it (close-on-exec), or -errno.
+    func open(for child: pid_t) -> Int32 {
+        var pair: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            return -errno
+        }
+        relays.append(Relay(socket: pair[0], child: child))
+        return pair[1]
+    }
+
+    /// The relay serving the caller of `call`, or nil if the runtime itself serves it.
+    func route(_ call: GuestCall, home: pid_t) -> Relay? {
+        if relays.isEmpty || call.number == Int32(COLO_SYS_space) || shareAddressSpace(call.pid, home) { return nil }
+        if let r = relays.first(where: { shareAddressSpace(call.pid, $0.anchor) }) { return r }
+        guard let tgid = threadGroup(of: call.pid) else { return nil }
+        let parent = parent(of: tgid)
+        return relays.first { shareAddressSpace(parent, $0.anchor) }
+    }
+
+    /// Pass `call` on; false if the relay is gone.
+    func pass(_ call: GuestCall, to r: Relay) -> Bool {
+        r.passed.insert(call.id)
+        return sendWords(r.socket, [RelayKind.call.rawValue, call.id, UInt64(UInt32(bitPattern: call.pid)),
+                                    UInt64(UInt32(bitPattern: call.number)), call.instructionPointer] + call.args)
+    }
+
+    /// Serve the messages waiting on relay `socket` with `listener`; a relay whose runtime
+    /// has gone is dropped.  True if its runtime said hello: a new address space serves.
+    @discardableResult
+    func serve(_ socket: Int32, listener: Int32) -> Bool {
+        guard let i = relays.firstIndex(where: { $0.socket == socket }) else { return false }
+        var greeted = false
+        let r = relays[i]
+        var closed = false
+        while true {
+            var w = [UInt64](repeating: 0, count: relayWords)
+            let n = w.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+            if n <= 0 { closed = true; break }
+            guard n == relayWords * 8 else { continue }
+            let id = w[1]
+            var reply: Int64 = -Int64(EPERM)
+            switch RelayKind(rawValue: w[0]) {
+            case .hello:
+                let pid = pid_t(truncatingIfNeeded: w[1])
+                if r.runtime == 0 && shareAddressSpace(pid, r.child) {
+                    r.runtime = pid
+                    r.runtimePidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(pid), 0))
+                    greeted = true
+                }
+                continue
+            case .respond where r.passed.contains(id):
+                let e = Int32(truncatingIfNeeded: w[3])
+                r.passed.remove(id)
+                reply = UserNotification.respond(listener, id: id, e != 0 ? .error(e) : .value(Int64(bitPattern: w[2]))) ? 1 : 0
+            case .addFD where r.passed.contains(id) && r.runtimePidfd >= 0:
+                let own = Int32(truncatingIfNeeded: rawSyscall(Int(SYS_pidfd_getfd), Int(r.runtimePidfd), Int(w[2]), 0))
+                guard own >= 0 else { reply = Int64(own); break }
+                let target = Int64(bitPattern: w[3])
+                reply = Int64(UserNotification.addFD(listener, id: id, own, at: target < 0 ? nil : Int32(target)))
+                close(own)
+            case .valid where r.passed.contains(id):
+                reply = UserNotification.isValid(listener, id: id) ? 1 : 0
+                if reply == 0 { r.passed.remove(id) }
+            default:
+                break
+            }
+            _ = sendWords(socket, [RelayKind.reply.rawValue, id, UInt64(bitPattern: reply)])
+        }
+        if closed {
+            close(r.socket)
+            if r.runtimePidfd >= 0 { close(r.runtimePidfd) }
+            relays.remove(at: i)
+        }
+        return greeted
+    }
+}
