@@ -1,7 +1,8 @@
 /* colo.c - the guest library behind <colo.h>: CheriBSD's colocation calls as
  * system calls served by the colo runtime (numbers of colo_abi.h), with
  * CheriBSD libc's wrappers on top (cosetup's per-thread capabilities,
- * cocall's EAGAIN retry, cocachedpid's cache, capvfetch/capvset,
+ * cocall's fallback to cocall_slow and its wait for a starting callee,
+ * cocachedpid's cache, capvfetch/capvset,
  * coexecvpc's PATH search).  Outside a colocated address space the kernel
  * answers every call with ENOSYS. */
 #define _GNU_SOURCE
@@ -189,18 +190,20 @@ ssize_t _coaccept(void *code, void *data, void **cookiep, const void *outbuf, si
     return coaccept_slow(cookiep, outbuf, outlen, inbuf, inlen);
 }
 
-/* cocall(2): while the callee has not called coaccept yet (EAGAIN), wait a
- * millisecond and try again, as CheriBSD's libc does; a callee that accepts
- * with coaccept_slow (EPROTOTYPE) is called with cocall_slow. */
+/* cocall(2): _cocall, and a callee that accepts with coaccept_slow
+ * (EPROTOTYPE) is called with cocall_slow, as cocall.2 describes.  A callee
+ * that has not called coaccept yet gives EAGAIN, as CheriBSD's newest libc
+ * (cocall.c@5fad35f6 returns _cocall's result) and cocall_eagain expect --
+ * after half a second of asking again every millisecond (the older libc asked
+ * forever), so that a caller started together with its callee, which cannot
+ * say "ready" after it called coaccept, does not fail for a moment's lead. */
 ssize_t cocall(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
-    for (;;) {
+    for (int tries = 0;; tries++) {
         ssize_t r = _cocall(cocall_code, cocall_data, target, outbuf, outlen, inbuf, inlen);
-        if (r >= 0)
-            return r;
-        if (errno == EPROTOTYPE)
+        if (r < 0 && errno == EPROTOTYPE)
             return cocall_slow(target, outbuf, outlen, inbuf, inlen);
-        if (errno != EAGAIN)
+        if (r >= 0 || errno != EAGAIN || tries == 500)
             return r;
         usleep(1000);
         errno = EAGAIN;

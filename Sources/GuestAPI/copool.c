@@ -302,14 +302,19 @@ static int make_client(struct copool_client **clientp, void * const *targets, in
     return 0;
 }
 
+/* One call to a member; a member that has not accepted yet (EAGAIN: it is
+ * still starting) is asked again a millisecond later. */
 static ssize_t raw_call(int flags, void *target, const void *out, size_t outlen, void *in, size_t inlen)
 {
-    if (!(flags & COPOOL_SLOW))
-        return cocall(target, out, outlen, in, inlen);      /* retries EAGAIN itself */
     for (;;) {
-        ssize_t r = cocall_slow(target, out, outlen, in, inlen);
-        if (r < 0 && errno == EPROTOTYPE)       /* the member accepts with the switcher */
-            return cocall(target, out, outlen, in, inlen);
+        ssize_t r;
+        if (!(flags & COPOOL_SLOW)) {
+            r = cocall(target, out, outlen, in, inlen);
+        } else {
+            r = cocall_slow(target, out, outlen, in, inlen);
+            if (r < 0 && errno == EPROTOTYPE)       /* the member accepts with the switcher */
+                r = cocall(target, out, outlen, in, inlen);
+        }
         if (r >= 0 || errno != EAGAIN)
             return r;
         usleep(1000);

@@ -102,16 +102,18 @@ enum KernelCalls {
     }
 
     /// The buffer arguments (args 1–4) of cocall/coaccept: a NULL buffer only
-    /// with length 0, non-NULL buffers and all lengths 8-byte aligned (EINVAL),
-    /// and inside the user address space (EFAULT).
-    static func buffers(_ a: [UInt64]) -> Result<CallBuffers, ColoError> {
-        if let e = check(a[1], a[2]) ?? check(a[3], a[4]) { return .failure(ColoError(e, "bad buffer")) }
+    /// with length 0 (EINVAL); an untagged one (below COLO_UNTAGGED_LIMIT) EPROTO
+    /// for a caller, while a callee's copy fails later; non-NULL buffers and all
+    /// lengths 8-byte aligned (EINVAL), and inside the user address space (EFAULT).
+    static func buffers(_ a: [UInt64], untaggedOK: Bool = false) -> Result<CallBuffers, ColoError> {
+        if let e = check(a[1], a[2], untaggedOK) ?? check(a[3], a[4], untaggedOK) { return .failure(ColoError(e, "bad buffer")) }
         return .success(CallBuffers(out: a[1], outLength: a[2], input: a[3], inLength: a[4]))
     }
 
     /// The errno for one buffer and its length, or nil if it is acceptable.
-    private static func check(_ p: UInt64, _ n: UInt64) -> Int32? {
+    private static func check(_ p: UInt64, _ n: UInt64, _ untaggedOK: Bool) -> Int32? {
         if p == 0 && n != 0 { return EINVAL }
+        if p != 0 && p < UInt64(COLO_UNTAGGED_LIMIT) { return untaggedOK ? nil : EPROTO }
         if (p | n) % 8 != 0 { return EINVAL }
         return GuestMemory.inRange(p, n) ? nil : EFAULT
     }
@@ -126,7 +128,7 @@ enum KernelCalls {
 
     /// `ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.
     static func coacceptSlow(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
-        switch buffers(call.args) {
+        switch buffers(call.args, untaggedOK: true) {
         case .failure(let e): return .error(e.errno)
         case .success(let b): return space.kernel.coaccept(call, by: t, cookiep: call.args[0], b, space)
         }

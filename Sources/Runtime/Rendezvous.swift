@@ -214,7 +214,8 @@ final class Kernel {
         }
     }
 
-    /// Forget an exited thread: its callers get ENOLINK, its target stays
+    /// Forget an exited thread: the caller it was serving gets 0 (nothing received), those
+    /// queued for it ENOLINK, its target stays
     /// known as dead (later calls: ENOLINK), its names go (knob
     /// debug.counregister_on_exit), its SCB capability is revoked.
     func retire(_ t: ThreadContext, _ space: AddressSpace) {
@@ -227,7 +228,9 @@ final class Kernel {
         if t.scb != 0 { caps.revoke(t.scb) }
         if let b = t.block { colo_scb_retire(b) }
         t.acceptor = nil
-        if let s = t.serving { t.serving = nil; finish(s, .error(ENOLINK), space) }
+        // The call it was serving received nothing (kern_cocall_slow: the exiting callee
+        // wakes its caller, which returns the 0 bytes it started with).
+        if let s = t.serving { t.serving = nil; finish(s, .value(0), space) }
         let waiting = t.queue
         t.queue = []
         for c in waiting { finish(c, .error(ENOLINK), space) }
@@ -295,9 +298,16 @@ final class Kernel {
             case .source:
                 finish(c, .error(EFAULT), space)
             case .destination:
-                callee.queue.insert(c, at: 0)
+                // As kern_coaccept_slow: the callee's coaccept fails, the caller stays its
+                // caller (its next coaccept answers it; if it dies, the call received nothing).
                 callee.acceptor = nil
-                finishAccept(callee, acc, .error(EFAULT), space)
+                let e = acc.buffers.input < UInt64(COLO_UNTAGGED_LIMIT) ? EPROTO : EFAULT
+                if finishAccept(callee, acc, .error(e), space) {
+                    callee.serving = c
+                    setSleep(c.caller, .call, c.call, space)
+                } else {
+                    callee.queue.insert(c, at: 0)
+                }
                 return
             case nil:
                 callee.acceptor = nil

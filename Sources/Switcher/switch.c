@@ -90,21 +90,24 @@ static struct colo_scb *scb_of(uint64_t cap, unsigned type, int *dead)
     return (struct colo_scb *)e->object;
 }
 
-/* EINVAL for a NULL buffer with a length or unaligned values, EFAULT for a
- * range outside the user address space, else 0 (as the slow path checks). */
-static long check_buffer(uint64_t p, uint64_t n)
+/* EINVAL for a NULL buffer with a length, EPROTO for an untagged one
+ * (COLO_UNTAGGED_LIMIT) unless `untagged_ok` (a coaccept: its copy fails
+ * later), EINVAL for unaligned values, EFAULT for a range outside the user
+ * address space, else 0 (as the slow path checks). */
+static long check_buffer(uint64_t p, uint64_t n, int untagged_ok)
 {
     if (p == 0 && n != 0) return -EINVAL;
+    if (p != 0 && p < COLO_UNTAGGED_LIMIT) return untagged_ok ? 0 : -EPROTO;
     if ((p | n) % 8 != 0) return -EINVAL;
     if (p + n < p || p + n > 0x800000000000ULL) return -EFAULT;
     return 0;
 }
 
 /* check_buffer for the output and the input buffer of a call. */
-static long check_buffers(uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen)
+static long check_buffers(uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen, int untagged_ok)
 {
-    long e = check_buffer(out, outlen);
-    return e ? e : check_buffer(in, inlen);
+    long e = check_buffer(out, outlen, untagged_ok);
+    return e ? e : check_buffer(in, inlen, untagged_ok);
 }
 
 static inline long futex_wait(uint32_t *w, uint32_t v)
@@ -210,7 +213,7 @@ long colo_switch_cocall(uint64_t data, uint64_t target, uint64_t out, uint64_t o
     if (!me || !cur) return -EINVAL;
     if (me != cur)      /* callee code calling out: from its own thread, please */
         return cur->borrowing == me ? -COLO_SWITCH_UNBORROW_FIRST : -EINVAL;
-    long e = check_buffers(out, outlen, in, inlen);
+    long e = check_buffers(out, outlen, in, inlen, 0);
     if (e) return e;
     struct colo_scb *callee = me->last_callee;
     if (target != me->last_target || !callee || callee->cookie != me->last_cookie || callee->magic != COLO_SCB_MAGIC) {
@@ -337,7 +340,7 @@ long colo_switch_coaccept(uint64_t data, uint64_t cookiep, uint64_t out, uint64_
     if (!me) return -EINVAL;
     int borrowed = cur != me;
     if (borrowed && (!cur || cur->borrowing != me)) return -EINVAL;
-    long e = check_buffers(out, outlen, in, inlen);
+    long e = check_buffers(out, outlen, in, inlen, 1);
     if (e) return e;
 
     me->cookiep = cookiep;
@@ -416,12 +419,14 @@ static void unborrow_wait(void *arg)
     uint32_t waiting = done_word(me->seq, COLO_CALL_WAITING);
     hand_over(me, callee);
     /* A callee that died meanwhile answers nothing (the runtime answers for
-     * it once it sees the exit, unless we were still borrowing then). */
+     * it once it sees the exit, unless we were still borrowing then): the call
+     * received nothing (CheriBSD's kern_cocall_slow returns the 0 bytes it
+     * started with when the exiting callee wakes it). */
     if (__atomic_load_n(&callee->state, __ATOMIC_SEQ_CST) == COLO_SCB_DEAD) {
         uint32_t expect = waiting;
         if (__atomic_compare_exchange_n(&me->done, &expect, done_word(me->seq, COLO_CALL_ANSWERED), 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-            me->result = -ENOLINK;
+            me->result = 0;
     }
     take_back_signals(me);
     show_wchan(me, WCHAN_COCALL);
@@ -693,11 +698,12 @@ void colo_scb_retire(struct colo_scb *me)
 {
     __atomic_store_n(&me->state, COLO_SCB_DEAD, __ATOMIC_SEQ_CST);
     wake_waiters(me, 1);
-    /* A caller waiting for an unborrowed call of this thread: ENOLINK. */
+    /* A caller waiting for an unborrowed call of this thread: it received
+     * nothing (later calls: ENOLINK). */
     struct colo_scb *c = __atomic_load_n(&me->caller, __ATOMIC_SEQ_CST);
     if (c && __atomic_load_n(&c->borrowing, __ATOMIC_SEQ_CST) != me) {
         me->caller = 0;
-        answer_waiting(me, c, -ENOLINK);
+        answer_waiting(me, c, 0);
     }
     /* This thread died borrowing a callee's context: that context is lost;
      * the callee's own thread returns EINTR from the coaccept it was in. */

@@ -126,7 +126,10 @@ static int ask(int calls)
         err(1, "cosetup");
     in.len = sizeof(in);
     in.op = 0;
-    received = cocall_slow(capv[CAPV_COSERVICE], &in, sizeof(in), &out, sizeof(out));
+    /* The service may not have called coaccept yet (EAGAIN): ask again. */
+    while ((received = cocall_slow(capv[CAPV_COSERVICE], &in, sizeof(in), &out, sizeof(out))) < 0 &&
+        errno == EAGAIN)
+        usleep(1000);
     if (received < 0)
         err(1, "cocall_slow");
     if ((size_t)received != out.len || out.len != sizeof(out))

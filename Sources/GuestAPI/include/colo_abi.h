@@ -125,6 +125,12 @@ enum colo_space_state {
  * slot in the low half. */
 #define COLO_SPACE_SIGNAL       0x434f5350U         /* "COSP" */
 
+/* Buffers of cocall/coaccept below this address (Linux's default vm.mmap_min_addr: nothing
+ * is ever mapped there) are integers cast to pointers, which on CHERI carry no tag: a cocall
+ * given one fails with EPROT (EPROTO here, as <colo.h> spells it), as CheriBSD's copy from an
+ * untagged capability does; a coaccept given one waits, and its copy fails when a call comes. */
+#define COLO_UNTAGGED_LIMIT     0x10000ULL
+
 /* ---- Per-process state, at the start of the process's slot (private anonymous
  * memory, so a fork()ed child gets its own copy). ---- */
 struct colo_sigaction_rec {

@@ -64,7 +64,7 @@ void colo_scb_set_slow(struct colo_scb *scb);
 int32_t colo_scb_caller_pid(const struct colo_scb *scb);
 
 /* The thread has exited: calls give ENOLINK, a caller waiting for it is
- * answered ENOLINK, a callee whose context it borrowed gets EINTR. */
+ * answered 0 (nothing received), a callee whose context it borrowed gets EINTR. */
 void colo_scb_retire(struct colo_scb *scb);
 
 #endif
