@@ -7,6 +7,8 @@
  *   forkspace lazy          the server child makes no colocation call at all (it sleeps); the
  *                           second child coexecve()s "where SERVER" into it
  *   forkspace where PID     prints "same_mm=1" if this process shares PID's mm (kcmp)
+ *   forkspace hold          the child becomes an address space (cosetup, coregister) and
+ *                           waits; the parent prints "ready" and waits too (for colo ps)
  *   forkspace isolation     the child registers a name in its own address space; the parent,
  *                           in the one it was forked from, looks it up (ESRCH), then the child
  *                           looks up a name the parent registered (ESRCH) */
@@ -105,6 +107,23 @@ int main(int argc, char **argv)
         snprintf(spid, sizeof spid, "%d", (int)server);
         char *args[] = { argv[0], "where", spid, NULL };
         printf("caller status %d\n", coexec_from_sibling(server, args));
+        end(server);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "hold") == 0) {
+        int up[2];
+        if (pipe(up)) return 1;
+        pid_t server = fork();
+        if (server == 0) {
+            if (cosetup(COSETUP_COACCEPT) != 0 || coregister(name, NULL) != 0) _exit(2);
+            write(up[1], "r", 1);
+            for (;;) pause();
+        }
+        char c;
+        printf("server=%d\n", (int)server);
+        if (read(up[0], &c, 1) != 1) return 2;
+        printf("ready\n");
+        sleep(30);
         end(server);
         return 0;
     }

@@ -582,6 +582,9 @@ static int errnos(void)
     uint64_t out[16] = { 0x1234 }, in[16];
     char *raw = (char *)in;
     REPORT("cocall_before_accept", cocall_slow(helper_target, out, 8, in, sizeof in));
+    REPORT("cocall_fast_before_accept", cocall(helper_target, out, 8, in, sizeof in));   /* after 0.5 s */
+    REPORT("cocall_untagged_outbuf", cocall(helper_target, (void *)13, 8, in, sizeof in));
+    REPORT("cocall_untagged_inbuf", cocall_slow(helper_target, out, 8, (void *)42, 8));
     helper_go = 1;
     void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     REPORT("cocall_null_outbuf", cocall(helper_target, NULL, 8, in, sizeof in));
