@@ -47,26 +47,47 @@ extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
 #define SIGBIT(s) (1ULL << ((s) - 1))
 
-/* The fork child's filter: a colocation call (not one the guest serves itself: those trap
- * anyway) from inside the slot region traps; everything else is decided by the number alone
- * and allowed, so the kernel's action cache keeps ordinary calls at their cost. */
-static const struct sock_filter forked_filter[] = {
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 6),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1000, 0, 4),
-    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2000, 3, 0),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, 1),
-    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_END >> 32), 0, 1),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP | COLO_TRAP_DATA),
-};
+/* The fork child's filter: a colocation call the runtime serves (colo_syscalls.def), made
+ * from inside the slot region, traps; everything else is decided by the number alone and
+ * allowed, so the kernel's action cache keeps ordinary calls at their cost.  (Numbers the
+ * table does not name stay out: a guest's own filter may answer them, and a TRAP here would
+ * take precedence over its SECCOMP_RET_ERRNO.) */
+#define FORKED_MAX (10 + COLO_SYSCALL_COUNT)
+static struct sock_filter forked_filter[FORKED_MAX];
+static unsigned short forked_len;
+
+static void build_forked_filter(void)
+{
+    struct sock_filter *f = forked_filter;
+    unsigned n = 0, calls = 0;
+    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++)
+        if (colo_syscall_at(i)->served == COLO_SERVED_RUNTIME) calls++;
+    /* [0] arch, [1] != x86-64: allow, [2] nr, [3 .. 3+calls) one jump each to the IP check,
+     * then allow; the IP check: its high word, below the region: allow, past it: allow, else
+     * trap. */
+    unsigned allow = 3 + calls, ip = allow + 1;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, (uint8_t)(allow - 2));
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++) {
+        const struct colo_syscall_desc *d = colo_syscall_at(i);
+        if (d->served != COLO_SERVED_RUNTIME) continue;
+        f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)d->number, (uint8_t)(ip - n - 1), 0);
+        n++;
+    }
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, 1);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_END >> 32), 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP | COLO_TRAP_DATA);
+    __atomic_store_n(&forked_len, (unsigned short)n, __ATOMIC_RELEASE);
+}
 
 void colo_space_forked(struct colo_slot *s)
 {
-    struct sock_fprog fp = { .len = sizeof forked_filter / sizeof forked_filter[0],
-                             .filter = (struct sock_filter *)forked_filter };
+    if (!__atomic_load_n(&forked_len, __ATOMIC_ACQUIRE)) build_forked_filter();
+    struct sock_fprog fp = { .len = forked_len, .filter = forked_filter };
     /* Without it the child's calls reach its parent's runtime, which answers ENOSYS to a
      * process that is not its member, as before fork children were address spaces. */
     if (sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) == 0)
