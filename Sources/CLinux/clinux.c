@@ -4,7 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include "clinux.h"
 
 const int clinux_at_fdcwd = AT_FDCWD;
@@ -44,4 +49,15 @@ int clinux_epoll_ready(int epfd, uint64_t *data, int max) {
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) data[i] = evs[i].data.u64;
     return n;
+}
+
+int clinux_queue_signal(int pid, int sig, unsigned long long value) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = sig;
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_ptr = (void *)(uintptr_t)value;
+    return syscall(SYS_rt_sigqueueinfo, pid, sig, &info) == 0 ? 0 : -errno;
 }

@@ -34,18 +34,8 @@ extension AddressSpace {
     /// is (`retryCoexecs`).  nil if `target` is not such a child.
     func awaitForkSpace(_ call: GuestCall, target: pid_t) -> CallResult? {
         guard let slot = members[parent(of: target)]?.slot, !shareAddressSpace(target, runtimePID) else { return nil }
-        var info = siginfo_t()
-        info.si_signo = SIGSYS
-        info.si_code = Int32(SI_QUEUE)
-        withUnsafeMutableBytes(of: &info) { raw in
-            // si_pid, si_uid, then si_value (the union) at 24 (<asm-generic/siginfo.h>, _rt).
-            raw.storeBytes(of: getpid(), toByteOffset: 16, as: pid_t.self)
-            raw.storeBytes(of: getuid(), toByteOffset: 20, as: uid_t.self)
-            raw.storeBytes(of: UInt64(COLO_SPACE_SIGNAL) << 32 | UInt64(slot), toByteOffset: 24, as: UInt64.self)
-        }
-        guard rawSyscall(Int(SYS_rt_sigqueueinfo), Int(target), Int(SIGSYS), Int(bitPattern: withUnsafePointer(to: &info) { $0 })) == 0 else {
-            return .error(ESRCH)
-        }
+        let request = UInt64(COLO_SPACE_SIGNAL) << 32 | UInt64(slot)
+        guard clinux_queue_signal(target, SIGSYS, request) == 0 else { return .error(ESRCH) }
         pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: monotonicNanoseconds() + 10_000_000_000))
         return .pending
     }
