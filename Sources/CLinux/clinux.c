@@ -51,7 +51,7 @@ int clinux_epoll_ready(int epfd, uint64_t *data, int max) {
     return n;
 }
 
-int clinux_queue_signal(int pid, int sig, unsigned long long value) {
+int clinux_queue_signal(int pid, int tid, int sig, unsigned long long value) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
     info.si_signo = sig;
@@ -59,5 +59,6 @@ int clinux_queue_signal(int pid, int sig, unsigned long long value) {
     info.si_pid = getpid();
     info.si_uid = getuid();
     info.si_value.sival_ptr = (void *)(uintptr_t)value;
-    return syscall(SYS_rt_sigqueueinfo, pid, sig, &info) == 0 ? 0 : -errno;
+    long r = tid ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) : syscall(SYS_rt_sigqueueinfo, pid, sig, &info);
+    return r == 0 ? 0 : -errno;
 }

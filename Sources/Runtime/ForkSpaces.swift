@@ -21,8 +21,15 @@ struct PendingCoexec {
 }
 
 nonisolated(unsafe) private var pendingCoexecTables = [ObjectIdentifier: [PendingCoexec]]()
+nonisolated(unsafe) private var askedTables = [ObjectIdentifier: [pid_t: UInt64]]()
 
 extension AddressSpace {
+    /// Fork children asked to become an address space, and when.
+    var askedToBecome: [pid_t: UInt64] {
+        get { askedTables[ObjectIdentifier(self)] ?? [:] }
+        set { askedTables[ObjectIdentifier(self)] = newValue }
+    }
+
     /// coexecve()s waiting for their target to become an address space.
     var pendingCoexecs: [PendingCoexec] {
         get { pendingCoexecTables[ObjectIdentifier(self)] ?? [] }
@@ -34,10 +41,30 @@ extension AddressSpace {
     /// is (`retryCoexecs`).  nil if `target` is not such a child.
     func awaitForkSpace(_ call: GuestCall, target: pid_t) -> CallResult? {
         guard let slot = members[parent(of: target)]?.slot, !shareAddressSpace(target, runtimePID) else { return nil }
-        let request = UInt64(COLO_SPACE_SIGNAL) << 32 | UInt64(slot)
-        guard clinux_queue_signal(target, SIGSYS, request) == 0 else { return .error(ESRCH) }
+        guard askToBecomeSpace(target, thread: 0, slot: slot) else { return .error(ESRCH) }
         pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: monotonicNanoseconds() + 10_000_000_000))
         return .pending
+    }
+
+    /// Ask process `pid` (its thread `thread`, if not 0), a fork child owning (a copy of) `slot`,
+    /// to become an address space: a queued SIGSYS its handler takes (space.c).
+    func askToBecomeSpace(_ pid: pid_t, thread: pid_t, slot: Int) -> Bool {
+        clinux_queue_signal(pid, thread, SIGSYS, UInt64(COLO_SPACE_SIGNAL) << 32 | UInt64(slot)) == 0
+    }
+
+    /// A colocation call from a process that is in no address space: if it is a fork child of
+    /// a member, it is one of its own as soon as it needs one.  Ask the calling thread to become
+    /// one (the signal interrupts this very call, which the thread makes again afterwards,
+    /// then as a member of its new address space: this one stays unanswered); nil if it is not
+    /// such a child, or was asked already and did not become one (the call then fails, ENOSYS).
+    func becomeSpaceFirst(_ call: GuestCall) -> CallResult? {
+        let tid = call.pid
+        guard !shareAddressSpace(tid, runtimePID), let tgid = threadGroup(of: tid),
+              let slot = members[parent(of: tgid)]?.slot else { return nil }
+        let now = monotonicNanoseconds()
+        if let asked = askedToBecome[tgid], now - asked < 10_000_000_000 { return nil }
+        askedToBecome[tgid] = now
+        return askToBecomeSpace(tgid, thread: tid, slot: slot) ? .pending : nil
     }
 
     /// Answer the waiting coexecve()s whose target has become an address space, died, or

@@ -7,8 +7,9 @@ import Switcher
 /// The capability and call area of the system-call table: cosetup, coregister,
 /// colookup, cogetpid, cocall_slow, coaccept_slow, capfromfd, captofd.
 /// Arguments are in the registers of CheriBSD's syscalls.master; the state
-/// lives in the address space's `Kernel`.  A caller that is not a colocated
-/// process of the address space (e.g. a fork()ed child) gets ENOSYS.
+/// lives in the address space's `Kernel`.  A fork child of a member becomes an address
+/// space of its own at its first call; any other caller that is not a colocated process of
+/// the address space gets ENOSYS.
 enum KernelCalls {
     static let handlers: [Int32: SyscallTable.Handler] = [
         Int32(COLO_SYS_cosetup): { s, c in guarded(s, c, cosetup) },
@@ -23,9 +24,10 @@ enum KernelCalls {
 
     typealias Body = (AddressSpace, GuestCall, ThreadContext) -> CallResult
 
-    /// Run `body` for a caller that belongs to the address space, else ENOSYS.
+    /// Run `body` for a caller that belongs to the address space; a fork child of a member
+    /// becomes an address space of its own first (ForkSpaces.swift); else ENOSYS.
     private static func guarded(_ space: AddressSpace, _ call: GuestCall, _ body: Body) -> CallResult {
-        guard let t = space.kernel.context(call, space) else { return .error(ENOSYS) }
+        guard let t = space.kernel.context(call, space) else { return space.becomeSpaceFirst(call) ?? .error(ENOSYS) }
         return body(space, call, t)
     }
 

@@ -3,11 +3,14 @@
  *
  * fork() copies the whole mm: the parent's slots, the shared structures (capability table, SCB
  * area, process table, trace ring) and the runtime that served it, which has no thread here.
- * Nothing serves the child until it needs it: its first colocation call that needs an address
- * space (cosetup, coregister, colookup ...) traps, through a filter the child installed when it
- * was forked, to this handler, which
- *   1. asks the runtime it was forked from for the mapping plan of a runtime of its own (the
- *      runtime's program and its interpreter, as new descriptors, and an initial stack);
+ * Nothing serves the child until it needs it (a fork only marks its slot header
+ * COLO_SPACE_FORKED).  Its first colocation call that needs an address space reaches the
+ * runtime it was forked from, which finds no address space of the caller's and asks the
+ * calling thread to become one with a queued SIGSYS (COLO_SPACE_SIGNAL; the same when a
+ * process coexecve()s into the child).  The signal interrupts the call, and this handler
+ *   1. asks that runtime for the mapping plan of a runtime of its own (the runtime's program
+ *      and its interpreter, as new descriptors, and an initial stack) and for the relay it
+ *      will serve (colo_space);
  *   2. leaves its parent's address space: unmaps the copied shared structures and every slot
  *      but its own;
  *   3. applies the plan (COLO_RUNTIME_AREA_BASE, outside the slot region, so the runtime's own
@@ -15,11 +18,9 @@
  *      which closes what it need not hold and enters the program as execve would.  The child's
  *      calls still reach the listener of the one filter chain it inherited (Linux allows one
  *      listener per chain), held by the runtime it was forked from, which relays them to the
- *      new runtime over a socket (the descriptor step 1 gave: CallChannel.swift);
- *   4. waits until the runtime has made the child the first member of the new address space,
- *      and then makes the call.
- * Its later calls trap here too and are made from here: one SIGSYS more for each call the
- * runtime serves, in every address space that began as a fork child. */
+ *      new runtime over that socket (CallChannel.swift);
+ *   4. waits until the runtime has made the child the first member of the new address space.
+ * SIGSYS is SA_RESTART: the interrupted call is made again, and now reaches the new runtime. */
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <fcntl.h>
@@ -47,51 +48,9 @@ extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
 #define SIGBIT(s) (1ULL << ((s) - 1))
 
-/* The fork child's filter: a colocation call the runtime serves (colo_syscalls.def), made
- * from inside the slot region, traps; everything else is decided by the number alone and
- * allowed, so the kernel's action cache keeps ordinary calls at their cost.  (Numbers the
- * table does not name stay out: a guest's own filter may answer them, and a TRAP here would
- * take precedence over its SECCOMP_RET_ERRNO.) */
-#define FORKED_MAX (10 + COLO_SYSCALL_COUNT)
-static struct sock_filter forked_filter[FORKED_MAX];
-static unsigned short forked_len;
-
-static void build_forked_filter(void)
-{
-    struct sock_filter *f = forked_filter;
-    unsigned n = 0, calls = 0;
-    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++)
-        if (colo_syscall_at(i)->served == COLO_SERVED_RUNTIME) calls++;
-    /* [0] arch, [1] != x86-64: allow, [2] nr, [3 .. 3+calls) one jump each to the IP check,
-     * then allow; the IP check: its high word, below the region: allow, past it: allow, else
-     * trap. */
-    unsigned allow = 3 + calls, ip = allow + 1;
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, (uint8_t)(allow - 2));
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    for (uint32_t i = 0; i < COLO_SYSCALL_COUNT; i++) {
-        const struct colo_syscall_desc *d = colo_syscall_at(i);
-        if (d->served != COLO_SERVED_RUNTIME) continue;
-        f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)d->number, (uint8_t)(ip - n - 1), 0);
-        n++;
-    }
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4);
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_BASE >> 32), 0, 1);
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)(COLO_SLOT_REGION_END >> 32), 0, 1);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP | COLO_TRAP_DATA);
-    __atomic_store_n(&forked_len, (unsigned short)n, __ATOMIC_RELEASE);
-}
-
 void colo_space_forked(struct colo_slot *s)
 {
-    if (!__atomic_load_n(&forked_len, __ATOMIC_ACQUIRE)) build_forked_filter();
-    struct sock_fprog fp = { .len = forked_len, .filter = forked_filter };
-    /* Without it the child's calls reach its parent's runtime, which answers ENOSYS to a
-     * process that is not its member, as before fork children were address spaces. */
-    if (sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) == 0)
-        __atomic_store_n(&s->space_state, COLO_SPACE_FORKED, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->space_state, COLO_SPACE_FORKED, __ATOMIC_RELEASE);
 }
 
 struct ts { long sec, nsec; };
@@ -228,18 +187,4 @@ void colo_space_ready(struct colo_slot *s)
 {
     __atomic_store_n(&s->space_state, COLO_SPACE_READY, __ATOMIC_RELEASE);
     sys6(SYS_futex, (long)&s->space_state, FUTEX_WAKE, 1, 0, 0, 0);
-}
-
-long colo_space_forward(struct colo_slot *s, ucontext_t *uc, int nr)
-{
-    greg_t *g = uc->uc_mcontext.gregs;
-    uint32_t st = __atomic_load_n(&s->space_state, __ATOMIC_ACQUIRE);
-    if ((st == COLO_SPACE_FORKED || st == COLO_SPACE_STARTING) && s->owner_pid != (int32_t)sys0(SYS_getpid)) {
-        long r = become_space(s);
-        if (r < 0) return r;
-    }
-    /* The call may block (coaccept_slow): the guest's handlers may run meanwhile, and trap. */
-    uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~SIGBIT(SIGSYS);
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
-    return sys6(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]);
 }

@@ -60,9 +60,10 @@ struct clinux_ptrace_sud_config {
  * into *pid, *uid, *gid; 0, or -errno. */
 int clinux_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
 
-/* Queue signal `sig` to process `pid` with si_code SI_QUEUE and `value` as its sival_ptr,
- * from the caller (rt_sigqueueinfo).  0 or -errno. */
-int clinux_queue_signal(int pid, int sig, unsigned long long value);
+/* Queue signal `sig` to process `pid` (to its thread `tid` if not 0) with si_code SI_QUEUE
+ * and `value` as its sival_ptr, from the caller (rt_sigqueueinfo, rt_tgsigqueueinfo).
+ * 0 or -errno. */
+int clinux_queue_signal(int pid, int tid, int sig, unsigned long long value);
 
 /* pidfd_open(2)'s PIDFD_THREAD (Linux 6.9, <linux/pidfd.h>): O_EXCL. */
 extern const int clinux_pidfd_thread;
