@@ -147,7 +147,12 @@ static inline ssize_t _cocall_fast(void *data, const void *target, const void *o
  * switcher instead, so that slow callers and fast services work together. */
 ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
-    long r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
+    long r;
+    /* A callee that has not called coaccept yet: EAGAIN, after half a second of asking
+     * again, as cocall() does. */
+    for (int tries = 0; (r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen,
+                                          (long)inbuf, (long)inlen, 0)) == -EAGAIN && tries < 500; tries++)
+        usleep(1000);
     if (r == -EPROTOTYPE && fast_calls)
         return _cocall_fast(cocall_data, target, outbuf, outlen, inbuf, inlen);
     return result(r);
