@@ -17,13 +17,24 @@ private func sendWords(_ fd: Int32, _ words: [UInt64]) -> Bool {
     return w.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == relayWords * 8
 }
 
-private func receiveWords(_ fd: Int32, wait: Bool) -> [UInt64]? {
+/// What one read of a relay gives.
+private enum Received {
+    case message([UInt64])
+    /// Nothing waiting (without `wait`).
+    case none
+    /// The other end has gone (or the socket failed).
+    case closed
+}
+
+private func receiveWords(_ fd: Int32, wait: Bool) -> Received {
     var w = [UInt64](repeating: 0, count: relayWords)
     while true {
         let n = w.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) }
-        if n == relayWords * 8 { return w }
+        if n == relayWords * 8 { return .message(w) }
+        if n > 0 { continue }                   // not a relay message: skipped
         if n < 0 && errno == EINTR { continue }
-        return nil
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .none }
+        return .closed
     }
 }
 
@@ -32,20 +43,23 @@ private func receiveWords(_ fd: Int32, wait: Bool) -> [UInt64]? {
 /// chain, so a fork child that became an address space (space.c) still makes its calls to that
 /// listener: its runtime gets them relayed, and answers through the relay (RelayHub).
 final class CallChannel {
-    /// What to poll for calls.
-    let fd: Int32
+    private let descriptor: Int32
     private let relayed: Bool
+    /// The relay's other end has gone: no call can come any more.
+    private var closed = false
+    /// What to poll for calls (-1, which poll ignores, once a relay has closed).
+    var fd: Int32 { closed ? -1 : descriptor }
     /// Calls that came while a relayed request waited for its reply.
     private var queued = [GuestCall]()
 
-    init(listener: Int32) { fd = listener; relayed = false }
+    init(listener: Int32) { descriptor = listener; relayed = false }
 
     /// The served end of a relay.
-    init(relay: Int32) { fd = relay; relayed = true }
+    init(relay: Int32) { descriptor = relay; relayed = true }
 
     /// Tell the other end of the relay that this runtime (its PID) serves the address space now.
     func hello() {
-        if relayed { _ = sendWords(fd, [RelayKind.hello.rawValue, UInt64(UInt32(bitPattern: getpid()))]) }
+        if relayed { _ = sendWords(descriptor, [RelayKind.hello.rawValue, UInt64(UInt32(bitPattern: getpid()))]) }
     }
 
     /// A call is ready without waiting.
@@ -53,16 +67,19 @@ final class CallChannel {
 
     /// The next call, or nil (none pending, or its caller went away).
     func receive() -> GuestCall? {
-        guard relayed else { return UserNotification.receive(fd) }
+        guard relayed else { return UserNotification.receive(descriptor) }
         if !queued.isEmpty { return queued.removeFirst() }
-        guard let w = receiveWords(fd, wait: false), w[0] == RelayKind.call.rawValue else { return nil }
-        return Self.call(w)
+        switch receiveWords(descriptor, wait: false) {
+        case .message(let w) where w[0] == RelayKind.call.rawValue: return Self.call(w)
+        case .closed: closed = true; return nil
+        default: return nil
+        }
     }
 
     /// Answer a call; false if its caller is no longer waiting.
     @discardableResult
     func respond(id: UInt64, _ result: CallResult) -> Bool {
-        guard relayed else { return UserNotification.respond(fd, id: id, result) }
+        guard relayed else { return UserNotification.respond(descriptor, id: id, result) }
         switch result {
         case .pending: return false
         case .value(let v): return request([RelayKind.respond.rawValue, id, UInt64(bitPattern: v), 0]) == 1
@@ -73,24 +90,25 @@ final class CallChannel {
     /// Install descriptor `source` into the caller of call `id` (at `target`, or the lowest free
     /// number): its number there, or -errno.
     func addFD(id: UInt64, _ source: Int32, at target: Int32?) -> Int {
-        guard relayed else { return UserNotification.addFD(fd, id: id, source, at: target) }
+        guard relayed else { return UserNotification.addFD(descriptor, id: id, source, at: target) }
         return Int(request([RelayKind.addFD.rawValue, id, UInt64(UInt32(bitPattern: source)),
                             UInt64(bitPattern: Int64(target ?? -1))]))
     }
 
     /// Is the caller of call `id` still waiting?
     func isValid(id: UInt64) -> Bool {
-        guard relayed else { return UserNotification.isValid(fd, id: id) }
+        guard relayed else { return UserNotification.isValid(descriptor, id: id) }
         return request([RelayKind.valid.rawValue, id]) == 1
     }
 
     /// Send a request and wait for its reply (calls arriving meanwhile are queued).
     private func request(_ words: [UInt64]) -> Int64 {
-        guard sendWords(fd, words) else { return -Int64(EPIPE) }
-        while let w = receiveWords(fd, wait: true) {
+        guard sendWords(descriptor, words) else { return -Int64(EPIPE) }
+        while case .message(let w) = receiveWords(descriptor, wait: true) {
             if w[0] == RelayKind.reply.rawValue { return Int64(bitPattern: w[2]) }
             if w[0] == RelayKind.call.rawValue { queued.append(Self.call(w)) }
         }
+        closed = true
         return -Int64(EPIPE)
     }
 
@@ -149,20 +167,13 @@ final class RelayHub {
     }
 
     /// Serve the messages waiting on relay `socket` with `listener`; a relay whose runtime
-    /// has gone is dropped.  True if its runtime said hello: a new address space serves.
-    @discardableResult
-    func serve(_ socket: Int32, listener: Int32) -> Bool {
-        guard let i = relays.firstIndex(where: { $0.socket == socket }) else { return false }
-        var greeted = false
+    /// has gone is dropped.
+    func serve(_ socket: Int32, listener: Int32) {
+        guard let i = relays.firstIndex(where: { $0.socket == socket }) else { return }
         let r = relays[i]
-        var closed = false
-        while true {
-            var w = [UInt64](repeating: 0, count: relayWords)
-            let n = w.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-            if n <= 0 { closed = true; break }
-            guard n == relayWords * 8 else { continue }
+        var received = receiveWords(socket, wait: false)
+        while case .message(let w) = received {
+            defer { received = receiveWords(socket, wait: false) }
             let id = w[1]
             var reply: Int64 = -Int64(EPERM)
             switch RelayKind(rawValue: w[0]) {
@@ -171,7 +182,6 @@ final class RelayHub {
                 if r.runtime == 0 && shareAddressSpace(pid, r.child) {
                     r.runtime = pid
                     r.runtimePidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(pid), 0))
-                    greeted = true
                 }
                 continue
             case .respond where r.passed.contains(id):
@@ -192,11 +202,10 @@ final class RelayHub {
             }
             _ = sendWords(socket, [RelayKind.reply.rawValue, id, UInt64(bitPattern: reply)])
         }
-        if closed {
+        if case .closed = received {
             close(r.socket)
             if r.runtimePidfd >= 0 { close(r.runtimePidfd) }
             relays.remove(at: i)
         }
-        return greeted
     }
 }
