@@ -55,6 +55,10 @@ public final class AddressSpace {
     let channel: CallChannel
     /// Relays to the runtimes of fork children's address spaces (CallChannel.swift).
     let relays = RelayHub()
+    /// coexecve()s waiting for their target, a fork child, to become an address space, and
+    /// the fork children asked to become one, with when (ForkSpaces.swift).
+    var pendingCoexecs = [PendingCoexec]()
+    var askedToBecome = [pid_t: UInt64]()
     /// Capabilities, names and the slow-path rendezvous (KernelCalls).
     let kernel: Kernel
     /// The write end of the watchdog's pipe (watchdog.c): held by the runtime alone, so
@@ -345,11 +349,10 @@ public final class AddressSpace {
             let timeout: Int32 = channel.hasQueued ? 0 : pendingCoexecs.isEmpty ? -1 : 100
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
             // Relays first: a relayed runtime's hello comes before the calls it serves.
-            var greeted = false
             for (i, socket) in relaySockets.enumerated() where fds[4 + i].revents != 0 {
-                if relays.serve(socket, listener: channel.fd) { greeted = true }
+                relays.serve(socket, listener: channel.fd)
             }
-            if greeted || !pendingCoexecs.isEmpty { retryCoexecs() }
+            retryCoexecs()
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
                 while read(sfd, &si, 128) > 0 {

@@ -20,27 +20,18 @@ struct PendingCoexec {
     let deadline: UInt64
 }
 
-nonisolated(unsafe) private var pendingCoexecTables = [ObjectIdentifier: [PendingCoexec]]()
-nonisolated(unsafe) private var askedTables = [ObjectIdentifier: [pid_t: UInt64]]()
-
 extension AddressSpace {
-    /// Fork children asked to become an address space, and when.
-    var askedToBecome: [pid_t: UInt64] {
-        get { askedTables[ObjectIdentifier(self)] ?? [:] }
-        set { askedTables[ObjectIdentifier(self)] = newValue }
-    }
-
-    /// coexecve()s waiting for their target to become an address space.
-    var pendingCoexecs: [PendingCoexec] {
-        get { pendingCoexecTables[ObjectIdentifier(self)] ?? [] }
-        set { pendingCoexecTables[ObjectIdentifier(self)] = newValue }
+    /// The slot (header) process `pid` has a copy of if it is a fork child of a member that
+    /// is in no address space yet; nil for any other process.
+    private func forkChildSlot(_ pid: pid_t) -> Int? {
+        shareAddressSpace(pid, runtimePID) ? nil : members[parent(of: pid)]?.slot
     }
 
     /// A coexecve into `target`, a fork child of a member that is no address space yet: ask it
     /// to become one (a queued SIGSYS its handler takes, space.c) and answer the call once it
     /// is (`retryCoexecs`).  nil if `target` is not such a child.
     func awaitForkSpace(_ call: GuestCall, target: pid_t) -> CallResult? {
-        guard let slot = members[parent(of: target)]?.slot, !shareAddressSpace(target, runtimePID) else { return nil }
+        guard let slot = forkChildSlot(target) else { return nil }
         guard askToBecomeSpace(target, thread: 0, slot: slot) else { return .error(ESRCH) }
         pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: monotonicNanoseconds() + 10_000_000_000))
         return .pending
@@ -59,8 +50,7 @@ extension AddressSpace {
     /// such a child, or was asked already and did not become one (the call then fails, ENOSYS).
     func becomeSpaceFirst(_ call: GuestCall) -> CallResult? {
         let tid = call.pid
-        guard !shareAddressSpace(tid, runtimePID), let tgid = threadGroup(of: tid),
-              let slot = members[parent(of: tgid)]?.slot else { return nil }
+        guard let tgid = threadGroup(of: tid), let slot = forkChildSlot(tgid) else { return nil }
         let now = monotonicNanoseconds()
         if let asked = askedToBecome[tgid], now - asked < 10_000_000_000 { return nil }
         askedToBecome[tgid] = now

@@ -26,9 +26,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <linux/audit.h>
 #include <linux/sched.h>
 #include <linux/futex.h>
 #include <linux/wait.h>
@@ -37,7 +34,6 @@
 #include <asm/prctl.h>
 #include "switcher.h"
 #include "colo_plan.h"
-#include "colo_recolo.h"
 #include "sys.h"
 #include "internal.h"
 #include "fork.h"
@@ -45,8 +41,6 @@
 
 extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
-
-#define SIGBIT(s) (1ULL << ((s) - 1))
 
 void colo_space_forked(struct colo_slot *s)
 {

@@ -2,7 +2,6 @@
 #ifndef COLO_SWITCHER_SPACE_H
 #define COLO_SWITCHER_SPACE_H
 
-#include <ucontext.h>
 #include "switcher.h"
 
 /* In a fork child, just forked in the SIGSYS handler: not an address space until it needs one. */
