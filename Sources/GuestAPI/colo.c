@@ -139,6 +139,10 @@ int cogetpid(pid_t *pidp)
     return (int)instant(COLO_SYS_cogetpid, (long)pidp, 0, 0);
 }
 
+/* How many times cocall(3) and cocall_slow(2) ask again, a millisecond apart, while the
+ * callee has not called coaccept yet (EAGAIN), before they give EAGAIN. */
+#define EAGAIN_RETRIES 500
+
 static inline ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
                             void *inbuf, size_t inlen);
 
@@ -151,7 +155,7 @@ ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf
     /* A callee that has not called coaccept yet: EAGAIN, after half a second of asking
      * again, as cocall() does. */
     for (int tries = 0; (r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen,
-                                          (long)inbuf, (long)inlen, 0)) == -EAGAIN && tries < 500; tries++)
+                                          (long)inbuf, (long)inlen, 0)) == -EAGAIN && tries < EAGAIN_RETRIES; tries++)
         usleep(1000);
     if (r == -EPROTOTYPE && fast_calls)
         return _cocall_fast(cocall_data, target, outbuf, outlen, inbuf, inlen);
@@ -208,7 +212,7 @@ ssize_t cocall(void *target, const void *outbuf, size_t outlen, void *inbuf, siz
         ssize_t r = _cocall(cocall_code, cocall_data, target, outbuf, outlen, inbuf, inlen);
         if (r < 0 && errno == EPROTOTYPE)
             return cocall_slow(target, outbuf, outlen, inbuf, inlen);
-        if (r >= 0 || errno != EAGAIN || tries == 500)
+        if (r >= 0 || errno != EAGAIN || tries == EAGAIN_RETRIES)
             return r;
         usleep(1000);
         errno = EAGAIN;
