@@ -46,14 +46,17 @@ import Testing
         return shared!
     }
 
-    static func cheribsdStyle() throws -> String {
+    /// Tests/Guests/NAME.c built with the installed prefix's pkg-config line (once).
+    static func built(_ name: String) throws -> String {
         let p = try prefix()
-        let out = p.path + "/cheribsd_style"
+        let out = p.path + "/" + name
         if FileManager.default.fileExists(atPath: out) { return out }
-        let r = try p.build(Guests.sourceDir.appendingPathComponent("cheribsd_style.c").path, out)
-        guard r.status == 0 else { throw TestFailure("cheribsd_style does not build: \(r.stderr)") }
+        let r = try p.build(Guests.sourceDir.appendingPathComponent("\(name).c").path, out)
+        guard r.status == 0 else { throw TestFailure("\(name) does not build: \(r.stderr)") }
         return out
     }
+
+    static func cheribsdStyle() throws -> String { try built("cheribsd_style") }
 
     @Test func installHasTheOverlayCopoolAndSectionTwoAndThreePages() throws {
         let p = try Self.prefix()
@@ -153,14 +156,7 @@ import Testing
 
     /// cheribsd_compat.c built with the pkg-config line: the FreeBSD headers and
     /// functions CheriBSD's own tests and tools use (issue 14).
-    static func compat() throws -> String {
-        let p = try prefix()
-        let out = p.path + "/cheribsd_compat"
-        if FileManager.default.fileExists(atPath: out) { return out }
-        let r = try p.build(Guests.sourceDir.appendingPathComponent("cheribsd_compat.c").path, out)
-        guard r.status == 0 else { throw TestFailure("cheribsd_compat does not build: \(r.stderr)") }
-        return out
-    }
+    static func compat() throws -> String { try built("cheribsd_compat") }
 
     @Test func kernProcPathnameNamesTheColocatedProgram() throws {
         let exe = try Self.compat()
