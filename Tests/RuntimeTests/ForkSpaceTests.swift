@@ -41,6 +41,31 @@ import Testing
         #expect(r.stdout.contains("child status 0"))
     }
 
+    /// The runtime the child was forked from holds the listener its calls arrive on: when it
+    /// is killed, the child's runtime sees its relay close and waits, idle, for its members.
+    @Test func aChildsRuntimeStaysIdleWhenTheRuntimeItWasForkedFromDies() throws {
+        let bg = try Background([Run.colo, try Self.guest(), "hold"])
+        _ = try bg.waitFor { $0 == "ready" }
+        let p = pid_t(try bg.value("parent"))!, c = pid_t(try bg.value("server"))!
+        let home = try #require(SpaceDirectory.space(containing: p)).table.runtimePID
+        let own = try #require(SpaceDirectory.space(containing: c)).table.runtimePID
+        func cpuTicks(_ pid: pid_t) -> Int {
+            let f = statFields(pid)             // [11] utime, [12] stime
+            return f.count > 12 ? (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0) : -1
+        }
+        kill(home, SIGKILL)
+        #expect(eventually { kill(p, 0) != 0 }, "the watchdog killed the parent, in the dead runtime's mm")
+        let before = cpuTicks(own)
+        usleep(1_000_000)
+        let used = cpuTicks(own) - before
+        #expect(before >= 0 && used < 20, "the child's runtime spent \(used) ticks of 100 in a second")
+        #expect(kill(c, 0) == 0, "the child, in its own mm, lives on")
+        kill(c, SIGTERM)
+        // Gone, or a zombie of whoever adopted it once its subreaper died.
+        #expect(eventually { kill(own, 0) != 0 || statFields(own).first == "Z" }, "its runtime ends with its last member")
+        _ = bg.wait()
+    }
+
     @Test func coloPsShowsTheChildWithAVmaddrOfItsOwn() throws {
         let bg = try Background([Run.colo, try Self.guest(), "hold"])
         _ = try bg.waitFor { $0 == "ready" }
