@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include "clinux.h"
@@ -61,4 +63,52 @@ int clinux_queue_signal(int pid, int tid, int sig, unsigned long long value) {
     info.si_value.sival_ptr = (void *)(uintptr_t)value;
     long r = tid ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) : syscall(SYS_rt_sigqueueinfo, pid, sig, &info);
     return r == 0 ? 0 : -errno;
+}
+
+long clinux_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr align; } ctl;
+    if (nfds < 0 || nfds > 8) return -EINVAL;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    memset(&ctl, 0, sizeof ctl);
+    if (nfds > 0) {
+        m.msg_control = ctl.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &m, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+long clinux_receive_fd(int sock, void *buf, size_t len, int *fd) {
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+    struct iovec iov = { buf, len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+    *fd = -1;
+    ssize_t n;
+    do n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+        memcpy(fd, CMSG_DATA(c), sizeof(int));
+    return n;
+}
+
+int clinux_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
+}
+
+int clinux_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) < 0 ? -errno : 0;
+}
+
+void clinux_rseq_area(uint64_t *address, uint32_t *length, uint32_t *signature) {
+    *address = __rseq_size ? (uint64_t)((char *)__builtin_thread_pointer() + __rseq_offset) : 0;
+    *length = __rseq_size < 32 ? 32 : __rseq_size;
+    *signature = RSEQ_SIG;
 }

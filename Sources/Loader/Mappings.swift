@@ -105,11 +105,19 @@ public struct MappingPlan: Sendable {
 
     /// Apply the plan in this process's mm (colo_plan_apply); on failure nothing it reserved stays.
     public func apply() throws(LoadError) {
-        let bytes = serialized()
-        var failed: UInt32 = 0
-        let r = bytes.withUnsafeBytes {
-            colo_plan_apply($0.baseAddress!.assumingMemoryBound(to: colo_plan.self), UInt64($0.count), &failed)
+        try apply { bytes in
+            var failed: UInt32 = 0
+            let r = bytes.withUnsafeBytes {
+                colo_plan_apply($0.baseAddress!.assumingMemoryBound(to: colo_plan.self), UInt64($0.count), &failed)
+            }
+            return (r, failed)
         }
+    }
+
+    /// Apply the plan through `applier`, which gets the serialized plan, applies it where the
+    /// program is to live, and returns colo_plan_apply's result and failing operation.
+    public func apply(_ applier: ([UInt8]) -> (result: Int, failed: UInt32)) throws(LoadError) {
+        let (r, failed) = applier(serialized())
         guard r < 0 else { return }
         let e = Int32(-r)
         guard Int(failed) < operations.count else { throw LoadError(errno: e, message: "malformed mapping plan") }

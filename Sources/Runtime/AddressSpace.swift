@@ -30,9 +30,12 @@ public struct Member {
     public let slot: Int?
 }
 
-/// The colocation kernel of one address space.  The process that creates it is
-/// the address space's first process; it never runs guest code.  Every
-/// colocated process is its CLONE_VM child, living in a slot of its own.
+/// The colocation kernel of one address space.  The process that creates it never runs
+/// guest code.  A new address space is a new mm, held by the in-mm agent the runtime forks
+/// (SpaceAgent.swift, agent.c): every colocated process is a CLONE_VM process of the agent's
+/// mm (and the runtime's child), living in a slot of its own, while the runtime's own memory
+/// stays out of the guests' reach.  The address space of a fork child (ForkSpaces.swift) is
+/// served by a runtime that space.c started inside the child's mm, which does that itself.
 public final class AddressSpace {
     public let table: SpaceTable
     public let runtimePID: pid_t
@@ -61,9 +64,19 @@ public final class AddressSpace {
     var askedToBecome = [pid_t: UInt64]()
     /// Capabilities, names and the slow-path rendezvous (KernelCalls).
     let kernel: Kernel
-    /// The write end of the watchdog's pipe (watchdog.c): held by the runtime alone, so
-    /// that its end, however it comes, makes the watchdog kill every member.
+    /// The write end of the watchdog's pipe (watchdog.c), for a runtime inside its address
+    /// space (-1 with an agent, which kills every member itself when the runtime ends): held
+    /// by the runtime alone, so that its end, however it comes, makes the watchdog kill every member.
     let watchdogPipe: Int32
+    /// What only a thread of the address space's mm can do: the agent, or the runtime itself.
+    let hands: MmHands
+    /// The agent's PID (nil: the runtime lives in the address space).
+    let agentPID: pid_t?
+    /// The address space's memory, through a process of its mm (KernelMemory.swift).
+    let memory: GuestMemory
+    /// The slot headers' memory: block `i` is slot i's header, mapped shared by the runtime
+    /// and the address space (a memfd; a fork child's copy becomes private, space.c).
+    let headerFile: Int32
 
     /// Create a new address space whose first process is the caller; with `relay`, the
     /// address space of a fork child, whose calls come over that relay (space.c).
@@ -73,13 +86,11 @@ public final class AddressSpace {
         initialIgnored = ign
         initialBlocked = blk
         runtimePID = getpid()
-        if let relay {
-            _ = fcntl(relay, F_SETFD, FD_CLOEXEC)
-            channel = CallChannel(relay: relay)
-        } else {
-            channel = CallChannel(listener: try Self.installFilter())
-        }
         kernel = try Kernel()
+        headerFile = clinux_memfd("colo slot headers")
+        guard headerFile >= 0, ftruncate(headerFile, off_t(Layout.maxSlots) * off_t(COLO_SLOT_HEADER_SIZE)) == 0 else {
+            throw .last("cannot create the slot headers' file")
+        }
         try SpaceDirectory.ensure()
         table = try SpaceTable.create(path: SpaceDirectory.tablePath(runtimePID: runtimePID), runtimePID: runtimePID)
         Kernel.publishSwitcher(in: table)
@@ -88,7 +99,23 @@ public final class AddressSpace {
         unsetenv("COLO_TRACE_READER")
         try table.createTraceRing(reader: reader)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
-        watchdogPipe = try Self.startWatchdog()
+        if let relay {
+            _ = fcntl(relay, F_SETFD, FD_CLOEXEC)
+            channel = CallChannel(relay: relay)
+            hands = OwnHands()
+            agentPID = nil
+            watchdogPipe = try Self.startWatchdog()
+        } else {
+            // Every shared structure is mapped: the agent's copies of them are the same memory.
+            try Self.buildFilter()
+            let agent = try Agent()
+            channel = CallChannel(listener: agent.listener)
+            hands = agent
+            agentPID = agent.pid
+            watchdogPipe = -1
+        }
+        table.header.pointee.mm_pid = hands.mmProcess
+        memory = GuestMemory(pid: hands.mmProcess)
         // Members orphaned by their parent's end (a shell's background job) become the
         // runtime's children, which it serves and reaps until the last one ends.
         _ = rawSyscall(Int(SYS_prctl), Int(PR_SET_CHILD_SUBREAPER), 1, 0, 0, 0)
@@ -110,17 +137,18 @@ public final class AddressSpace {
 
     deinit { shutdown() }
 
-    /// Install the address space's seccomp filter on the runtime's own thread;
-    /// every colocated process is cloned from it and inherits it.
-    private static func installFilter() throws(ColoError) -> Int32 {
+    /// Build the address space's seccomp program (colo_filter_program), which the agent
+    /// installs on itself; every colocated process is cloned from it and inherits it.
+    private static func buildFilter() throws(ColoError) {
         var prog = [colo_sock_filter](repeating: colo_sock_filter(), count: Int(COLO_FILTER_MAX))
-        let n = colo_build_filter(&prog, UInt32(prog.count))
-        guard n > 0 else { throw ColoError(E2BIG, "the seccomp filter does not fit") }
-        let fd = colo_install_filter(prog, UInt32(n))
-        guard fd >= 0 else { throw ColoError(-fd, "cannot install the seccomp filter: \(String(cString: strerror(-fd)))") }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        return fd
+        guard colo_build_filter(&prog, UInt32(prog.count)) > 0 else { throw ColoError(E2BIG, "the seccomp filter does not fit") }
     }
+
+    /// Is `pid` a process of this address space: one of its mm (kcmp KCMP_VM), or the runtime,
+    /// which stands for it (it is the parent of the members it started, and `colo ps` lists it
+    /// with them), so that coexecve(getppid(), ...) of such a member runs in place, as it did
+    /// when the runtime lived in the mm.
+    func inThisSpace(_ pid: pid_t) -> Bool { pid == runtimePID || shareAddressSpace(pid, hands.mmProcess) }
 
     /// Withdraw the address space from view: remove its table file and control
     /// socket.  Call before exiting (exit(3) runs no deinitializers).
@@ -173,7 +201,9 @@ public final class AddressSpace {
 
     func releaseSlot(_ i: Int) {
         vectors[i] = nil
-        munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(Layout.slotSize))
+        hands.unmap(Layout.slotBase(i), Layout.slotSize)
+        munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(COLO_SLOT_HEADER_SIZE))
+        _ = clinux_punch_hole(headerFile, Int64(i) * Int64(COLO_SLOT_HEADER_SIZE), Int64(COLO_SLOT_HEADER_SIZE))
         table.clear(slot: i)
         slotsInUse[i] = false
     }
@@ -182,11 +212,13 @@ public final class AddressSpace {
         UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!
     }
 
-    /// Map a fresh, zeroed slot header.
+    /// Map a fresh, zeroed slot header, in the runtime's mm and the address space's.
     func mapSlotHeader(_ index: Int) throws(ColoError) {
         guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
-                            PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+                            PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, headerFile, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE)),
               hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
+        do throws(ColoError) { try hands.mapHeader(index, file: headerFile) }
+        catch { munmap(hp, Int(COLO_SLOT_HEADER_SIZE)); throw error }
     }
 
     /// Map a validated program into slot `index` (header mapped, rest empty),
@@ -196,8 +228,11 @@ public final class AddressSpace {
               capv: [UInt64] = []) throws(ColoError) -> LoadedProgram {
         let base = Layout.slotBase(index)
         let loaded: LoadedProgram
-        do throws(LoadError) { loaded = try Loader.map(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize) }
-        catch { throw ColoError(error.errno, error.description) }
+        do throws(LoadError) {
+            let plan: MappingPlan
+            (loaded, plan) = try Loader.layout(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize)
+            try hands.apply(plan)
+        } catch { throw ColoError(error.errno, error.description) }
         // The process's threads belonged to its previous program: their
         // targets die with it (callers get ENOLINK, names go).
         if owner != 0 { kernel.programReplaced(owner, self) }
@@ -249,8 +284,7 @@ public final class AddressSpace {
             slot.pointee.set_creds = 1; slot.pointee.uid = c.uid; slot.pointee.gid = c.gid
         }
         storeCString(r.cwd ?? "", into: &slot.pointee.cwd)
-        let pid = colo_spawn(slot)
-        guard pid > 0 else { throw ColoError(-pid, "clone: \(String(cString: strerror(-pid)))") }
+        let pid = try hands.spawn(slot: index, stdio: stdio.filter { $0 >= 0 })
         started = true
         slot.pointee.owner_pid = pid
         table.entry(index).pointee.pid = pid
@@ -363,7 +397,7 @@ public final class AddressSpace {
             if fds.dropFirst(4 + relaySockets.count).contains(where: { $0.revents != 0 }) { reapExternal() }
             if fds[3].revents != 0 { kernel.threadsExited(self) }
             if fds[2].revents & Int16(POLLIN) != 0 || channel.hasQueued, let call = channel.receive() {
-                if let relay = relays.route(call, home: runtimePID) {
+                if let relay = relays.route(call, home: hands.mmProcess) {
                     if relays.pass(call, to: relay) { continue }
                     channel.respond(id: call.id, .error(ENOSYS))
                     continue
@@ -377,10 +411,15 @@ public final class AddressSpace {
         return mainStatus ?? 127
     }
 
-    /// Has the runtime a child left (a member, or an orphan it adopted as subreaper)?
+    /// Has the runtime a child left (a member, or an orphan it adopted as subreaper), the
+    /// agent aside?
     var hasChildren: Bool {
-        var info = siginfo_t()
-        return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0
+        guard let agentPID else {
+            var info = siginfo_t()
+            return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0
+        }
+        guard let list = readFile("/proc/self/task/\(runtimePID)/children") else { return true }
+        return list.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains { pid_t($0) != agentPID }
     }
 
     /// Answer a system call left pending earlier.  False if its caller stopped
@@ -415,6 +454,7 @@ public final class AddressSpace {
                 if members[pid] != nil { colo_trace_wait_status(pid, status) }
                 continue
             }
+            if pid == agentPID { agentEnded(); continue }
             let code = shellStatus(status)
             if let m = members.removeValue(forKey: pid) {
                 colo_trace_wait_status(pid, status)
@@ -432,9 +472,20 @@ public final class AddressSpace {
         return out
     }
 
+    /// The agent is gone (killed, or its memory scribbled over): nothing can be started,
+    /// mapped or retired in the address space any more, so every process of it is killed, as
+    /// when the runtime ends; their statuses are reaped and reported as usual.
+    private func agentEnded() {
+        printError("colo: the address space's agent (process \(agentPID ?? 0)) ended; its processes are killed")
+        var pids = Set(members.keys)
+        for record in table.members() { pids.insert(record.pid) }
+        for pid in pids where pid > 0 && pid != runtimePID { kill(pid, SIGKILL) }
+    }
+
     private func reportStartFailure(slot: Int) {
         let p = UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(slot)))!
-        if p.pointee.start_error != 0 {
+        // The header is guest-writable: a step or errno start.c cannot have written is noise.
+        if p.pointee.start_error > 0 && p.pointee.start_error < 4096 && (1...6).contains(p.pointee.start_step) {
             let e = p.pointee.start_error
             printError("colo: start-up of a colocated process failed at step \(p.pointee.start_step): \(String(cString: strerror(e)))")
         }

@@ -20,11 +20,12 @@ final class CapabilityTable {
     private var dead = [UInt32]()
     private var deadHead = 0
 
-    /// Map an empty table with a fresh per-address-space key.
+    /// Map an empty table with a fresh per-address-space key: shared memory, the same in the
+    /// runtime's mm and in the address space's (agent.c), and private in a fork child.
     init() throws(ColoError) {
         let size = Self.size
         guard let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_CAP_TABLE_ADDR)), size, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+                           MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
               p != MAP_FAILED else { throw .last("cannot map the capability table") }
         table = p.assumingMemoryBound(to: colo_cap_table.self)
         table.pointee.magic = UInt64(COLO_CAP_TABLE_MAGIC)

@@ -47,7 +47,7 @@ extension AddressSpace {
         guard table[.opportunisticCoexecve] != 0 else { return native }
         // A fork child (a private copy of the mm): back into its parent's
         // address space if it may be (Recolocation.swift), else a real execve.
-        let forked = !shareAddressSpace(tid, runtimePID)
+        let forked = !inThisSpace(tid)
         // Threaded (exec would have to kill the other threads; the
         // re-colocation helper does not count, it stops itself): a real execve.
         if !forked {
@@ -112,7 +112,7 @@ extension AddressSpace {
             if capvAddress != 0 && capc > 0 {
                 // A vector only means something in the address space it came from.
                 // (CheriBSD: "usually caused by an attempt to call coexecvec after fork(2)")
-                guard shareAddressSpace(target, runtimePID), shareAddressSpace(tid, runtimePID) else { return .error(EPROTO) }
+                guard inThisSpace(target), inThisSpace(tid) else { return .error(EPROTO) }
                 guard let raw = mem.read(capvAddress, count: Int(capc) * 8) else { return .error(EFAULT) }
                 capv = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
             } else {
@@ -123,16 +123,16 @@ extension AddressSpace {
         // CheriBSD always lets a process colocate with itself: for a fork child (outside the
         // address space) that is its own execve, back into its parent's address space if it
         // may be, else a real one.
-        if target == tgid && !shareAddressSpace(tid, runtimePID) {
+        if target == tgid && !inThisSpace(tid) {
             return recolocateOrNative(call, path: path, capv: capv)
         }
-        if shareAddressSpace(target, runtimePID), !shareAddressSpace(tid, runtimePID) {
+        if inThisSpace(target), !inThisSpace(tid) {
             // A fork child (a private copy of the mm): into its parent's
             // address space by re-colocation, else a real execve.
             guard target == parent(of: tgid) else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
             return recolocateOrNative(call, path: path, capv: capv)
         }
-        if shareAddressSpace(target, runtimePID) {
+        if inThisSpace(target) {
             guard threadCount(tgid) == 1 else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
             return plan(tid, path: path, argv: call.args[3], envp: call.args[4], capv: capv)
         }
@@ -197,8 +197,7 @@ extension AddressSpace {
             if let m = members[tgid], let index = m.slot {
                 // The process's own slot: everything but the slot header goes.
                 let base = Layout.slotBase(index)
-                munmap(UnsafeMutableRawPointer(bitPattern: UInt(base + UInt64(COLO_SLOT_HEADER_SIZE))),
-                       Int(Layout.slotSize - UInt64(COLO_SLOT_HEADER_SIZE)))
+                hands.unmap(base + UInt64(COLO_SLOT_HEADER_SIZE), Layout.slotSize - UInt64(COLO_SLOT_HEADER_SIZE))
                 try load(pending.image, envp: pending.envp, slot: index, owner: tgid, ppid: ppid,
                          capv: pending.capv ?? inheritedVector(of: tgid))
                 return .value(Int64(index))

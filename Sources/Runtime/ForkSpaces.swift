@@ -24,7 +24,7 @@ extension AddressSpace {
     /// The slot (header) process `pid` has a copy of if it is a fork child of a member that
     /// is in no address space yet; nil for any other process.
     private func forkChildSlot(_ pid: pid_t) -> Int? {
-        shareAddressSpace(pid, runtimePID) ? nil : members[parent(of: pid)]?.slot
+        inThisSpace(pid) ? nil : members[parent(of: pid)]?.slot
     }
 
     /// A coexecve into `target`, a fork child of a member that is no address space yet: ask it
@@ -96,7 +96,7 @@ extension AddressSpace {
     func planForkSpace(_ call: GuestCall) -> CallResult {
         let tid = call.pid
         // A process of this mm is in an address space already.
-        guard !shareAddressSpace(tid, runtimePID) else { return .error(EEXIST) }
+        guard !inThisSpace(tid) else { return .error(EEXIST) }
         let slot = Int(Int64(bitPattern: call.args[2]))
         guard slot >= 0, slot < Layout.maxSlots else { return .error(EINVAL) }
         let capacity = Int(min(call.args[1], UInt64(COLO_JOIN_ARGS_SIZE)))

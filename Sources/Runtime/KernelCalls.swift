@@ -38,8 +38,8 @@ enum KernelCalls {
         case Int32(0) /* COSETUP_COCALL */, Int32(1) /* COSETUP_COACCEPT */:
             let k = space.kernel
             guard k.ensureSCB(t, space) else { return .error(ENOMEM) }
-            guard GuestMemory.shared.store(k.codeCapability(t.pid), at: call.args[1]),
-                  GuestMemory.shared.store(t.scb, at: call.args[2]) else { return .error(EFAULT) }
+            guard space.memory.store(k.codeCapability(t.pid), at: call.args[1]),
+                  space.memory.store(t.scb, at: call.args[2]) else { return .error(EFAULT) }
             if what == 0 { t.cocallReady = true } else { t.coacceptReady = true }
             return .value(0)
         case Int32(2) /* COSETUP_TAKEOVER */:
@@ -61,10 +61,10 @@ enum KernelCalls {
                                       object: UInt64(UInt(bitPattern: t.block))) else { return .error(ENOMEM) }
             t.target = c
         }
-        if call.args[1] != 0 && !GuestMemory.shared.store(t.target, at: call.args[1]) { return .error(EFAULT) }
+        if call.args[1] != 0 && !space.memory.store(t.target, at: call.args[1]) { return .error(EFAULT) }
         guard call.args[0] != 0 else { return .value(0) }
         let name: [UInt8]
-        switch GuestMemory.shared.path(at: call.args[0]) {
+        switch space.memory.path(at: call.args[0]) {
         case .success(let n): name = n
         case .failure(let e): return .error(e.errno)
         }
@@ -77,7 +77,7 @@ enum KernelCalls {
     /// `int colookup(const char *name, void **cap)`.
     static func colookup(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         guard space.table[.allowColookup] != 0 else { return .error(ENOSYS) }
-        switch GuestMemory.shared.path(at: call.args[0]) {
+        switch space.memory.path(at: call.args[0]) {
         case .failure(let e): return .error(e.errno)
         case .success(let name):
             let k = space.kernel
@@ -86,7 +86,7 @@ enum KernelCalls {
                 _ = k.current(e.tid, space)
             }
             guard let cap = k.names[name] else { return .error(ESRCH) }
-            return GuestMemory.shared.store(cap, at: call.args[1]) ? .value(0) : .error(EFAULT)
+            return space.memory.store(cap, at: call.args[1]) ? .value(0) : .error(EFAULT)
         }
     }
 
@@ -100,7 +100,7 @@ enum KernelCalls {
         } else {
             return .error(ESRCH)
         }
-        return GuestMemory.shared.store(pid, at: call.args[0]) ? .value(0) : .error(EFAULT)
+        return space.memory.store(pid, at: call.args[0]) ? .value(0) : .error(EFAULT)
     }
 
     /// The buffer arguments (args 1–4) of cocall/coaccept: a NULL buffer only
@@ -142,12 +142,12 @@ enum KernelCalls {
     static func capfromfd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         let fd = Int32(truncatingIfNeeded: call.args[1])
         let k = space.kernel
-        guard GuestMemory.shared.store(UInt64(0), at: call.args[0]) else { return .error(EFAULT) }
+        guard space.memory.store(UInt64(0), at: call.args[0]) else { return .error(EFAULT) }
         guard k.roomForFileCapability() else { return .error(EMFILE) }
         let own = Int32(truncatingIfNeeded: rawSyscall(Int(SYS_pidfd_getfd), Int(t.pidfd), Int(fd), 0))
         guard own >= 0 else { return .error(-own) }
         guard let cap = k.caps.mint(.fd, pid: t.pid, object: UInt64(own)) else { close(own); return .error(ENFILE) }
-        guard GuestMemory.shared.store(cap, at: call.args[0]) else {
+        guard space.memory.store(cap, at: call.args[0]) else {
             k.caps.revoke(cap); close(own)
             return .error(EFAULT)
         }
@@ -159,10 +159,10 @@ enum KernelCalls {
     /// for the open file the capability holds (SECCOMP_IOCTL_NOTIF_ADDFD).
     static func captofd(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
         guard let e = space.kernel.caps.lookup(call.args[0], .fd) else { return .error(EINVAL) }
-        guard GuestMemory.shared.store(Int32(-1), at: call.args[1]) else { return .error(EFAULT) }
+        guard space.memory.store(Int32(-1), at: call.args[1]) else { return .error(EFAULT) }
         let fd = space.channel.addFD(id: call.id, Int32(truncatingIfNeeded: e.object), at: nil)
         guard fd >= 0 else { return .error(Int32(-fd)) }
-        guard GuestMemory.shared.store(Int32(fd), at: call.args[1]) else { return .error(EFAULT) }
+        guard space.memory.store(Int32(fd), at: call.args[1]) else { return .error(EFAULT) }
         return .value(0)
     }
 }

@@ -1,21 +1,19 @@
 // KernelMemory: the kernel calls' copies between guest buffers, stores and copyinstr.
+import CLinux
 import Glibc
 import GuestAPI
 
 /// What the kernel calls need beyond reading: copies between two guest
-/// buffers, stores, and CheriBSD's copyinstr.  Guests share the runtime's
-/// memory, so the kernel calls use `GuestMemory.shared` (the runtime's own
-/// pid, which any guest address is valid in and which needs no ptrace
-/// permission over guests that changed credentials).
+/// buffers, stores, and CheriBSD's copyinstr.  Every member shares one mm, so
+/// the kernel calls use `AddressSpace.memory` (a process of that mm the runtime
+/// controls: its agent, which any guest address is valid in and which needs no
+/// ptrace permission over guests that changed credentials).
 extension GuestMemory {
     /// Which side of a copy faulted.
     enum Fault { case source, destination }
-
-    /// The whole address space, through the runtime itself.
-    static let shared = GuestMemory(pid: getpid())
     /// End of the x86-64 user address space (47 bits, less the guard page).
     static let userEnd: UInt64 = 0x7fff_ffff_f000
-    static let processVMWritev = 311
+    static let processVMWritev = Int(SYS_process_vm_writev)
 
     /// Does [address, address+count) lie in the user address space?
     static func inRange(_ address: UInt64, _ count: UInt64) -> Bool {
@@ -32,31 +30,29 @@ extension GuestMemory {
         }
     }
 
-    /// Copy `count` bytes from guest buffer `src` to guest buffer `dst`
-    /// (one system call); nil on success, else the side that faulted.
+    /// Copy `count` bytes from guest buffer `src` to guest buffer `dst` through a buffer of
+    /// the runtime's (the guests' mm is not the runtime's): a read and a write per 64 KiB; nil
+    /// on success, else the side that faulted.
     func copy(to dst: UInt64, from src: UInt64, count: UInt64) -> Fault? {
         guard count > 0 else { return nil }
         guard Self.inRange(src, count) else { return .source }
         guard Self.inRange(dst, count) else { return .destination }
-        var done: UInt64 = 0
-        while done < count {
-            let n = transfer(Self.processVMReadv, local: dst + done, remote: src + done, Int(count - done))
-            if n <= 0 { return readable(src + done, count - done) ? .destination : .source }
-            done += UInt64(n)
+        return Self.bounce.withUnsafeMutableBytes { buffer -> Fault? in
+            let local = UInt64(UInt(bitPattern: buffer.baseAddress!))
+            var done: UInt64 = 0
+            while done < count {
+                let chunk = Int(min(UInt64(buffer.count), count - done))
+                let n = transfer(Self.processVMReadv, local: local, remote: src + done, chunk)
+                if n <= 0 { return .source }
+                if transfer(Self.processVMWritev, local: local, remote: dst + done, n) != n { return .destination }
+                done += UInt64(n)
+            }
+            return nil
         }
-        return nil
     }
 
-    /// Can every byte of the range be read?  (Only asked after a failed copy.)
-    private func readable(_ address: UInt64, _ count: UInt64) -> Bool {
-        var off: UInt64 = 0
-        while off < count {
-            let chunk = Int(min(65536, count - off))
-            guard read(address + off, count: chunk) != nil else { return false }
-            off += UInt64(chunk)
-        }
-        return true
-    }
+    /// The runtime's buffer for copies between guest buffers (one thread serves every call).
+    nonisolated(unsafe) private static var bounce = [UInt8](repeating: 0, count: 65536)
 
     /// Store a value at a guest address; false if it is not writable.
     func store<T>(_ value: T, at address: UInt64) -> Bool {

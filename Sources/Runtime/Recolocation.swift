@@ -74,7 +74,7 @@ extension AddressSpace {
         // stat: [1] ppid, [2] pgrp, [3] session, [17] threads
         let f = statFields(tid)
         guard threadGroup(of: tid) == tid, f.count > 17, f[17] == "1", let ppid = pid_t(f[1]), ppid > 0,
-              shareAddressSpace(ppid, runtimePID), let helper = recolocationHelper(of: ppid) else { return native }
+              inThisSpace(ppid), let helper = recolocationHelper(of: ppid) else { return native }
         let table = recolocations
         let permitted = table.helperMayCreatePIDs[helper] ?? mayCreatePIDs(ppid, thread: helper)
         table.helperMayCreatePIDs[helper] = permitted

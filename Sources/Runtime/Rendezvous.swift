@@ -96,14 +96,15 @@ final class Kernel {
     private var wchans = [pid_t: Wchan]()
 
     /// The SCB area: one COLO_SCB_SIZE block per capability-table index,
-    /// reserved (not committed) for the life of the address space.
+    /// reserved (not committed) for the life of the address space; shared memory, the same in
+    /// the runtime's mm and in the address space's (agent.c), and private in a fork child.
     private let scbArea: UnsafeMutableRawPointer
     private static let scbAreaSize = Int(COLO_CAP_TABLE_CAPACITY) * Int(COLO_SCB_SIZE)
 
     init() throws(ColoError) {
         caps = try CapabilityTable()
         guard let area = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_SCB_AREA_ADDR)), Self.scbAreaSize,
-                              PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
+                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
               area != MAP_FAILED else { throw .last("cannot map the SCB area") }
         scbArea = area
         watchFD = clinux_epoll_create()
@@ -138,7 +139,7 @@ final class Kernel {
         guard let status = readFile("/proc/\(tid)/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
               let pid = pid_t(line.dropFirst(5).trimmingPrefix(while: { $0 == " " || $0 == "\t" })),
-              let slot = space.members[pid]?.slot, shareAddressSpace(tid, space.runtimePID) else { return nil }
+              let slot = space.members[pid]?.slot, space.inThisSpace(tid) else { return nil }
         let fd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(tid), Int(clinux_pidfd_thread)))
         guard fd >= 0 else { return nil }
         guard clinux_epoll_add_readable(watchFD, fd, UInt64(UInt32(bitPattern: tid))) == 0 else { close(fd); return nil }
@@ -226,7 +227,7 @@ final class Kernel {
             if space.table[.counregisterOnExit] != 0 { names = names.filter { $0.value != t.target } }
         }
         if t.scb != 0 { caps.revoke(t.scb) }
-        if let b = t.block { colo_scb_retire(b) }
+        if let b = t.block { space.hands.retire(b) }
         t.acceptor = nil
         // The call it was serving received nothing (kern_cocall_slow: the exiting callee
         // wakes its caller, which returns the 0 bytes it started with).
@@ -263,7 +264,7 @@ final class Kernel {
         if let s = callee.serving {
             callee.serving = nil
             let n = min(b.outLength, s.buffers.inLength)
-            switch GuestMemory.shared.copy(to: s.buffers.input, from: b.out, count: n) {
+            switch space.memory.copy(to: s.buffers.input, from: b.out, count: n) {
             case nil: finish(s, .value(Int64(n)), space)
             case .destination: finish(s, .error(EFAULT), space)
             case .source: finish(s, .error(EFAULT), space); return .error(EFAULT)
@@ -287,14 +288,14 @@ final class Kernel {
                 clearSleep(c.caller, c.call, space)      // interrupted or gone meanwhile
                 continue
             }
-            if acc.cookiep != 0 && !GuestMemory.shared.store(c.caller.cookie, at: acc.cookiep) {
+            if acc.cookiep != 0 && !space.memory.store(c.caller.cookie, at: acc.cookiep) {
                 callee.queue.insert(c, at: 0)
                 callee.acceptor = nil
                 finishAccept(callee, acc, .error(EFAULT), space)
                 return
             }
             let n = min(c.buffers.outLength, acc.buffers.inLength)
-            switch GuestMemory.shared.copy(to: acc.buffers.input, from: c.buffers.out, count: n) {
+            switch space.memory.copy(to: acc.buffers.input, from: c.buffers.out, count: n) {
             case .source:
                 finish(c, .error(EFAULT), space)
             case .destination:

@@ -46,7 +46,7 @@ public enum SpaceDirectory {
             guard kill(rt, 0) == 0 || errno == EPERM, readFile("/proc/\(rt)/comm") != nil else {
                 unlink(file); unlink(socketPath(runtimePID: rt)); unlink(SpaceTable.traceRingPath(tablePath: file)); continue
             }
-            let members = t.members().filter { shareAddressSpace($0.pid, rt) }
+            let members = t.members().filter { shareAddressSpace($0.pid, t.mmPID) }
             out.append(Space(table: t, members: members))
         }
         return out

@@ -123,6 +123,8 @@ public final class SpaceTable {
     }
 
     public var runtimePID: pid_t { header.pointee.runtime_pid }
+    /// A process of the address space's mm (its agent, or the runtime if it lives there).
+    public var mmPID: pid_t { header.pointee.mm_pid != 0 ? header.pointee.mm_pid : header.pointee.runtime_pid }
     /// The identity of the address space, printed as ps's VMADDR.
     public var vmaddr: UInt64 { header.pointee.vmaddr }
     /// 1 while a `colo trace` traces the address space in process.

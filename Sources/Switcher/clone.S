@@ -132,10 +132,10 @@ colo_resume:
     iretq
     .size colo_resume, .-colo_resume
 
-/* colo_clone_resume(flags, ctid, child): clone(2) whose child continues the
- * guest context `child` (see colo_resume) without touching the current
- * stack (traced, if the address space is); the parent gets the child's tid
- * or -errno. */
+/* colo_clone_resume(flags, ctid, child): clone(2) whose child continues the guest context
+ * `child` (see colo_resume) without touching the current stack (traced, if the address space
+ * is); a fork child (no CLONE_VM) first leaves its parent's shared structures
+ * (colo_fork_child_resumed).  The parent gets the child's tid or -errno. */
     .globl colo_clone_resume
     .type colo_clone_resume, @function
 colo_clone_resume:
@@ -148,8 +148,15 @@ colo_clone_resume:
     syscall
     test    %rax, %rax
     jnz     1f
+    mov     %rdi, %rbx              /* the flags (the child never returns: rbx is its own) */
     TRACE_ENABLE_HERE
+    test    $0x100, %ebx            /* CLONE_VM (a vfork child): nothing to leave */
+    jnz     2f
+    push    %r9                     /* a fork: the child's stack is its own copy */
     mov     %r9, %rdi
+    call    colo_fork_child_resumed
+    pop     %r9
+2:  mov     %r9, %rdi
     jmp     colo_resume
 1:  ret
     .size colo_clone_resume, .-colo_clone_resume

@@ -107,7 +107,7 @@ static long do_fork(struct colo_slot *s, ucontext_t *uc, int nr)
         return colo_clone_resume((unsigned long)g[REG_RDI], (uint32_t *)g[REG_R10], &child);
     }
     long r = nr == SYS_fork ? sys0(SYS_fork) : sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
-    if (r == 0) colo_space_forked(s);        /* the child: not an address space until it needs one */
+    if (r == 0) colo_fork_child(s);          /* the child: not an address space until it needs one */
     return r;
 }
 

@@ -289,7 +289,8 @@ static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
 {
     int32_t pid = q->pid;
     struct colo_recolo_pidfd *e = 0;
-    struct held held = { .n = 0 };
+    struct held held;
+    colo_memset(&held, 0, sizeof held);     /* not an initializer: the compiler would call memset */
     long old_pidfd = sys2(SYS_pidfd_open, pid, 0);
     if (old_pidfd >= 0) {
         e = record_old_child(a, pid, old_pidfd);

@@ -12,8 +12,27 @@ struct kernel_sigaction { uint64_t handler, flags, restorer, mask; };
  * process, until it returns nonzero.  0 or -errno. */
 long colo_each_fd(int (*visit)(long fd, long flags, void *ctx), void *ctx);
 
-/* Close every descriptor marked close-on-exec.  0 or -errno. */
+/* Close every descriptor marked close-on-exec (but `keep`).  0 or -errno. */
 long colo_close_cloexec_fds(void);
+long colo_close_cloexec_fds_except(int keep);
+
+/* Start the program of `slot` as colo_spawn does, with CLONE_PARENT: the caller's parent
+ * is its parent (the agent's members are the runtime's children). */
+int colo_spawn_as_sibling(struct colo_slot *slot);
+
+/* Kill every other process of the caller's mm until there is none, then exit (watchdog.c). */
+void colo_kill_address_space_and_exit(void) __attribute__((noreturn));
+
+/* The seccomp program colo_build_filter built last (filter.c). */
+extern struct colo_sock_filter colo_filter_program[];
+extern uint32_t colo_filter_length;
+
+/* A fork child of a member stops sharing its parent's address space's structures before it
+ * runs guest code: its slot header becomes a private copy, the capability table and the SCB
+ * area private and empty (space.c).  `s` is its slot; colo_fork_child_resumed finds it from
+ * the context the child resumes. */
+void colo_fork_child(struct colo_slot *s);
+void colo_fork_child_resumed(const struct colo_resume *r);
 
 /* The dispositions a new program starts with: every signal default, those
  * of `ignored` (bit sig-1) ignored, SIGSYS the runtime's handler.  0, or

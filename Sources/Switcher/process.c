@@ -31,14 +31,19 @@ long colo_each_fd(int (*visit)(long fd, long flags, void *ctx), void *ctx)
 
 static int close_if_cloexec(long fd, long flags, void *ctx)
 {
-    (void)ctx;
-    if (flags & FD_CLOEXEC) sys1(SYS_close, fd);
+    if ((flags & FD_CLOEXEC) && fd != *(long *)ctx) sys1(SYS_close, fd);
     return 0;
 }
 
 long colo_close_cloexec_fds(void)
 {
-    return colo_each_fd(close_if_cloexec, 0);
+    return colo_close_cloexec_fds_except(-1);
+}
+
+long colo_close_cloexec_fds_except(int keep)
+{
+    long k = keep;
+    return colo_each_fd(close_if_cloexec, &k);
 }
 
 void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);

@@ -193,7 +193,7 @@ static long do_shmat(struct colo_slot *s, const greg_t *g)
     if (r < 0) return r;
     uint64_t len = page_up(ds.shm_segsz);
     if (addr) {
-        if (flg & SHM_RND) addr &= ~(SHMLBA - 1ULL);
+        if (flg & SHM_RND) addr &= ~(PAGE - 1);   /* SHMLBA: x86-64's page (glibc's macro calls __getpagesize) */
         if (!in_slot(s, addr, len)) return ERR(EACCES);
         return sys3(SYS_shmat, id, (long)addr, flg);
     }

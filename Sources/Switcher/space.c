@@ -38,6 +38,8 @@
 #include "internal.h"
 #include "fork.h"
 #include "space.h"
+#include <sys/mman.h>
+#include "../../GuestAPI/include/colo_cap.h"
 
 extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
@@ -45,6 +47,62 @@ extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 void colo_space_forked(struct colo_slot *s)
 {
     __atomic_store_n(&s->space_state, COLO_SPACE_FORKED, __ATOMIC_RELEASE);
+}
+
+#define PAGE 4096ULL
+#define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
+
+/* Replace [addr, addr+len) (page-aligned) with private anonymous memory holding the same bytes;
+ * only pages that exist (mincore) are copied, the rest read as zeros as before. */
+static void privatize(uint64_t addr, uint64_t len)
+{
+    long tmp = sys6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (tmp < 0 && tmp > -4096) return;
+    unsigned char vec[512];
+    for (uint64_t off = 0; off < len; off += sizeof vec * PAGE) {
+        uint64_t n = (len - off) / PAGE < sizeof vec ? (len - off) / PAGE : sizeof vec;
+        long r = sys3(SYS_mincore, addr + off, n * PAGE, vec);
+        for (uint64_t i = 0; i < n; i++)
+            if (r < 0 || (vec[i] & 1))
+                colo_memcpy((char *)tmp + off + i * PAGE, (const char *)(addr + off + i * PAGE), PAGE);
+    }
+    sys5(SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
+}
+
+/* Fresh private zeros over [from, to). */
+static void clear(uint64_t from, uint64_t to)
+{
+    if (to > from)
+        sys6(SYS_mmap, from, to - from, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+}
+
+void colo_fork_child(struct colo_slot *s)
+{
+    /* The structures a fork copies as shared memory: the runtime (and the parent's address
+     * space) must not see what the child writes into them, nor the child what they write. */
+    privatize((uint64_t)s, COLO_SLOT_HEADER_SIZE);
+    privatize(COLO_CAP_TABLE_ADDR, PAGE_UP(sizeof(struct colo_cap_table)
+                                           + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry)));
+    /* The SCB area: the calling thread's own block is copied, every other one starts empty
+     * (NEW: none of them is a thread of the child).  The event log's block stays. */
+    uint64_t gs = 0;
+    sys2(SYS_arch_prctl, ARCH_GET_GS, &gs);
+    uint64_t own = gs - (gs - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE;
+    if (gs >= COLO_SCB_AREA_ADDR && gs < COLO_SWITCH_LOG_ADDR) {
+        privatize(own, COLO_SCB_SIZE);
+        clear(COLO_SCB_AREA_ADDR, own);
+        clear(own + COLO_SCB_SIZE, COLO_SWITCH_LOG_ADDR);
+    } else {
+        clear(COLO_SCB_AREA_ADDR, COLO_SWITCH_LOG_ADDR);
+    }
+    colo_space_forked(s);
+}
+
+void colo_fork_child_resumed(const struct colo_resume *r)
+{
+    struct colo_slot *s = colo_slot_of(r->iret[0]);
+    if (s) colo_fork_child(s);
 }
 
 struct ts { long sec, nsec; };

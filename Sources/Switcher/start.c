@@ -63,13 +63,18 @@ static void child_main(void *arg)
     colo_jump(slot->entry, slot->initial_sp);
 }
 
-int colo_spawn(struct colo_slot *slot)
+static int spawn(struct colo_slot *slot, unsigned long flags)
 {
     void *stack = (char *)slot + COLO_START_STACK_TOP;
     slot->start_error = 0;
     slot->start_step = 0;
-    return (int)colo_clone_start(CLONE_VM | SIGCHLD, stack, 0, child_main, slot);
+    return (int)colo_clone_start(flags, stack, 0, child_main, slot);
 }
+
+int colo_spawn(struct colo_slot *slot) { return spawn(slot, CLONE_VM | SIGCHLD); }
+
+/* The agent's members are the runtime's children, as if the runtime had cloned them. */
+int colo_spawn_as_sibling(struct colo_slot *slot) { return spawn(slot, CLONE_VM | CLONE_PARENT); }
 
 int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
 {

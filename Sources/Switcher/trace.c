@@ -237,8 +237,6 @@ void colo_trace_wait_status(int32_t pid, int32_t status)
 /* ---- deciding and making a call ------------------------------------------------------------ */
 
 /* The filter program (filter.c keeps the one the runtime built). */
-extern struct colo_sock_filter colo_filter_program[COLO_FILTER_MAX];
-extern uint32_t colo_filter_length;
 
 
 /* A thread (or CLONE_VM process) with a stack of its own: its child starts

@@ -20,6 +20,7 @@
 #include <time.h>
 #include "switcher.h"
 #include "sys.h"
+#include "internal.h"
 
 extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 
@@ -66,12 +67,17 @@ static void watchdog(void *arg)
      * Every signal is blocked, so it is not interrupted. */
     char b;
     while (sys3(SYS_read, fd, &b, 1) > 0) {}
+    colo_kill_address_space_and_exit();
+}
+
+void colo_kill_address_space_and_exit(void)
+{
     long self = sys0(SYS_getpid);
     for (int round = 0; round < 100 && kill_address_space(self) > 0; round++) {
         struct timespec ms = { 0, 1000000 };
         sys2(SYS_nanosleep, &ms, 0);
     }
-    sys1(SYS_exit_group, 0);
+    for (;;) sys1(SYS_exit_group, 0);
 }
 
 int colo_watchdog_start(int read_fd)

@@ -1,6 +1,7 @@
 /* CLinux: Linux's interface as its C headers define it (numbers, flags, layouts), for Swift. */
 #ifndef CLINUX_H
 #define CLINUX_H
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>    /* SYS_* */
 #include <sys/ioctl.h>      /* _IOW/_IOWR, which the SECCOMP_IOCTL_NOTIF_* macros use */
@@ -94,4 +95,22 @@ int clinux_epoll_create(void);
 int clinux_epoll_add_readable(int epfd, int fd, uint64_t data);
 /* The data of up to `max` (at most 32) ready descriptors, without waiting: their count, or -errno. */
 int clinux_epoll_ready(int epfd, uint64_t *data, int max);
+/* sendmsg(2) of `len` bytes with `nfds` (at most 8) descriptors attached as SCM_RIGHTS: the bytes
+ * sent, or -errno. */
+long clinux_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/* recvmsg(2) of at most `len` bytes and at most one descriptor (close-on-exec; *fd -1 if none
+ * came): the bytes received, or -errno. */
+long clinux_receive_fd(int sock, void *buf, size_t len, int *fd);
+
+/* memfd_create(2) with MFD_CLOEXEC (a _GNU_SOURCE declaration): the descriptor or -1. */
+int clinux_memfd(const char *name);
+
+/* fallocate(2) FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: 0 or -errno. */
+int clinux_punch_hole(int fd, long long offset, long long length);
+
+/* The calling thread's rseq registration as glibc made it (address 0: none): what
+ * rseq(RSEQ_FLAG_UNREGISTER) needs. */
+void clinux_rseq_area(uint64_t *address, uint32_t *length, uint32_t *signature);
+
 #endif

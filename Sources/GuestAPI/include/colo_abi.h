@@ -276,7 +276,11 @@ struct colo_table_header {
     uint8_t  trace_selector;
     uint8_t  trace_pad[7];
     uint64_t sud_exempt_start, sud_exempt_len;
-    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64 - 88 - 24];
+    /* A process of the address space's mm, for kcmp KCMP_VM: its agent, or the runtime where
+     * the runtime lives in the mm it serves (a fork child's address space). */
+    int32_t  mm_pid;
+    uint32_t mm_pad;
+    uint8_t  reserved[4096 - 40 - 4 * COLO_KNOB_COUNT - 64 - 88 - 24 - 8];
 };
 #define COLO_TRACE_SELECTOR_ADDR (COLO_TABLE_ADDR + 256)   /* &header.trace_selector (also in clone.S) */
 

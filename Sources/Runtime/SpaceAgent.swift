@@ -1,0 +1,185 @@
+// MmHands: what only a thread of an address space's mm can do, done by the runtime itself (it lives in the mm) or by the in-mm agent (it does not).
+import CLinux
+import Glibc
+import Loader
+import Switcher
+
+/// The operations on an address space's mm that the runtime cannot do with process_vm_writev
+/// or shared memory: map and unmap, start a member, retire a thread's SCB (which wakes its
+/// waiters with futexes keyed by that mm).
+protocol MmHands: AnyObject {
+    /// A process whose mm is the address space's (for kcmp KCMP_VM).
+    var mmProcess: pid_t { get }
+    /// Apply a mapping plan in the address space's mm.
+    func apply(_ plan: MappingPlan) throws(LoadError)
+    /// Map slot `index`'s header (the header file's block `index`, shared with the runtime).
+    func mapHeader(_ index: Int, file: Int32) throws(ColoError)
+    /// Unmap [address, address+length) of the slot region.
+    func unmap(_ address: UInt64, _ length: UInt64)
+    /// Start the program set up in slot `index`; `stdio` are the runtime's descriptors its
+    /// header names (in header order).  Its PID.
+    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t
+    /// colo_scb_retire of an SCB.
+    func retire(_ scb: OpaquePointer)
+}
+
+/// The runtime lives in the mm it serves (the address space of a fork child, whose runtime
+/// space.c started inside it): it does everything itself.
+final class OwnHands: MmHands {
+    var mmProcess: pid_t { getpid() }
+    func apply(_ plan: MappingPlan) throws(LoadError) { try plan.apply() }
+    func mapHeader(_ index: Int, file: Int32) throws(ColoError) {}
+    func unmap(_ address: UInt64, _ length: UInt64) {
+        munmap(UnsafeMutableRawPointer(bitPattern: UInt(address)), Int(length))
+    }
+    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
+        let pid = colo_spawn(UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!)
+        guard pid > 0 else { throw ColoError(-pid, "clone: \(String(cString: strerror(-pid)))") }
+        return pid
+    }
+    func retire(_ scb: OpaquePointer) { colo_scb_retire(scb) }
+}
+
+/// The in-mm agent (agent.c): a process of the address space's mm, forked from the runtime
+/// before the address space had members, that carries out the runtime's requests.  The
+/// runtime's own mm holds none of the guests' memory but the shared structures.
+final class Agent: MmHands {
+    let pid: pid_t
+    private let socket: Int32
+    /// The listener of the address space's seccomp filter, which the agent installed on itself.
+    let listener: Int32
+    var mmProcess: pid_t { pid }
+
+    /// Fork the agent.  Call once the shared structures are mapped (MAP_SHARED: the agent's
+    /// copies are the same memory) and the seccomp program is built.
+    init() throws(ColoError) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw .last("socketpair")
+        }
+        let drop = Self.runtimeOnlyMappings()
+        var start = colo_agent_start()
+        start.sock = fds[1]
+        clinux_rseq_area(&start.rseq_area, &start.rseq_len, &start.rseq_sig)
+        let pid = drop.withUnsafeBufferPointer { ranges -> Int32 in
+            start.unmap = ranges.baseAddress
+            start.nunmap = UInt32(ranges.count / 2)
+            return colo_agent_start(&start)
+        }
+        close(fds[1])
+        guard pid > 0 else { close(fds[0]); throw ColoError(-pid, "cannot start the address space's agent") }
+        let end = fds[0]
+        var first = colo_agent_reply()
+        var fd: Int32 = -1
+        let n = withUnsafeMutableBytes(of: &first) { clinux_receive_fd(end, $0.baseAddress, $0.count, &fd) }
+        guard n == MemoryLayout<colo_agent_reply>.size, first.result >= 0, fd >= 0 else {
+            close(end)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            let e = first.result < 0 ? Int32(-first.result) : EPROTO
+            throw ColoError(e, "cannot install the seccomp filter: \(String(cString: strerror(e)))")
+        }
+        self.pid = pid
+        socket = end
+        listener = fd
+    }
+
+    deinit { close(socket); close(listener) }
+
+    /// The ranges of this process's mappings that the agent's mm does not need: everything but
+    /// the runtime's own executable (the SIGSYS handler, the switcher and the agent are in it),
+    /// the kernel's vDSO pages and stack, and the colocation structures above 14 TiB.
+    private static func runtimeOnlyMappings() -> [UInt64] {
+        guard let maps = readFileBytes("/proc/self/maps") else { return [] }
+        var exe = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let n = readlink("/proc/self/exe", &exe, exe.count)
+        let exePath = n > 0 ? Array(exe.prefix(n)) : []
+        var out = [UInt64]()
+        var exeEnd: UInt64 = 0
+        for line in maps.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
+            guard let range = fields.first else { continue }
+            let bounds = range.split(separator: UInt8(ascii: "-"))
+            guard bounds.count == 2, let lo = UInt64(String(decoding: bounds[0], as: UTF8.self), radix: 16),
+                  let hi = UInt64(String(decoding: bounds[1], as: UTF8.self), radix: 16) else { continue }
+            let path = fields.count >= 6 ? Array(line[fields[5].startIndex...]) : []
+            if lo >= UInt64(COLO_RUNTIME_AREA_BASE) && hi <= Layout.regionEnd { continue }
+            if path == exePath { exeEnd = hi; continue }
+            // The executable's bss beyond its file: the anonymous mapping right after it.
+            if path.isEmpty && lo == exeEnd { continue }
+            if path.starts(with: Array("[v".utf8)) || path == Array("[stack]".utf8) { continue }
+            out += [lo, hi]
+        }
+        return out
+    }
+
+    /// One request and its reply; EPIPE if the agent is gone.
+    private func request(_ r: colo_agent_request, fds: [Int32] = []) -> colo_agent_reply {
+        var rq = r
+        let sent = withUnsafeBytes(of: &rq) { b in fds.withUnsafeBufferPointer { clinux_send_fds(socket, b.baseAddress, b.count, $0.baseAddress, Int32(fds.count)) } }
+        var reply = colo_agent_reply()
+        guard sent == MemoryLayout<colo_agent_request>.size else { reply.result = Int64(sent < 0 ? sent : -Int(EPIPE)); return reply }
+        var none: Int32 = -1
+        let n = withUnsafeMutableBytes(of: &reply) { clinux_receive_fd(socket, $0.baseAddress, $0.count, &none) }
+        if none >= 0 { close(none) }
+        if n != MemoryLayout<colo_agent_reply>.size { reply.result = -Int64(EPIPE) }
+        return reply
+    }
+
+    func apply(_ plan: MappingPlan) throws(LoadError) {
+        let descriptors = Array(plan.descriptors)
+        guard descriptors.count <= Int(COLO_AGENT_MAX_FDS) else {
+            throw LoadError(errno: E2BIG, message: "a mapping plan names more than \(COLO_AGENT_MAX_FDS) files")
+        }
+        try plan.apply { bytes in
+            let staging = UInt64(COLO_AGENT_STAGING_ADDR) + UInt64(COLO_AGENT_STACK_SIZE)
+            guard UInt64(bytes.count) <= UInt64(COLO_AGENT_STAGING_SIZE - COLO_AGENT_STACK_SIZE) else { return (-Int(E2BIG), UInt32.max) }
+            guard GuestMemory(pid: pid).write(bytes, at: staging) else { return (-Int(EFAULT), UInt32.max) }
+            var rq = colo_agent_request()
+            rq.op = COLO_AGENT_APPLY.rawValue
+            rq.addr = staging
+            rq.len = UInt64(bytes.count)
+            rq.nfds = UInt32(descriptors.count)
+            withUnsafeMutableBytes(of: &rq.fds) { raw in
+                for (i, fd) in descriptors.enumerated() { raw.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self) }
+            }
+            let r = request(rq, fds: descriptors)
+            return (Int(r.result), r.failed)
+        }
+    }
+
+    func mapHeader(_ index: Int, file: Int32) throws(ColoError) {
+        var rq = colo_agent_request()
+        rq.op = COLO_AGENT_HEADER.rawValue
+        rq.slot = Int32(index)
+        let r = request(rq, fds: [file])
+        guard r.result >= 0 else { throw ColoError(Int32(-r.result), "cannot map slot \(index)'s header in the address space: \(String(cString: strerror(Int32(-r.result))))") }
+    }
+
+    func unmap(_ address: UInt64, _ length: UInt64) {
+        var rq = colo_agent_request()
+        rq.op = COLO_AGENT_UNMAP.rawValue
+        rq.addr = address
+        rq.len = length
+        _ = request(rq)
+    }
+
+    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
+        var rq = colo_agent_request()
+        rq.op = COLO_AGENT_SPAWN.rawValue
+        rq.slot = Int32(index)
+        let r = request(rq, fds: stdio)
+        guard r.result > 0 else {
+            let e = Int32(-r.result)
+            throw ColoError(e, "clone: \(String(cString: strerror(e)))")
+        }
+        return pid_t(r.result)
+    }
+
+    func retire(_ scb: OpaquePointer) {
+        var rq = colo_agent_request()
+        rq.op = COLO_AGENT_RETIRE.rawValue
+        rq.addr = UInt64(UInt(bitPattern: UnsafeRawPointer(scb)))
+        _ = request(rq)
+    }
+}
