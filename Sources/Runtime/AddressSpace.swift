@@ -381,6 +381,7 @@ public final class AddressSpace {
             fds += relaySockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             fds += externalMembers.values.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let timeout: Int32 = channel.hasQueued ? 0 : pendingCoexecs.isEmpty ? -1 : 100
+            if timeout != 0 { hands.flush() }
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
             // Relays first: a relayed runtime's hello comes before the calls it serves.
             for (i, socket) in relaySockets.enumerated() where fds[4 + i].revents != 0 {

@@ -21,6 +21,8 @@ protocol MmHands: AnyObject {
     func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t
     /// colo_scb_retire of an SCB.
     func retire(_ scb: OpaquePointer)
+    /// Carry out what was left for later (unmaps and header mappings), before the runtime waits.
+    func flush()
 }
 
 /// The runtime lives in the mm it serves (the address space of a fork child, whose runtime
@@ -38,6 +40,7 @@ final class OwnHands: MmHands {
         return pid
     }
     func retire(_ scb: OpaquePointer) { colo_scb_retire(scb) }
+    func flush() {}
 }
 
 /// The in-mm agent (agent.c): a process of the address space's mm, forked from the runtime
@@ -113,62 +116,80 @@ final class Agent: MmHands {
         return out
     }
 
-    /// One request and its reply; EPIPE if the agent is gone.
-    private func request(_ r: colo_agent_request, fds: [Int32] = []) -> colo_agent_reply {
-        var rq = r
-        let sent = withUnsafeBytes(of: &rq) { b in fds.withUnsafeBufferPointer { clinux_send_fds(socket, b.baseAddress, b.count, $0.baseAddress, Int32(fds.count)) } }
+    /// Steps that need no answer of their own (a header to map, a range to unmap), with the
+    /// descriptors they name: sent with the next request that needs one, in order, so that a
+    /// start or an exec costs one round trip to the agent (flush() sends them when idle).
+    private var queued = [colo_agent_step]()
+    private var queuedFDs = [Int32]()
+
+    private func step(_ op: colo_agent_op, slot: Int = -1, addr: UInt64 = 0, len: UInt64 = 0) -> colo_agent_step {
+        var s = colo_agent_step()
+        s.op = op.rawValue
+        s.slot = Int32(slot)
+        s.addr = addr
+        s.len = len
+        return s
+    }
+
+    /// The queued steps and `steps` as one request: the reply of the last one, or of the first
+    /// that failed (EPIPE if the agent is gone).
+    private func run(_ steps: [colo_agent_step], fds: [Int32] = []) -> colo_agent_reply {
+        let all = queued + steps
+        var names = [Int32]()
+        for fd in queuedFDs + fds where !names.contains(fd) { names.append(fd) }
+        queued = []
+        queuedFDs = []
         var reply = colo_agent_reply()
+        guard all.count <= Int(COLO_AGENT_MAX_STEPS), names.count <= Int(COLO_AGENT_MAX_FDS) else {
+            reply.result = -Int64(E2BIG)
+            return reply
+        }
+        var rq = colo_agent_request()
+        rq.nsteps = UInt32(all.count)
+        rq.nfds = UInt32(names.count)
+        withUnsafeMutableBytes(of: &rq.fds) { raw in
+            for (i, fd) in names.enumerated() { raw.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self) }
+        }
+        withUnsafeMutableBytes(of: &rq.steps) { raw in
+            for (i, s) in all.enumerated() { raw.storeBytes(of: s, toByteOffset: i * MemoryLayout<colo_agent_step>.stride, as: colo_agent_step.self) }
+        }
+        let sent = withUnsafeBytes(of: &rq) { b in names.withUnsafeBufferPointer { clinux_send_fds(socket, b.baseAddress, b.count, $0.baseAddress, Int32(names.count)) } }
         guard sent == MemoryLayout<colo_agent_request>.size else { reply.result = Int64(sent < 0 ? sent : -Int(EPIPE)); return reply }
         var none: Int32 = -1
         let n = withUnsafeMutableBytes(of: &reply) { clinux_receive_fd(socket, $0.baseAddress, $0.count, &none) }
         if none >= 0 { close(none) }
-        if n != MemoryLayout<colo_agent_reply>.size { reply.result = -Int64(EPIPE) }
+        if n != MemoryLayout<colo_agent_reply>.size { reply.result = -Int64(EPIPE); reply.failed_step = UInt32(all.count) }
         return reply
+    }
+
+    func flush() {
+        if !queued.isEmpty { _ = run([]) }
     }
 
     func apply(_ plan: MappingPlan) throws(LoadError) {
         let descriptors = Array(plan.descriptors)
-        guard descriptors.count <= Int(COLO_AGENT_MAX_FDS) else {
-            throw LoadError(errno: E2BIG, message: "a mapping plan names more than \(COLO_AGENT_MAX_FDS) files")
-        }
         try plan.apply { bytes in
             let staging = UInt64(COLO_AGENT_STAGING_ADDR) + UInt64(COLO_AGENT_STACK_SIZE)
             guard UInt64(bytes.count) <= UInt64(COLO_AGENT_STAGING_SIZE - COLO_AGENT_STACK_SIZE) else { return (-Int(E2BIG), UInt32.max) }
             guard GuestMemory(pid: pid).write(bytes, at: staging) else { return (-Int(EFAULT), UInt32.max) }
-            var rq = colo_agent_request()
-            rq.op = COLO_AGENT_APPLY.rawValue
-            rq.addr = staging
-            rq.len = UInt64(bytes.count)
-            rq.nfds = UInt32(descriptors.count)
-            withUnsafeMutableBytes(of: &rq.fds) { raw in
-                for (i, fd) in descriptors.enumerated() { raw.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self) }
-            }
-            let r = request(rq, fds: descriptors)
-            return (Int(r.result), r.failed)
+            let applyStep = UInt32(queued.count)
+            let r = run([step(COLO_AGENT_APPLY, len: UInt64(bytes.count))], fds: descriptors)
+            // A queued step that failed (a header's mapping) is no operation of the plan's.
+            return (Int(r.result), r.result < 0 && r.failed_step == applyStep ? r.failed_op : UInt32.max)
         }
     }
 
     func mapHeader(_ index: Int, file: Int32) throws(ColoError) {
-        var rq = colo_agent_request()
-        rq.op = COLO_AGENT_HEADER.rawValue
-        rq.slot = Int32(index)
-        let r = request(rq, fds: [file])
-        guard r.result >= 0 else { throw ColoError(Int32(-r.result), "cannot map slot \(index)'s header in the address space: \(String(cString: strerror(Int32(-r.result))))") }
+        queued.append(step(COLO_AGENT_HEADER, slot: index, addr: UInt64(UInt32(bitPattern: file))))
+        queuedFDs.append(file)
     }
 
     func unmap(_ address: UInt64, _ length: UInt64) {
-        var rq = colo_agent_request()
-        rq.op = COLO_AGENT_UNMAP.rawValue
-        rq.addr = address
-        rq.len = length
-        _ = request(rq)
+        queued.append(step(COLO_AGENT_UNMAP, addr: address, len: length))
     }
 
     func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
-        var rq = colo_agent_request()
-        rq.op = COLO_AGENT_SPAWN.rawValue
-        rq.slot = Int32(index)
-        let r = request(rq, fds: stdio)
+        let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio)
         guard r.result > 0 else {
             let e = Int32(-r.result)
             throw ColoError(e, "clone: \(String(cString: strerror(e)))")
@@ -177,9 +198,6 @@ final class Agent: MmHands {
     }
 
     func retire(_ scb: OpaquePointer) {
-        var rq = colo_agent_request()
-        rq.op = COLO_AGENT_RETIRE.rawValue
-        rq.addr = UInt64(UInt(bitPattern: UnsafeRawPointer(scb)))
-        _ = request(rq)
+        _ = run([step(COLO_AGENT_RETIRE, addr: UInt64(UInt(bitPattern: UnsafeRawPointer(scb))))])
     }
 }

@@ -7,8 +7,8 @@
  * agent drops the rest of the copy (the runtime's heap, libraries and stacks), installs the
  * address space's seccomp filter on itself (every member is its CLONE_VM child and inherits
  * it), hands its listener to the runtime, and then serves the runtime's requests
- * (colo_agent.h): map a slot header, start a member, apply a mapping plan, unmap a range of a
- * slot, retire a thread's SCB.  It decides nothing: every request is checked against the layout only, so a
+ * (colo_agent.h), batches of steps: map a slot header, apply a mapping plan, start a member,
+ * unmap a range of a slot, retire a thread's SCB.  It decides nothing: every request is checked against the layout only, so a
  * request can do nothing outside the slot region and the SCB area.  When the runtime's end
  * of the socket closes (the runtime ended or was killed), it kills every other process of
  * its mm, as the watchdog does, and exits.  Raw system calls only, no libc. */
@@ -65,9 +65,9 @@ static long receive(long sock, struct colo_agent_request *rq, int *fds, uint32_t
     return n == (long)sizeof *rq ? n : -EPROTO;
 }
 
-static void reply(long sock, long result, uint32_t failed)
+static void reply(long sock, long result, uint32_t failed_step, uint32_t failed_op)
 {
-    struct colo_agent_reply r = { result, failed, 0 };
+    struct colo_agent_reply r = { result, failed_step, failed_op };
     sys3(SYS_write, sock, &r, sizeof r);
 }
 
@@ -95,36 +95,74 @@ static void send_listener(long sock, long listener)
     sys3(SYS_sendmsg, sock, &m, 0);
 }
 
-static long spawn(const struct colo_agent_request *rq, const int *fds, uint32_t nfds)
+/* The agent's number of the descriptor the runtime calls `theirs`, or -1. */
+static int32_t mine(const struct colo_agent_request *rq, const int *fds, uint32_t nfds, int64_t theirs)
 {
-    if (rq->slot < 0 || rq->slot >= (int32_t)COLO_MAX_SLOTS) return -EINVAL;
-    struct colo_slot *s = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)rq->slot << COLO_SLOT_SHIFT));
-    uint32_t next = 0;
+    for (uint32_t k = 0; k < nfds && k < rq->nfds && k < COLO_AGENT_MAX_FDS; k++)
+        if (rq->fds[k] == theirs) return fds[k];
+    return -1;
+}
+
+static struct colo_slot *slot_header(int32_t slot)
+{
+    if (slot < 0 || slot >= (int32_t)COLO_MAX_SLOTS) return 0;
+    return (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)slot << COLO_SLOT_SHIFT));
+}
+
+static long spawn(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds)
+{
+    struct colo_slot *s = slot_header(st->slot);
+    if (!s) return -EINVAL;
     for (int i = 0; i < 3; i++) {
         if (s->stdio[i] < 0) continue;
-        if (next >= nfds) return -EBADF;
-        s->stdio[i] = fds[next++];
+        int32_t fd = mine(rq, fds, nfds, s->stdio[i]);
+        if (fd < 0) return -EBADF;
+        s->stdio[i] = fd;
     }
     return colo_spawn_as_sibling(s);
 }
 
-static long apply(const struct colo_agent_request *rq, const int *fds, uint32_t nfds, uint32_t *failed)
+static long apply(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds,
+                  uint32_t *failed)
 {
     *failed = 0;
-    if (rq->len < sizeof(struct colo_plan) || rq->len > COLO_AGENT_STAGING_SIZE - COLO_AGENT_STACK_SIZE) return -EINVAL;
+    if (st->len < sizeof(struct colo_plan) || st->len > COLO_AGENT_STAGING_SIZE - COLO_AGENT_STACK_SIZE) return -EINVAL;
     struct colo_plan *p = (struct colo_plan *)(COLO_AGENT_STAGING_ADDR + COLO_AGENT_STACK_SIZE);
-    if (p->magic != COLO_PLAN_MAGIC || p->nops > (rq->len - sizeof *p) / sizeof p->ops[0]) return -EINVAL;
+    if (p->magic != COLO_PLAN_MAGIC || p->nops > (st->len - sizeof *p) / sizeof p->ops[0]) return -EINVAL;
     for (uint32_t i = 0; i < p->nops; i++) {
         struct colo_plan_op *op = &p->ops[i];
         if (!in_slot_region(op->addr, op->len)) { *failed = i; return -EINVAL; }
         if (op->kind != COLO_PLAN_FILE) continue;
-        int32_t mine = -1;
-        for (uint32_t k = 0; k < nfds && k < rq->nfds && k < COLO_AGENT_MAX_FDS; k++)
-            if (rq->fds[k] == op->fd) mine = fds[k];
-        if (mine < 0) { *failed = i; return -EBADF; }
-        op->fd = mine;
+        int32_t fd = mine(rq, fds, nfds, op->fd);
+        if (fd < 0) { *failed = i; return -EBADF; }
+        op->fd = fd;
     }
-    return colo_plan_apply(p, rq->len, failed);
+    return colo_plan_apply(p, st->len, failed);
+}
+
+static long step(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds,
+                 uint32_t *failed_op)
+{
+    switch (st->op) {
+    case COLO_AGENT_HEADER: {
+        struct colo_slot *s = slot_header(st->slot);
+        int32_t fd = mine(rq, fds, nfds, (int64_t)st->addr);
+        if (!s || fd < 0) return -EINVAL;
+        long r = sys6(SYS_mmap, (long)s, COLO_SLOT_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+                      fd, (uint64_t)st->slot * COLO_SLOT_HEADER_SIZE);
+        return r < 0 && r > -4096 ? r : 0;
+    }
+    case COLO_AGENT_APPLY: return apply(rq, st, fds, nfds, failed_op);
+    case COLO_AGENT_SPAWN: return spawn(rq, st, fds, nfds);
+    case COLO_AGENT_UNMAP: return in_slot_region(st->addr, st->len) ? sys2(SYS_munmap, st->addr, st->len) : -EINVAL;
+    case COLO_AGENT_RETIRE: {
+        uint64_t off = st->addr - COLO_SCB_AREA_ADDR;
+        if (st->addr < COLO_SCB_AREA_ADDR || off / COLO_SCB_SIZE >= COLO_SWITCH_LOG_INDEX || off % COLO_SCB_SIZE) return -EINVAL;
+        colo_scb_retire((struct colo_scb *)st->addr);
+        return 0;
+    }
+    default: return -ENOSYS;
+    }
 }
 
 static void agent_main(void *arg)
@@ -152,38 +190,19 @@ static void agent_main(void *arg)
     send_listener(sock, listener);
     if (listener >= 0) sys1(SYS_close, listener);
 
-    struct colo_agent_request rq;
+    static struct colo_agent_request rq;
     int fds[COLO_AGENT_MAX_FDS];
     uint32_t nfds;
     long n;
     while ((n = receive(sock, &rq, fds, &nfds)) != 0) {
-        if (n == -EPROTO) { for (uint32_t i = 0; i < nfds; i++) sys1(SYS_close, fds[i]); reply(sock, -EPROTO, 0); continue; }
-        if (n < 0) break;
-        long r;
-        uint32_t failed = 0;
-        switch (rq.op) {
-        case COLO_AGENT_SPAWN: r = spawn(&rq, fds, nfds); break;
-        case COLO_AGENT_APPLY: r = apply(&rq, fds, nfds, &failed); break;
-        case COLO_AGENT_UNMAP:
-            r = in_slot_region(rq.addr, rq.len) ? sys2(SYS_munmap, rq.addr, rq.len) : -EINVAL;
-            break;
-        case COLO_AGENT_HEADER:
-            if (rq.slot < 0 || rq.slot >= (int32_t)COLO_MAX_SLOTS || nfds != 1) { r = -EINVAL; break; }
-            r = sys6(SYS_mmap, COLO_SLOT_REGION_BASE + ((uint64_t)rq.slot << COLO_SLOT_SHIFT), COLO_SLOT_HEADER_SIZE,
-                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fds[0], (uint64_t)rq.slot * COLO_SLOT_HEADER_SIZE);
-            if (r > 0) r = 0;
-            break;
-        case COLO_AGENT_RETIRE: {
-            uint64_t off = rq.addr - COLO_SCB_AREA_ADDR;
-            if (rq.addr < COLO_SCB_AREA_ADDR || off / COLO_SCB_SIZE >= COLO_SWITCH_LOG_INDEX || off % COLO_SCB_SIZE) { r = -EINVAL; break; }
-            colo_scb_retire((struct colo_scb *)rq.addr);
-            r = 0;
-            break;
-        }
-        default: r = -ENOSYS;
-        }
+        if (n < 0 && n != -EPROTO) break;
+        long r = n < 0 ? n : 0;
+        uint32_t at = 0, failed_op = 0;
+        if (n > 0)
+            for (; at < rq.nsteps && at < COLO_AGENT_MAX_STEPS; at++)
+                if ((r = step(&rq, &rq.steps[at], fds, nfds, &failed_op)) < 0) break;
         for (uint32_t i = 0; i < nfds; i++) sys1(SYS_close, fds[i]);
-        reply(sock, r, failed);
+        reply(sock, r, r < 0 ? at : rq.nsteps, failed_op);
     }
     colo_kill_address_space_and_exit();
 }

@@ -2,7 +2,8 @@
  * every process is one, a fork child the only member of its copied vmspace).
  *
  * fork() copies the whole mm: the parent's slots, the shared structures (capability table, SCB
- * area, process table, trace ring) and the runtime that served it, which has no thread here.
+ * area, process table, trace ring; the child's own copies are private, colo_fork_child) and the
+ * agent's image (the runtime's executable), which has no thread here.
  * Nothing serves the child until it needs it (a fork only marks its slot header
  * COLO_SPACE_FORKED).  Its first colocation call that needs an address space reaches the
  * runtime it was forked from, which finds no address space of the caller's and asks the

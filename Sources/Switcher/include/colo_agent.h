@@ -9,32 +9,39 @@
 #include "../../GuestAPI/include/colo_abi.h"
 
 enum colo_agent_op {
-    COLO_AGENT_SPAWN = 1,   /* start the program set up in slot `slot` (colo_spawn, CLONE_PARENT: the
-                             * runtime is its parent); the attached descriptors, in order, are the
-                             * header's stdio entries that are not -1.  Reply: its PID */
-    COLO_AGENT_APPLY = 2,   /* apply the plan of `len` bytes the runtime wrote at `addr` (in the
-                             * agent's staging area); the attached descriptors replace, in order,
-                             * the numbers in `fds` that its FILE operations name.  Reply: 0, or
-                             * -errno with `failed` the index of the failing operation */
-    COLO_AGENT_UNMAP = 3,   /* munmap(addr, len) inside the slot region */
-    COLO_AGENT_RETIRE = 4,  /* colo_scb_retire of the SCB at `addr` (an index's block of the SCB area) */
-    COLO_AGENT_HEADER = 5,  /* map slot `slot`'s header: block `slot` of the attached file, shared */
+    COLO_AGENT_HEADER = 1,  /* map slot `slot`'s header: block `slot` of the file the runtime calls `addr`,
+                             * shared */
+    COLO_AGENT_APPLY = 2,   /* apply the plan of `len` bytes the runtime wrote into the staging area */
+    COLO_AGENT_SPAWN = 3,   /* start the program set up in slot `slot` (colo_spawn with CLONE_PARENT: the
+                             * runtime is its parent); its header's stdio entries name the runtime's
+                             * descriptors.  Result: its PID */
+    COLO_AGENT_UNMAP = 4,   /* munmap(addr, len) inside the slot region */
+    COLO_AGENT_RETIRE = 5,  /* colo_scb_retire of the SCB at `addr` (an index's block of the SCB area) */
 };
 
 #define COLO_AGENT_MAX_FDS 8
+#define COLO_AGENT_MAX_STEPS 8
 
-struct colo_agent_request {
+struct colo_agent_step {
     uint32_t op;            /* enum colo_agent_op */
     int32_t  slot;
     uint64_t addr, len;
+};
+
+/* A request: steps carried out in order until one fails.  Descriptors are attached as SCM_RIGHTS,
+ * `fds` holding the runtime's numbers of them in the same order: every descriptor a step names
+ * (a plan's FILE operations, a header's stdio, HEADER's file) is named by the runtime's number. */
+struct colo_agent_request {
+    uint32_t nsteps;
     uint32_t nfds;
-    int32_t  fds[COLO_AGENT_MAX_FDS];   /* APPLY: the runtime's numbers of the attached descriptors */
+    int32_t  fds[COLO_AGENT_MAX_FDS];
+    struct colo_agent_step steps[COLO_AGENT_MAX_STEPS];
 };
 
 struct colo_agent_reply {
-    int64_t  result;        /* >= 0, or -errno */
-    uint32_t failed;        /* APPLY: the operation that failed */
-    uint32_t pad;
+    int64_t  result;        /* the last step's result (>= 0), or the failing step's -errno */
+    uint32_t failed_step;   /* the step that failed (nsteps: none) */
+    uint32_t failed_op;     /* APPLY: the plan operation that failed */
 };
 
 /* Where the runtime writes plans for the agent (process_vm_writev), outside the slot region. */
