@@ -224,14 +224,16 @@ public final class AddressSpace {
     /// Map a validated program into slot `index` (header mapped, rest empty),
     /// set the header up for it and record it in the table.
     @discardableResult
+    /// With `beforeStart`, the plan may be applied as late as the start of the slot's program
+    /// (an error of applying it is then that start's).
     func load(_ image: ProgramImage, envp: [ByteString], slot index: Int, owner: pid_t, ppid: pid_t,
-              capv: [UInt64] = []) throws(ColoError) -> LoadedProgram {
+              capv: [UInt64] = [], beforeStart: Bool = false) throws(ColoError) -> LoadedProgram {
         let base = Layout.slotBase(index)
         let loaded: LoadedProgram
         do throws(LoadError) {
             let plan: MappingPlan
             (loaded, plan) = try Loader.layout(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize)
-            try hands.apply(plan)
+            try hands.apply(plan, late: beforeStart)
         } catch { throw ColoError(error.errno, error.description) }
         // The process's threads belonged to its previous program: their
         // targets die with it (callers get ENOLINK, names go).
@@ -274,7 +276,7 @@ public final class AddressSpace {
         var started = false
         defer { if !started { releaseSlot(index) } }
         try mapSlotHeader(index)
-        try load(image, envp: r.envp, slot: index, owner: 0, ppid: runtimePID)
+        try load(image, envp: r.envp, slot: index, owner: 0, ppid: runtimePID, beforeStart: true)
         let slot = slotHeader(index)
         slot.pointee.ignored_signals = initialIgnored
         slot.pointee.signal_mask = initialBlocked

@@ -10,8 +10,9 @@ import Switcher
 protocol MmHands: AnyObject {
     /// A process whose mm is the address space's (for kcmp KCMP_VM).
     var mmProcess: pid_t { get }
-    /// Apply a mapping plan in the address space's mm.
-    func apply(_ plan: MappingPlan) throws(LoadError)
+    /// Apply a mapping plan in the address space's mm; `late`: possibly only with the next
+    /// request that needs an answer (the start of the program it maps), whose error it is then.
+    func apply(_ plan: MappingPlan, late: Bool) throws(LoadError)
     /// Map slot `index`'s header (the header file's block `index`, shared with the runtime).
     func mapHeader(_ index: Int, file: Int32) throws(ColoError)
     /// Unmap [address, address+length) of the slot region.
@@ -29,7 +30,7 @@ protocol MmHands: AnyObject {
 /// space.c started inside it): it does everything itself.
 final class OwnHands: MmHands {
     var mmProcess: pid_t { getpid() }
-    func apply(_ plan: MappingPlan) throws(LoadError) { try plan.apply() }
+    func apply(_ plan: MappingPlan, late: Bool) throws(LoadError) { try plan.apply() }
     func mapHeader(_ index: Int, file: Int32) throws(ColoError) {}
     func unmap(_ address: UInt64, _ length: UInt64) {
         munmap(UnsafeMutableRawPointer(bitPattern: UInt(address)), Int(length))
@@ -166,12 +167,19 @@ final class Agent: MmHands {
         if !queued.isEmpty { _ = run([]) }
     }
 
-    func apply(_ plan: MappingPlan) throws(LoadError) {
+    func apply(_ plan: MappingPlan, late: Bool) throws(LoadError) {
         let descriptors = Array(plan.descriptors)
+        // One plan at a time in the staging area: one queued already goes first.
+        if queued.contains(where: { $0.op == COLO_AGENT_APPLY.rawValue }) { flush() }
         try plan.apply { bytes in
             let staging = UInt64(COLO_AGENT_STAGING_ADDR) + UInt64(COLO_AGENT_STACK_SIZE)
             guard UInt64(bytes.count) <= UInt64(COLO_AGENT_STAGING_SIZE - COLO_AGENT_STACK_SIZE) else { return (-Int(E2BIG), UInt32.max) }
             guard GuestMemory(pid: pid).write(bytes, at: staging) else { return (-Int(EFAULT), UInt32.max) }
+            if late {
+                queued.append(step(COLO_AGENT_APPLY, len: UInt64(bytes.count)))
+                queuedFDs += descriptors
+                return (0, 0)
+            }
             let applyStep = UInt32(queued.count)
             let r = run([step(COLO_AGENT_APPLY, len: UInt64(bytes.count))], fds: descriptors)
             // A queued step that failed (a header's mapping) is no operation of the plan's.
@@ -189,10 +197,12 @@ final class Agent: MmHands {
     }
 
     func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
+        let spawnStep = UInt32(queued.count)
         let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio)
         guard r.result > 0 else {
-            let e = Int32(-r.result)
-            throw ColoError(e, "clone: \(String(cString: strerror(e)))")
+            let e = r.result < 0 ? Int32(-r.result) : EPROTO
+            let what = r.failed_step == spawnStep ? "clone" : "cannot map the program into slot \(index)"
+            throw ColoError(e, "\(what): \(String(cString: strerror(e)))")
         }
         return pid_t(r.result)
     }
