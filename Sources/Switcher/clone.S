@@ -6,6 +6,9 @@
  * colo_jump(entry, sp): enter a program the way the kernel does after execve.
  * colo_sigreturn: the SIGSYS handler's restorer (outside the guest region, so
  * the seccomp filter lets its rt_sigreturn through). */
+#include <asm/unistd_64.h>
+#include "asm_offsets.h"
+
 /* COLO_TRACE_SELECTOR_ADDR of colo_abi.h (trace.c checks that they agree). */
 #define TRACE_SELECTOR 0x0ff000000100
 
@@ -16,7 +19,7 @@
     movabs  $TRACE_SELECTOR, %rax
     cmpb    $1, (%rax)
     jne     9f
-    mov     $157, %eax              /* SYS_prctl */
+    mov     $__NR_prctl, %eax
     mov     $59, %edi               /* PR_SET_SYSCALL_USER_DISPATCH */
     mov     $1, %esi                /* PR_SYS_DISPATCH_ON */
     lea     __executable_start(%rip), %rdx
@@ -38,7 +41,7 @@ colo_clone_start:
     mov     %rdx, %r10              /* ctid */
     xor     %edx, %edx              /* ptid */
     xor     %r8d, %r8d              /* tls */
-    mov     $56, %eax               /* SYS_clone(flags, stack, ptid, ctid, tls) */
+    mov     $__NR_clone, %eax       /* clone(flags, stack, ptid, ctid, tls) */
     syscall
     jmp     call_in_child
     .size colo_clone_start, .-colo_clone_start
@@ -46,7 +49,7 @@ colo_clone_start:
     .globl colo_clone3_start
     .type colo_clone3_start, @function
 colo_clone3_start:
-    mov     $435, %eax              /* clone3(args, size) */
+    mov     $__NR_clone3, %eax      /* clone3(args, size) */
     syscall
     jmp     call_in_child
     .size colo_clone3_start, .-colo_clone3_start
@@ -61,7 +64,7 @@ call_in_child:
     pop     %rdi
     call    *%rax
     mov     $127, %edi
-    mov     $60, %eax               /* exit */
+    mov     $__NR_exit, %eax
     syscall
     hlt
 1:  ret
@@ -91,7 +94,7 @@ colo_jump:
     .globl colo_sigreturn
     .type colo_sigreturn, @function
 colo_sigreturn:
-    mov     $15, %eax
+    mov     $__NR_rt_sigreturn, %eax
     syscall
     hlt
     .size colo_sigreturn, .-colo_sigreturn
@@ -104,31 +107,31 @@ colo_sigreturn:
     .type colo_resume, @function
 colo_resume:
     mov     %rdi, %rbx
-    lea     184(%rbx), %rsi         /* rt_sigprocmask(SIG_SETMASK, &r->mask, NULL, 8) */
+    lea     RESUME_MASK(%rbx), %rsi         /* rt_sigprocmask(SIG_SETMASK, &r->mask, NULL, 8) */
     mov     $2, %edi
     xor     %edx, %edx
     mov     $8, %r10d
-    mov     $14, %eax
+    mov     $__NR_rt_sigprocmask, %eax
     syscall
     mov     $-1, %eax
     mov     $-1, %edx
-    xrstor64 256(%rbx)
-    lea     192(%rbx), %rsp         /* the iretq frame */
-    mov     0*8(%rbx), %r8
-    mov     1*8(%rbx), %r9
-    mov     2*8(%rbx), %r10
-    mov     3*8(%rbx), %r11
-    mov     4*8(%rbx), %r12
-    mov     5*8(%rbx), %r13
-    mov     6*8(%rbx), %r14
-    mov     7*8(%rbx), %r15
-    mov     8*8(%rbx), %rdi
-    mov     9*8(%rbx), %rsi
-    mov     10*8(%rbx), %rbp
-    mov     12*8(%rbx), %rdx
-    mov     13*8(%rbx), %rax
-    mov     14*8(%rbx), %rcx
-    mov     11*8(%rbx), %rbx
+    xrstor64 RESUME_XSAVE(%rbx)
+    lea     RESUME_IRET(%rbx), %rsp         /* the iretq frame */
+    mov     RESUME_R8(%rbx), %r8
+    mov     RESUME_R9(%rbx), %r9
+    mov     RESUME_R10(%rbx), %r10
+    mov     RESUME_R11(%rbx), %r11
+    mov     RESUME_R12(%rbx), %r12
+    mov     RESUME_R13(%rbx), %r13
+    mov     RESUME_R14(%rbx), %r14
+    mov     RESUME_R15(%rbx), %r15
+    mov     RESUME_RDI(%rbx), %rdi
+    mov     RESUME_RSI(%rbx), %rsi
+    mov     RESUME_RBP(%rbx), %rbp
+    mov     RESUME_RDX(%rbx), %rdx
+    mov     RESUME_RAX(%rbx), %rax
+    mov     RESUME_RCX(%rbx), %rcx
+    mov     RESUME_RBX(%rbx), %rbx
     iretq
     .size colo_resume, .-colo_resume
 
@@ -144,7 +147,7 @@ colo_clone_resume:
     xor     %esi, %esi              /* no new stack: the child never uses it */
     xor     %edx, %edx
     xor     %r8d, %r8d
-    mov     $56, %eax
+    mov     $__NR_clone, %eax
     syscall
     test    %rax, %rax
     jnz     1f
@@ -169,7 +172,7 @@ colo_clone_resume:
     .type colo_clone_thread, @function
 colo_clone_thread:
     mov     %rcx, %r10              /* ctid */
-    mov     $56, %eax               /* SYS_clone(flags, sp, ptid, ctid, tls) */
+    mov     $__NR_clone, %eax       /* clone(flags, sp, ptid, ctid, tls) */
     syscall
     test    %rax, %rax
     jnz     1f

@@ -24,6 +24,8 @@
 #include <linux/futex.h>
 #include <linux/pidfd.h>
 #include <linux/wait.h>
+#include <linux/errno.h>
+#include <asm/ioctls.h>
 #include <dirent.h>
 #include <asm/stat.h>
 #include "switcher.h"
@@ -37,21 +39,6 @@ extern long colo_clone3_start(void *args, unsigned long size);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
 #define SIGBIT(s) (1ULL << ((s) - 1))
-#define E_INTR 4
-#define E_AGAIN 11
-#define E_CHILD 10
-#define E_EXIST 17
-#define E_SRCH 3
-#define E_TIMEDOUT 110
-#define W_NOHANG 1
-#define W_STOPPED 2
-#define W_EXITED 4
-#define W_CONTINUED 8
-#define W_NOWAIT 0x01000000
-#define W_ALL 0x40000000
-#define ID_ALL 0
-#define ID_PID 1
-#define TIOCSPGRP_ 0x5410
 
 _Static_assert(sizeof(struct colo_slot) <= COLO_RECOLO_OFFSET, "struct colo_slot grew into the re-colocation area");
 _Static_assert(COLO_RECOLO_OFFSET + sizeof(struct colo_recolo_area) <= COLO_RECOLO_START_OFFSET, "re-colocation area");
@@ -110,7 +97,7 @@ int colo_recolo_post(struct colo_slot *slot, int32_t pid, int32_t newslot)
         futex_wake(&a->seq);
         return 0;
     }
-    return -E_AGAIN;
+    return -EAGAIN;
 }
 
 /* ---- the new process ---------------------------------------------------------- */
@@ -148,7 +135,7 @@ static void recolo_child_main(void *arg)
             long tty = sys4(SYS_openat, -100, "/dev/tty", 02 | 0400 | 02000000 /* O_RDWR|O_NOCTTY|O_CLOEXEC */, 0);
             if (tty >= 0) {
                 int32_t pg = st->pgid;
-                sys3(SYS_ioctl, tty, TIOCSPGRP_, &pg);
+                sys3(SYS_ioctl, tty, TIOCSPGRP, &pg);
                 sys1(SYS_close, tty);
             }
         }
@@ -186,12 +173,12 @@ static long spawn_with_pid(int32_t index, int32_t pid, int32_t *pidfd)
     ca.stack_size = top - ca.stack;
     ca.set_tid = (uint64_t)&tid;
     ca.set_tid_size = 1;
-    long r = -E_EXIST;
+    long r = -EEXIST;
     /* The PID is free once the old child is released; an autoreaped child
      * may take a moment longer. */
-    for (int i = 0; i < 2000 && r == -E_EXIST; i++) {
+    for (int i = 0; i < 2000 && r == -EEXIST; i++) {
         r = colo_clone3_start(&ca, sizeof ca);
-        if (r == -E_EXIST) pause_us(100);
+        if (r == -EEXIST) pause_us(100);
     }
     return r;
 }
@@ -311,8 +298,8 @@ static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
     long r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_PARKED, pid, 0, 0, 0, 0);
     if (r == 0) {
         uint8_t si[128];
-        long w = sys5(SYS_waitid, ID_PID, pid, si, W_EXITED | W_ALL, 0);
-        if (w == -E_CHILD && !autoreaps()) {
+        long w = sys5(SYS_waitid, P_PID, pid, si, WEXITED | __WALL, 0);
+        if (w == -ECHILD && !autoreaps()) {
             /* The parent's own wait reaped it: it says so right after. */
             for (int i = 0; i < 100 && !load(&q->reaped); i++) futex_wait(&q->reaped, 0, 20);
         }
@@ -346,7 +333,7 @@ static void serve(struct colo_recolo_area *a, struct colo_recolo_request *q)
          * the one taken back): raise one. */
         uint8_t si[128];
         colo_memset(si, 0, sizeof si);
-        long w = sys5(SYS_waitid, ID_ALL, 0, si, W_EXITED | W_STOPPED | W_CONTINUED | W_NOHANG | W_NOWAIT, 0);
+        long w = sys5(SYS_waitid, P_ALL, 0, si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT, 0);
         if (w == 0 && *(int32_t *)(si + 16) != 0) sys2(SYS_kill, sys0(SYS_getpid), SIGCHLD);
     }
     store(&q->state, COLO_RQ_FREE);
@@ -442,7 +429,7 @@ long colo_recolocate(ucontext_t *uc, long dirfd, long path, long argv, long envp
     long nfds = kept_fds(fds, 256);
     long r;
     do r = sys6(COLO_SYS_exec, COLO_EXEC_RECOLO_COMMIT, (long)mask, (long)fds, nfds, 0, 0);
-    while (r == -E_INTR);                     /* the runtime knows a repeated commit */
+    while (r == -EINTR);                     /* the runtime knows a repeated commit */
     if (r == 0) {
         /* The runtime holds our descriptors and the program; the helper takes
          * our PID over once we are gone. */
@@ -515,8 +502,8 @@ long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr)
         uint32_t f;
         while ((f = load(&a->in_flight)) != 0) {        /* a hand-over in progress: its end first */
             long r = futex_wait(&a->in_flight, f, 2000);
-            if (r == -E_INTR) return r;
-            if (r == -E_TIMEDOUT) break;
+            if (r == -EINTR) return r;
+            if (r == -ETIMEDOUT) break;
         }
         /* Every request is posted (seq bumped) before its child may exit. */
         uint32_t seq = load(&a->seq);
@@ -529,13 +516,13 @@ long colo_do_wait(struct colo_slot *s, ucontext_t *uc, int nr)
         int32_t pid = w4 ? (int32_t)r : (r == 0 ? *(int32_t *)(si + 16) : 0);
         struct colo_recolo_request *q = pid > 0 ? swapping(a, pid) : 0;
         if (q) {                                        /* the old child's exit: not the parent's business */
-            if (!(options & W_NOWAIT)) { store(&q->reaped, 1); futex_wake(&q->reaped); }
+            if (!(options & WNOWAIT)) { store(&q->reaped, 1); futex_wake(&q->reaped); }
             else futex_wait(&a->in_flight, load(&a->in_flight), 50);
             continue;
         }
         /* No child (the helper reaped the old one) or none ready, while a
          * hand-over ran: ask again once it is over. */
-        if ((r == -E_CHILD || (r == 0 && pid == 0)) && (load(&a->in_flight) != 0 || load(&a->seq) != seq)) continue;
+        if ((r == -ECHILD || (r == 0 && pid == 0)) && (load(&a->in_flight) != 0 || load(&a->seq) != seq)) continue;
         if (r < 0) return r;
         if (w4 && r > 0 && put_guest(out, &status, 4) < 0) return -14;
         if (!w4 && put_guest(out, si, 28) < 0) return -14;

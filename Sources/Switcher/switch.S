@@ -1,6 +1,5 @@
-/* switch.S - the switcher's context primitives (struct colo_switch_context:
- * rsp 0, rip 8, rbx 16, rbp 24, r12 32, r13 40, r14 48, r15 56, fsbase 64,
- * mxcsr 72, fpucw 76) and its fault-safe copy.  No system calls here.
+/* switch.S - the switcher's context primitives (struct colo_switch_context, its offsets
+ * named in asm_offsets.h) and its fault-safe copy.  No system calls here.
  *
  * colo_switch(save, load, ret, publish, value), colo_switch_back(...): save the caller's
  *   callee-saved context in `save`, continue `load` with `ret` in rax; once
@@ -14,54 +13,56 @@
  *   side faults, with the faulting address in *fault if fault is not NULL
  *   (the signal dispatcher moves a fault at colo_copy_begin..end to
  *   colo_copy_fault). */
+#include "asm_offsets.h"
+
     .text
 
 .macro SAVE_CONTEXT reg
     mov     (%rsp), %rax
-    mov     %rax, 8(\reg)
+    mov     %rax, CTX_RIP(\reg)
     lea     8(%rsp), %rax
-    mov     %rax, 0(\reg)
-    mov     %rbx, 16(\reg)
-    mov     %rbp, 24(\reg)
-    mov     %r12, 32(\reg)
-    mov     %r13, 40(\reg)
-    mov     %r14, 48(\reg)
-    mov     %r15, 56(\reg)
+    mov     %rax, CTX_RSP(\reg)
+    mov     %rbx, CTX_RBX(\reg)
+    mov     %rbp, CTX_RBP(\reg)
+    mov     %r12, CTX_R12(\reg)
+    mov     %r13, CTX_R13(\reg)
+    mov     %r14, CTX_R14(\reg)
+    mov     %r15, CTX_R15(\reg)
     rdfsbase %rax
-    mov     %rax, 64(\reg)
-    stmxcsr 72(\reg)
-    fnstcw  76(\reg)
+    mov     %rax, CTX_FSBASE(\reg)
+    stmxcsr CTX_MXCSR(\reg)
+    fnstcw  CTX_FPUCW(\reg)
 .endm
 
 .macro LOAD_REGISTERS reg
-    mov     0(\reg), %rsp
-    mov     16(\reg), %rbx
-    mov     24(\reg), %rbp
-    mov     32(\reg), %r12
-    mov     40(\reg), %r13
-    mov     48(\reg), %r14
-    mov     56(\reg), %r15
-    mov     64(\reg), %rax
+    mov     CTX_RSP(\reg), %rsp
+    mov     CTX_RBX(\reg), %rbx
+    mov     CTX_RBP(\reg), %rbp
+    mov     CTX_R12(\reg), %r12
+    mov     CTX_R13(\reg), %r13
+    mov     CTX_R14(\reg), %r14
+    mov     CTX_R15(\reg), %r15
+    mov     CTX_FSBASE(\reg), %rax
     wrfsbase %rax
 .endm
 
 .macro LOAD_CONTEXT reg
     LOAD_REGISTERS \reg
-    ldmxcsr 72(\reg)
-    fldcw   76(\reg)
+    ldmxcsr CTX_MXCSR(\reg)
+    fldcw   CTX_FPUCW(\reg)
 .endm
 
 /* The control words of `load`, where they differ from those just saved in
  * `save` (they rarely do; loading them costs more than comparing). */
 .macro LOAD_CONTROL_WORDS save, load
-    mov     72(\save), %eax
-    cmp     72(\load), %eax
+    mov     CTX_MXCSR(\save), %eax
+    cmp     CTX_MXCSR(\load), %eax
     je      1f
-    ldmxcsr 72(\load)
-1:  movzwl  76(\save), %eax
-    cmpw    76(\load), %ax
+    ldmxcsr CTX_MXCSR(\load)
+1:  movzwl  CTX_FPUCW(\save), %eax
+    cmpw    CTX_FPUCW(\load), %ax
     je      2f
-    fldcw   76(\load)
+    fldcw   CTX_FPUCW(\load)
 2:
 .endm
 
@@ -73,7 +74,7 @@
     jz      3f
     movl    %r8d, (%rcx)            /* x86 stores are ordered: the save is visible first */
 3:  mov     %rdx, %rax
-    jmp     *8(%rsi)
+    jmp     *CTX_RIP(%rsi)
 .endm
 
     .globl colo_switch
@@ -95,7 +96,7 @@ colo_switch_back:
 colo_switch_load:
     LOAD_CONTEXT %rdi
     mov     %rsi, %rax
-    jmp     *8(%rdi)
+    jmp     *CTX_RIP(%rdi)
     .size colo_switch_load, .-colo_switch_load
 
     .globl colo_switch_park
