@@ -84,6 +84,20 @@ import Testing
         #expect(eventually(timeout: 10) { kill(runtime, 0) != 0 }, "and the runtime ends")
     }
 
+    /// The runtime follows no pointer a guest wrote: a forged `caller` in the guest's own SCB
+    /// makes cogetpid answer ESRCH, and the runtime goes on serving.
+    @Test func aForgedSCBPointerIsNotFollowed() throws {
+        let r = try Run.colo([try Guests.buildWithAPI("scb_forge")])
+        let v = values(r.stdout)
+        try #require(v["scb"] == "found", "the switcher is offered here: \(r.stdout) \(r.stderr)")
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(v["control"] == "ESRCH", "positive control: serving nobody")
+        for name in ["noncanonical", "low", "misaligned", "log", "outside"] {
+            #expect(v[name] == "ESRCH", "\(name): \(v[name] ?? "nil")")
+        }
+        #expect(v["after"] == "ESRCH", "the runtime still serves")
+    }
+
     /// Code that runs in the address space without a libc (the SIGSYS handler, the switcher,
     /// the agent) must not call into one: the runtime's libraries are not mapped there.
     @Test func guestSideCodeNeedsNoLibrary() throws {

@@ -60,7 +60,8 @@ uint32_t colo_scb_state(const struct colo_scb *scb);
 /* The thread accepts with coaccept_slow: fast callers get EPROTOTYPE. */
 void colo_scb_set_slow(struct colo_scb *scb);
 
-/* The PID of the caller a fast coaccept of this thread is serving, or 0. */
+/* The PID of the caller a fast coaccept of this thread is serving, or 0 (also when the SCB's
+ * caller field, which its process can write, names no SCB block). */
 int32_t colo_scb_caller_pid(const struct colo_scb *scb);
 
 /* The thread has exited: calls give ENOLINK, a caller waiting for it is
