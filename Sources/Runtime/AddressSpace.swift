@@ -77,6 +77,12 @@ public final class AddressSpace {
     /// The slot headers' memory: block `i` is slot i's header, mapped shared by the runtime
     /// and the address space (a memfd; a fork child's copy becomes private, space.c).
     let headerFile: Int32
+    /// Where the runtime sees the headers when it lives outside the address space: the whole
+    /// file in one mapping (a header at its slot's address, 64 GiB from the next, would cost
+    /// page-directory and page-table pages of its own); nil inside it, where a header is at its
+    /// slot's address.  Only the runtime uses these addresses: what goes into shared memory
+    /// names the slot's own (Layout.slotBase).
+    let headerView: UInt64?
 
     /// Create a new address space whose first process is the caller; with `relay`, the
     /// address space of a fork child, whose calls come over that relay (space.c).
@@ -113,6 +119,16 @@ public final class AddressSpace {
             hands = agent
             agentPID = agent.pid
             watchdogPipe = -1
+        }
+        if agentPID != nil {
+            // After the agent's fork: its mm has no use for the view.
+            let size = Layout.maxSlots * Int(COLO_SLOT_HEADER_SIZE)
+            guard let v = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, headerFile, 0), v != MAP_FAILED else {
+                throw .last("cannot map the slot headers")
+            }
+            headerView = UInt64(UInt(bitPattern: v))
+        } else {
+            headerView = nil
         }
         table.header.pointee.mm_pid = hands.mmProcess
         memory = GuestMemory(pid: hands.mmProcess)
@@ -202,18 +218,20 @@ public final class AddressSpace {
     func releaseSlot(_ i: Int) {
         vectors[i] = nil
         hands.unmap(Layout.slotBase(i), Layout.slotSize)
-        munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(COLO_SLOT_HEADER_SIZE))
+        if headerView == nil { munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(COLO_SLOT_HEADER_SIZE)) }
         _ = clinux_punch_hole(headerFile, Int64(i) * Int64(COLO_SLOT_HEADER_SIZE), Int64(COLO_SLOT_HEADER_SIZE))
         table.clear(slot: i)
         slotsInUse[i] = false
     }
 
     func slotHeader(_ index: Int) -> UnsafeMutablePointer<colo_slot> {
-        UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!
+        let at = headerView.map { $0 + UInt64(index) * UInt64(COLO_SLOT_HEADER_SIZE) } ?? Layout.slotBase(index)
+        return UnsafeMutablePointer<colo_slot>(bitPattern: UInt(at))!
     }
 
     /// Map a fresh, zeroed slot header, in the runtime's mm and the address space's.
     func mapSlotHeader(_ index: Int) throws(ColoError) {
+        if headerView != nil { try hands.mapHeader(index, file: headerFile); return }
         guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
                             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, headerFile, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE)),
               hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
@@ -480,13 +498,17 @@ public final class AddressSpace {
     /// when the runtime ends; their statuses are reaped and reported as usual.
     private func agentEnded() {
         printError("colo: the address space's agent (process \(agentPID ?? 0)) ended; its processes are killed")
+        // What the runtime itself knows (its records and its children), never the table's
+        // PIDs, which a guest can write: they could name any process.
         var pids = Set(members.keys)
-        for record in table.members() { pids.insert(record.pid) }
-        for pid in pids where pid > 0 && pid != runtimePID { kill(pid, SIGKILL) }
+        for child in (readFile("/proc/self/task/\(runtimePID)/children") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            if let pid = pid_t(child) { pids.insert(pid) }
+        }
+        for pid in pids where pid > 0 && pid != runtimePID && pid != agentPID { kill(pid, SIGKILL) }
     }
 
     private func reportStartFailure(slot: Int) {
-        let p = UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(slot)))!
+        let p = slotHeader(slot)
         // The header is guest-writable: a step or errno start.c cannot have written is noise.
         if p.pointee.start_error > 0 && p.pointee.start_error < 4096 && (1...6).contains(p.pointee.start_step) {
             let e = p.pointee.start_error

@@ -188,7 +188,7 @@ final class Kernel {
             let wchan = MemoryLayout<colo_proc_entry>.offset(of: \colo_proc_entry.wchan).map {
                 (UnsafeMutableRawPointer(space.table.entry(t.slot)) + $0).assumingMemoryBound(to: CChar.self)
             }
-            colo_scb_init(block, t.pid, t.tid, c & ~UInt64(COLO_CAP_TAG), UInt64(UInt(bitPattern: space.slotHeader(t.slot))), wchan)
+            colo_scb_init(block, t.pid, t.tid, c & ~UInt64(COLO_CAP_TAG), Layout.slotBase(t.slot), wchan)
             caps.setObject(c, UInt64(UInt(bitPattern: block)))
             t.scb = c
             t.block = block
