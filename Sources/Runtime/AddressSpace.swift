@@ -218,7 +218,6 @@ public final class AddressSpace {
     func releaseSlot(_ i: Int) {
         vectors[i] = nil
         hands.unmap(Layout.slotBase(i), Layout.slotSize)
-        if headerView == nil { munmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(i))), Int(COLO_SLOT_HEADER_SIZE)) }
         _ = clinux_punch_hole(headerFile, Int64(i) * Int64(COLO_SLOT_HEADER_SIZE), Int64(COLO_SLOT_HEADER_SIZE))
         table.clear(slot: i)
         slotsInUse[i] = false
@@ -229,14 +228,10 @@ public final class AddressSpace {
         return UnsafeMutablePointer<colo_slot>(bitPattern: UInt(at))!
     }
 
-    /// Map a fresh, zeroed slot header, in the runtime's mm and the address space's.
+    /// Map a fresh, zeroed slot header (its block of the header file) at its slot in the address
+    /// space; the runtime sees it through `slotHeader`.
     func mapSlotHeader(_ index: Int) throws(ColoError) {
-        if headerView != nil { try hands.mapHeader(index, file: headerFile); return }
-        guard let hp = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
-                            PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, headerFile, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE)),
-              hp != MAP_FAILED else { throw .last("cannot map slot \(index)") }
-        do throws(ColoError) { try hands.mapHeader(index, file: headerFile) }
-        catch { munmap(hp, Int(COLO_SLOT_HEADER_SIZE)); throw error }
+        try hands.mapHeader(index, file: headerFile)
     }
 
     /// Map a validated program into slot `index` (header mapped, rest empty),
@@ -439,8 +434,14 @@ public final class AddressSpace {
             var info = siginfo_t()
             return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0
         }
-        guard let list = readFile("/proc/self/task/\(runtimePID)/children") else { return true }
-        return list.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains { pid_t($0) != agentPID }
+        guard let children = runtimeChildren else { return true }
+        return children.contains { $0 != agentPID }
+    }
+
+    /// The runtime's children, as the kernel lists them (nil if it cannot be read).
+    var runtimeChildren: [pid_t]? {
+        readFile("/proc/self/task/\(runtimePID)/children")?
+            .split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { pid_t($0) }
     }
 
     /// Answer a system call left pending earlier.  False if its caller stopped
@@ -500,10 +501,7 @@ public final class AddressSpace {
         printError("colo: the address space's agent (process \(agentPID ?? 0)) ended; its processes are killed")
         // What the runtime itself knows (its records and its children), never the table's
         // PIDs, which a guest can write: they could name any process.
-        var pids = Set(members.keys)
-        for child in (readFile("/proc/self/task/\(runtimePID)/children") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }) {
-            if let pid = pid_t(child) { pids.insert(pid) }
-        }
+        let pids = Set(members.keys).union(runtimeChildren ?? [])
         for pid in pids where pid > 0 && pid != runtimePID && pid != agentPID { kill(pid, SIGKILL) }
     }
 

@@ -1,5 +1,6 @@
 // colo --join: the request framing over the runtime's control socket, and the client side.
 import Bytes
+import CLinux
 import Glibc
 
 /// A request to start a program in an existing address space, sent by
@@ -53,33 +54,16 @@ enum JoinWire {
     }
 
     private static func sendFrame(_ fd: Int32, _ payload: [UInt8], fds: [Int32]) -> Bool {
-        var frame = withUnsafeBytes(of: UInt32(payload.count).littleEndian) { Array($0) } + payload
-        let space = fds.isEmpty ? 0 : cmsgSpace(fds.count)
-        var control = [UInt8](repeating: 0, count: space)
+        let frame = withUnsafeBytes(of: UInt32(payload.count).littleEndian) { Array($0) } + payload
         var sent = 0
         while sent < frame.count {
-            let n: Int = frame.withUnsafeMutableBytes { buf in
-                var iov = iovec(iov_base: buf.baseAddress! + sent, iov_len: buf.count - sent)
-                return control.withUnsafeMutableBytes { cbuf in
-                    var msg = msghdr()
-                    return withUnsafeMutablePointer(to: &iov) { iovp in
-                        msg.msg_iov = iovp
-                        msg.msg_iovlen = 1
-                        if sent == 0 && !fds.isEmpty {
-                            let h = cbuf.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
-                            h.pointee.cmsg_len = cmsgLen(fds.count)
-                            h.pointee.cmsg_level = SOL_SOCKET
-                            h.pointee.cmsg_type = Int32(SCM_RIGHTS)
-                            let data = cbuf.baseAddress! + MemoryLayout<cmsghdr>.size
-                            for (i, f) in fds.enumerated() { data.storeBytes(of: f, toByteOffset: i * 4, as: Int32.self) }
-                            msg.msg_control = cbuf.baseAddress
-                            msg.msg_controllen = space
-                        }
-                        return sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
-                    }
+            // The descriptors ride with the first bytes (clinux_send_fds: sendmsg, again after EINTR).
+            let attached = sent == 0 ? fds : []
+            let n = frame.withUnsafeBytes { buf in
+                attached.withUnsafeBufferPointer {
+                    clinux_send_fds(fd, buf.baseAddress! + sent, buf.count - sent, $0.baseAddress, Int32(attached.count))
                 }
             }
-            if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }
             sent += n
         }
@@ -124,7 +108,6 @@ enum JoinWire {
         return (payload, fds)
     }
 
-    private static func cmsgLen(_ n: Int) -> Int { MemoryLayout<cmsghdr>.size + 4 * n }
     private static func cmsgSpace(_ n: Int) -> Int { MemoryLayout<cmsghdr>.size + ((4 * n + 7) & ~7) }
 }
 

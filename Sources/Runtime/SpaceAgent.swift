@@ -13,7 +13,8 @@ protocol MmHands: AnyObject {
     /// Apply a mapping plan in the address space's mm; `late`: possibly only with the next
     /// request that needs an answer (the start of the program it maps), whose error it is then.
     func apply(_ plan: MappingPlan, late: Bool) throws(LoadError)
-    /// Map slot `index`'s header (the header file's block `index`, shared with the runtime).
+    /// Map slot `index`'s header (the header file's block `index`, shared with the runtime) at
+    /// its slot.
     func mapHeader(_ index: Int, file: Int32) throws(ColoError)
     /// Unmap [address, address+length) of the slot region.
     func unmap(_ address: UInt64, _ length: UInt64)
@@ -31,7 +32,11 @@ protocol MmHands: AnyObject {
 final class OwnHands: MmHands {
     var mmProcess: pid_t { getpid() }
     func apply(_ plan: MappingPlan, late: Bool) throws(LoadError) { try plan.apply() }
-    func mapHeader(_ index: Int, file: Int32) throws(ColoError) {}
+    func mapHeader(_ index: Int, file: Int32) throws(ColoError) {
+        guard let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
+                           PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, file, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE)),
+              p != MAP_FAILED else { throw .last("cannot map slot \(index)") }
+    }
     func unmap(_ address: UInt64, _ length: UInt64) {
         munmap(UnsafeMutableRawPointer(bitPattern: UInt(address)), Int(length))
     }

@@ -105,8 +105,7 @@ static int32_t mine(const struct colo_agent_request *rq, const int *fds, uint32_
 
 static struct colo_slot *slot_header(int32_t slot)
 {
-    if (slot < 0 || slot >= (int32_t)COLO_MAX_SLOTS) return 0;
-    return (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)slot << COLO_SLOT_SHIFT));
+    return slot >= 0 && slot < (int32_t)COLO_MAX_SLOTS ? colo_slot_at((uint64_t)slot) : 0;
 }
 
 static long spawn(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds)
@@ -155,12 +154,10 @@ static long step(const struct colo_agent_request *rq, const struct colo_agent_st
     case COLO_AGENT_APPLY: return apply(rq, st, fds, nfds, failed_op);
     case COLO_AGENT_SPAWN: return spawn(rq, st, fds, nfds);
     case COLO_AGENT_UNMAP: return in_slot_region(st->addr, st->len) ? sys2(SYS_munmap, st->addr, st->len) : -EINVAL;
-    case COLO_AGENT_RETIRE: {
-        uint64_t off = st->addr - COLO_SCB_AREA_ADDR;
-        if (st->addr < COLO_SCB_AREA_ADDR || off / COLO_SCB_SIZE >= COLO_SWITCH_LOG_INDEX || off % COLO_SCB_SIZE) return -EINVAL;
+    case COLO_AGENT_RETIRE:
+        if (!colo_is_scb_block(st->addr)) return -EINVAL;
         colo_scb_retire((struct colo_scb *)st->addr);
         return 0;
-    }
     default: return -ENOSYS;
     }
 }

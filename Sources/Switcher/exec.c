@@ -142,7 +142,7 @@ static void exec_enter(void *arg)
     struct colo_exec_ctx *c = arg;
     uint64_t mask = c->mask;
     uint32_t *w = c->vfork_done;
-    struct colo_slot *ns = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)c->slot << COLO_SLOT_SHIFT));
+    struct colo_slot *ns = colo_slot_at((uint64_t)c->slot);
     if (w) {
         __atomic_store_n(w, 0, __ATOMIC_RELEASE);
         sys6(SYS_futex, (long)w, FUTEX_WAKE, 1, 0, 0, 0);
@@ -279,7 +279,7 @@ static long exec_in_place(struct colo_slot *s, ucontext_t *uc)
     long r = exec_commit();
     if (r < 0) sys2(SYS_kill, pid, SIGKILL);
     c.slot = (int32_t)r;
-    struct colo_slot *ns = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)r << COLO_SLOT_SHIFT));
+    struct colo_slot *ns = colo_slot_at((uint64_t)r);
     struct colo_exec_ctx *nc = &ns->exec;
     *nc = c;
     colo_on_stack(exec_enter, nc, (char *)ns + COLO_START_STACK_TOP);

@@ -53,10 +53,6 @@ static struct colo_recolo_area *area_of(struct colo_slot *s)
 {
     return (struct colo_recolo_area *)((char *)s + COLO_RECOLO_OFFSET);
 }
-static struct colo_slot *slot_at(int32_t index)
-{
-    return (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)index << COLO_SLOT_SHIFT));
-}
 static uint32_t load(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void store(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -159,7 +155,7 @@ static void recolo_child_main(void *arg)
  * names the new process. */
 static long spawn_with_pid(int32_t index, int32_t pid, int32_t *pidfd)
 {
-    struct colo_slot *ns = slot_at(index);
+    struct colo_slot *ns = colo_slot_at((uint64_t)index);
     uint64_t top = (uint64_t)ns + COLO_START_STACK_TOP - 16;
     ((uint64_t *)top)[0] = (uint64_t)recolo_child_main;
     ((uint64_t *)top)[1] = (uint64_t)ns;

@@ -27,12 +27,6 @@ void colo_kill_address_space_and_exit(void) __attribute__((noreturn));
 extern struct colo_sock_filter colo_filter_program[];
 extern uint32_t colo_filter_length;
 
-/* A fork child of a member stops sharing its parent's address space's structures before it
- * runs guest code: its slot header becomes a private copy, the capability table and the SCB
- * area private and empty (space.c).  `s` is its slot; colo_fork_child_resumed finds it from
- * the context the child resumes. */
-void colo_fork_child(struct colo_slot *s);
-void colo_fork_child_resumed(const struct colo_resume *r);
 
 /* The dispositions a new program starts with: every signal default, those
  * of `ignored` (bit sig-1) ignored, SIGSYS the runtime's handler.  0, or
@@ -76,6 +70,25 @@ void colo_switch_dispatch_faults(struct colo_slot *s);
 
 /* Has the calling thread attached itself to the switcher (its own SCB)? */
 int colo_switch_attached(void);
+
+/* The header of slot `index` (< COLO_MAX_SLOTS: callers check). */
+static inline struct colo_slot *colo_slot_at(uint64_t index)
+{
+    return (struct colo_slot *)(COLO_SLOT_REGION_BASE + (index << COLO_SLOT_SHIFT));
+}
+
+/* Row `index` (< COLO_MAX_SLOTS) of the process table. */
+static inline struct colo_proc_entry *colo_proc_entry_at(uint64_t index)
+{
+    return (struct colo_proc_entry *)(COLO_TABLE_ADDR + 4096 + index * sizeof(struct colo_proc_entry));
+}
+
+/* Is `a` the start of an SCB block of the SCB area (the event log's excepted)?  What the
+ * runtime's side checks before it follows an SCB address a guest could have written. */
+static inline int colo_is_scb_block(uint64_t a)
+{
+    return a >= COLO_SCB_AREA_ADDR && a < COLO_SWITCH_LOG_ADDR && (a - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE == 0;
+}
 
 /* The slot whose region holds address `a` (a calling instruction), or 0. */
 static inline struct colo_slot *colo_slot_of(uint64_t a)

@@ -72,9 +72,9 @@ static struct colo_slot *member_slot(struct colo_slot *own, long pid)
     if (h->magic != COLO_TABLE_MAGIC) return 0;
     uint32_t n = h->max_slots < COLO_MAX_SLOTS ? h->max_slots : COLO_MAX_SLOTS;
     for (uint32_t i = 0; i < n; i++) {
-        const struct colo_proc_entry *e = (const struct colo_proc_entry *)(COLO_TABLE_ADDR + 4096 + (uint64_t)i * sizeof *e);
+        const struct colo_proc_entry *e = colo_proc_entry_at(i);
         if (e->state == COLO_PROC_RUNNING && e->pid == pid && e->slot < COLO_MAX_SLOTS)
-            return colo_slot_of(COLO_SLOT_REGION_BASE + ((uint64_t)e->slot << COLO_SLOT_SHIFT));
+            return colo_slot_of((uint64_t)colo_slot_at(e->slot));
     }
     return 0;
 }

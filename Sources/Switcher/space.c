@@ -45,7 +45,7 @@
 extern long colo_clone_start(unsigned long flags, void *stack, int32_t *ctid, void (*fn)(void *), void *arg);
 extern void colo_jump(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 
-void colo_space_forked(struct colo_slot *s)
+static void colo_space_forked(struct colo_slot *s)
 {
     __atomic_store_n(&s->space_state, COLO_SPACE_FORKED, __ATOMIC_RELEASE);
 }
@@ -175,7 +175,7 @@ static long become_space(struct colo_slot *s)
 void colo_space_requested(uint32_t index)
 {
     if (index >= COLO_MAX_SLOTS) return;
-    struct colo_slot *s = (struct colo_slot *)(COLO_SLOT_REGION_BASE + ((uint64_t)index << COLO_SLOT_SHIFT));
+    struct colo_slot *s = colo_slot_at((uint64_t)index);
     /* Only in a fork child whose slot header this is (mapped: it is the process's own). */
     if (__atomic_load_n(&s->space_state, __ATOMIC_ACQUIRE) != COLO_SPACE_FORKED) return;
     if (s->magic != COLO_SLOT_MAGIC || s->owner_pid == (int32_t)sys0(SYS_getpid)) return;

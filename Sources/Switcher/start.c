@@ -38,10 +38,7 @@ static void child_main(void *arg)
     slot->owner_pid = (int32_t)sys0(SYS_getpid);
     /* Its row of the process table names it before its program runs (the runtime learns the
      * PID only when its agent's answer arrives): `colo ps` and --join find it at once. */
-    if (slot->index < COLO_MAX_SLOTS) {
-        struct colo_proc_entry *e = (struct colo_proc_entry *)(COLO_TABLE_ADDR + 4096 + (uint64_t)slot->index * sizeof *e);
-        __atomic_store_n(&e->pid, slot->owner_pid, __ATOMIC_RELEASE);
-    }
+    if (slot->index < COLO_MAX_SLOTS) __atomic_store_n(&colo_proc_entry_at(slot->index)->pid, slot->owner_pid, __ATOMIC_RELEASE);
     /* No parent-death signal (natively there is none): the watchdog kills every member
      * once the runtime is gone (watchdog.c).  A runtime gone already: end here. */
     if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);

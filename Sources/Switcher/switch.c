@@ -692,8 +692,7 @@ int32_t colo_scb_caller_pid(const struct colo_scb *scb)
 {
     /* The runtime asks, and `caller` is guest-writable: only an SCB block is followed. */
     uint64_t c = (uint64_t)__atomic_load_n(&scb->caller, __ATOMIC_ACQUIRE);
-    if (c < COLO_SCB_AREA_ADDR || c >= COLO_SWITCH_LOG_ADDR || (c - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE) return 0;
-    return ((const struct colo_scb *)c)->pid;
+    return colo_is_scb_block(c) ? ((const struct colo_scb *)c)->pid : 0;
 }
 
 void colo_scb_retire(struct colo_scb *me)
