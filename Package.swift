@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// Code in Switcher runs on guest threads: no stack protector (it would read the
+/// Code in Switcher and GuestShim runs on guest threads: no stack protector (it would read the
 /// guest's %fs:0x28), no libc calls, no builtins turned into libc calls.
 let guestSafeC: [CSetting] = [
     .unsafeFlags(["-fno-stack-protector", "-fno-builtin", "-fno-exceptions",
@@ -47,23 +47,36 @@ let package = Package(
                        providers: [.apt(["libelf-dev"])]),
         .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
-        /// The guest ABI: system-call numbers, auxv types, address-space layout.
-        .target(name: "GuestAPI", path: "Sources/GuestAPI"),
-        /// Code that runs inside guest processes: trampoline, SIGSYS handler, BPF filter.
-        .target(name: "Switcher", dependencies: ["GuestAPI"], path: "Sources/Switcher",
+        /// The colocation ABI, headers only: system-call numbers and the one table of
+        /// colocation calls, address-space layout, shared structures.  Everything depends on it.
+        .target(name: "ColoABI", path: "Sources/ABI"),
+        /// The guest library (<colo.h>, <capv.h>, libcolo) colocated programs link.
+        .target(name: "GuestAPI", dependencies: ["ColoABI"], path: "Sources/GuestAPI"),
+        /// The switcher: fast cocall/coaccept on guest threads, the signal dispatcher, unborrow,
+        /// saving and continuing guest contexts, its event log.
+        .target(name: "Switcher", dependencies: ["ColoABI"], path: "Sources/Switcher",
+                cSettings: guestSafeC),
+        /// The guest shim: what runs in an address space for the runtime, on guest threads or
+        /// in the in-mm agent: seccomp filter, start-up, SIGSYS handler, exec and fork
+        /// emulation, fork children as address spaces, in-process tracing, watchdog, agent.
+        .target(name: "GuestShim", dependencies: ["ColoABI", "Switcher"], path: "Sources/GuestShim",
                 cSettings: guestSafeC),
         /// Linux's numbers, flags and layouts from its C headers (<sys/syscall.h>, <fcntl.h> ...).
         .target(name: "CLinux", path: "Sources/CLinux"),
         /// Byte strings: paths, argv and envp as the kernel sees them, never decoded as text.
         .target(name: "Bytes", path: "Sources/Bytes"),
-        .target(name: "Loader", dependencies: ["Bytes", "CElf", "GuestAPI", "Switcher"], path: "Sources/Loader"),
-        .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestAPI", "CSeccomp"],
+        .target(name: "Loader", dependencies: ["Bytes", "CElf", "ColoABI", "GuestShim"], path: "Sources/Loader"),
+        .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestShim", "ColoABI", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
+        /// What shows an address space from outside: the tracers (ptrace and in-process),
+        /// the switcher's event log, the ps/procstat views.
+        .target(name: "Observability", dependencies: ["Bytes", "CLinux", "CSeccomp", "ColoABI", "GuestShim", "Switcher", "Runtime"],
+                path: "Sources/Observability"),
         .executableTarget(name: "colo",
-                          dependencies: ["Bytes", "CLinux", "GuestAPI", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "CLinux", "ColoABI", "Runtime", "Observability", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
         .executableTarget(name: "coexec",
-                          dependencies: ["Bytes", "Runtime", "GuestAPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "Runtime", "ColoABI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/coexec"),
         /// What the CheriBSD tools (capv, clocks, ...) share: C helpers for guest
         /// context (vfork spawn, SIGCHLD, <capv.h> layouts, libbsd's strvisx) and
@@ -105,6 +118,6 @@ let package = Package(
         /// A Swift service and caller using Colo, run colocated by the kernel tests.
         .executableTarget(name: "coswift", dependencies: ["Colo"], path: "Tests/Guests/coswift"),
         .testTarget(name: "LoaderTests", dependencies: ["Bytes", "Loader"], path: "Tests/LoaderTests"),
-        .testTarget(name: "RuntimeTests", dependencies: ["Bytes", "Runtime"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["Bytes", "Runtime", "Observability"], path: "Tests/RuntimeTests"),
     ]
 )

@@ -2,7 +2,7 @@
 import Bytes
 import CElf
 import Glibc
-import GuestAPI
+import ColoABI
 
 /// A PT_LOAD segment with a non-zero p_memsz, as binfmt_elf's elf_load maps it.
 struct Segment: Sendable, Equatable {

@@ -2,7 +2,7 @@
 import Bytes
 import CElf
 import Glibc
-import GuestAPI
+import ColoABI
 
 /// What the auxv says about the mapped program and interpreter (relocated addresses).
 struct ProgramAux {

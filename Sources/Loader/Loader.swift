@@ -1,7 +1,7 @@
 // Loader: plan (validate, #! scripts) and map a program into a slot, with execve's checks and errors.
 import Bytes
 import Glibc
-import GuestAPI
+import ColoABI
 
 /// One ELF object mapped into a slot.
 public struct MappedImage: Sendable, Equatable {

@@ -1,7 +1,7 @@
 // Mappings.swift: the mapping plan of a program (ELF segments as binfmt_elf maps them, the stack), applied by colo_plan_apply.
 import Bytes
 import Glibc
-import Switcher
+import GuestShim
 
 /// What loading a program into a slot does to the mm, as data (struct colo_plan): built here
 /// without touching memory, applied by C code in the mm that is to hold the program

@@ -1,5 +1,5 @@
 // SlotLayout: the address ranges of one 64 GiB slot.
-import GuestAPI
+import ColoABI
 
 /// The address ranges of one 64 GiB slot, as colo_abi.h lays them out.
 public struct SlotLayout: Sendable, Equatable {

@@ -2,8 +2,9 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 import Loader
+import GuestShim
 import Switcher
 
 /// What to run in the address space, and with which process context.
@@ -92,6 +93,9 @@ public final class AddressSpace {
         initialIgnored = ign
         initialBlocked = blk
         runtimePID = getpid()
+        // The switcher reports signals to the in-process tracer: set in this image before the
+        // agent's fork copies it (and before a fork child's runtime starts members from it).
+        colo_trace_install()
         kernel = try Kernel()
         headerFile = clinux_memfd("colo slot headers")
         guard headerFile >= 0, ftruncate(headerFile, off_t(Layout.maxSlots) * off_t(COLO_SLOT_HEADER_SIZE)) == 0 else {

@@ -1,7 +1,7 @@
 // CallChannel: where a runtime gets the system calls it serves and answers them: the seccomp listener, or a relay from the runtime that holds it.
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 
 /// The relay's messages (SOCK_SEQPACKET, one message each): 16 words.  To the served runtime:
 /// a call (kind, id, pid, number, instruction pointer, six arguments) or the reply to its last

@@ -1,5 +1,6 @@
 // Capabilities: the software capability tagger of one address space.
 import Glibc
+import ColoABI
 import GuestAPI
 
 /// The software capability tagger of one address space (format: colo_cap.h).

@@ -2,8 +2,9 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 import Loader
+import GuestShim
 import Switcher
 
 /// The exec area of the system-call table: exec in place, asked for by the
@@ -258,7 +259,7 @@ func threadGroup(of tid: pid_t) -> pid_t? {
 
 /// /proc/PID/stat fields after the command name (field 3 is index 0), or [].
 /// Parsed as bytes: the command name may hold any character, the rest is ASCII.
-func statFields(_ pid: pid_t) -> [Substring] {
+public func statFields(_ pid: pid_t) -> [Substring] {
     let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return [] }
     defer { close(fd) }

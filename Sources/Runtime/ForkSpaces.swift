@@ -2,8 +2,9 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 import Loader
+import GuestShim
 import Switcher
 
 /// The internal call with which a fork child's SIGSYS handler (space.c) asks for a runtime.

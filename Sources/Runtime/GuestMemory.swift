@@ -5,13 +5,15 @@ import Glibc
 
 /// Reading (and writing) a guest's memory from the runtime with process_vm_readv, so that a
 /// bad pointer is an EFAULT for the guest rather than a crash of the runtime.
-struct GuestMemory {
-    let pid: pid_t
+public struct GuestMemory {
+    public let pid: pid_t
 
-    static let processVMReadv = Int(SYS_process_vm_readv)
+    public init(pid: pid_t) { self.pid = pid }
+
+    public static let processVMReadv = Int(SYS_process_vm_readv)
 
     /// `count` bytes at `address`, or nil if any of them is not readable.
-    func read(_ address: UInt64, count: Int) -> [UInt8]? {
+    public func read(_ address: UInt64, count: Int) -> [UInt8]? {
         if count == 0 { return [] }
         var out = [UInt8](repeating: 0, count: count)
         let n = out.withUnsafeMutableBytes { buf -> Int in
@@ -25,7 +27,7 @@ struct GuestMemory {
     }
 
     /// Write `bytes` at `address` (process_vm_writev); false if any of them is not writable.
-    func write(_ bytes: [UInt8], at address: UInt64) -> Bool {
+    public func write(_ bytes: [UInt8], at address: UInt64) -> Bool {
         if bytes.isEmpty { return true }
         let n = bytes.withUnsafeBytes { buf -> Int in
             var local = iovec(iov_base: UnsafeMutableRawPointer(mutating: buf.baseAddress), iov_len: buf.count)
@@ -38,13 +40,13 @@ struct GuestMemory {
     }
 
     /// A 64-bit word at `address`.
-    func word(_ address: UInt64) -> UInt64? {
+    public func word(_ address: UInt64) -> UInt64? {
         read(address, count: 8).map { $0.withUnsafeBytes { $0.load(as: UInt64.self) } }
     }
 
     /// The NUL-terminated string at `address` (at most `limit` bytes), or nil
     /// if unreadable or unterminated.
-    func string(_ address: UInt64, limit: Int = 131072) -> ByteString? {
+    public func string(_ address: UInt64, limit: Int = 131072) -> ByteString? {
         try? argument(address, limit: limit)
     }
 
@@ -67,7 +69,7 @@ struct GuestMemory {
     }
 
     /// A NULL-terminated array of string pointers (argv, envp); nil on EFAULT or E2BIG.
-    func strings(_ address: UInt64, limit: Int = 1 << 20) -> [ByteString]? {
+    public func strings(_ address: UInt64, limit: Int = 1 << 20) -> [ByteString]? {
         try? arguments(address, limit: limit)
     }
 

@@ -1,7 +1,8 @@
 // KernelCalls: cosetup, coregister, colookup, cogetpid, the slow-path calls and fd capabilities.
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
+import GuestShim
 import Switcher
 
 /// The capability and call area of the system-call table: cosetup, coregister,

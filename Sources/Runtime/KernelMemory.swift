@@ -1,6 +1,7 @@
 // KernelMemory: the kernel calls' copies between guest buffers, stores and copyinstr.
 import CLinux
 import Glibc
+import ColoABI
 import GuestAPI
 
 /// What the kernel calls need beyond reading: copies between two guest

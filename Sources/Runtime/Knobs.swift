@@ -1,5 +1,6 @@
 // Knobs: an address space's sysctl-like settings, kept in its table.
-import GuestAPI
+import ColoABI
+import Switcher
 
 /// The knobs of an address space, named as CheriBSD's sysctls.  They live in the
 /// address-space table, so `colo sysctl` reads and sets them from outside and
@@ -45,7 +46,7 @@ extension SpaceTable {
     /// Set a knob (the table must be mapped writable: the runtime's own, or `openForUpdate`).
     public func set(_ knob: Knob, _ value: Int32) {
         withUnsafeMutableBytes(of: &header.pointee.knobs) { $0.storeBytes(of: value, toByteOffset: knob.index * 4, as: Int32.self) }
-        if knob == .colocationDebug { SwitcherLog.setKnobBit(header, value != 0) }
+        if knob == .colocationDebug { colo_switch_log_knob(header, value != 0 ? 1 : 0) }   // the event log follows it
     }
 
     func setDefaultKnobs() {

@@ -2,7 +2,8 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
+import GuestShim
 import Switcher
 
 /// Re-colocation: a fork()ed child of a colocated process that execs goes back

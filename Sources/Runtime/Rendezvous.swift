@@ -1,7 +1,8 @@
 // Rendezvous: guest threads as the kernel calls know them, and the slow-path cocall/coaccept meeting.
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
+import GuestShim
 import Switcher
 
 /// A guest thread as the kernel knows it from its first colocation call: its

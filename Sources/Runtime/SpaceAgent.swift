@@ -2,6 +2,7 @@
 import CLinux
 import Glibc
 import Loader
+import GuestShim
 import Switcher
 
 /// The operations on an address space's mm that the runtime cannot do with process_vm_writev

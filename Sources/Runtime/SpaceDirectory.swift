@@ -16,7 +16,7 @@ public enum SpaceDirectory {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .last("cannot create \(path)") }
     }
 
-    static func tablePath(runtimePID: pid_t) -> String { "\(path)/\(runtimePID).space" }
+    public static func tablePath(runtimePID: pid_t) -> String { "\(path)/\(runtimePID).space" }
     static func socketPath(runtimePID: pid_t) -> String { "\(path)/\(runtimePID).sock" }
 
     /// A live address space: its table, with its members checked against the kernel.

@@ -2,7 +2,8 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
+import GuestShim
 import Switcher
 
 /// One colocated process as the address-space table records it.
@@ -31,7 +32,7 @@ public final class SpaceTable {
     static let entryStride = MemoryLayout<colo_proc_entry>.stride
     static let fileSize = 4096 + Int(COLO_MAX_SLOTS) * entryStride
 
-    var header: UnsafeMutablePointer<colo_table_header> { base.assumingMemoryBound(to: colo_table_header.self) }
+    public var header: UnsafeMutablePointer<colo_table_header> { base.assumingMemoryBound(to: colo_table_header.self) }
 
     private init(path: String, base: UnsafeMutableRawPointer, size: Int, owned: Bool) {
         self.path = path; self.base = base; self.size = size; self.owned = owned

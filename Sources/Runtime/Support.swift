@@ -2,6 +2,7 @@
 import Bytes
 import CLinux
 import Glibc
+import ColoABI
 import GuestAPI
 
 /// An error with the errno a system call would report, and a message for humans.
@@ -105,12 +106,19 @@ enum GNU {
 /// A raw system call with pointer or integer arguments: result or -errno.
 /// (Default arguments rather than variadic ones: no array on the hot paths.)
 @discardableResult
-func rawSyscall(_ n: Int, _ a: Int = 0, _ b: Int = 0, _ c: Int = 0, _ d: Int = 0, _ e: Int = 0, _ f: Int = 0) -> Int {
+public func rawSyscall(_ n: Int, _ a: Int = 0, _ b: Int = 0, _ c: Int = 0, _ d: Int = 0, _ e: Int = 0, _ f: Int = 0) -> Int {
     colo_syscall(n, a, b, c, d, e, f)
 }
 
 /// Write a line to standard error.
-func printError(_ s: String) {
+public func printError(_ s: String) {
     var line = s + "\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -1,7 +1,7 @@
 // SyscallTable: dispatch of the colocation system calls colo_syscalls.def lists, and the user-notification listener.
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 
 /// A colocation system call made by a guest, as seccomp's user notification
 /// delivers it to the runtime.
@@ -27,17 +27,17 @@ enum CallResult {
 /// served by the runtime has a handler in one of the areas' tables below (SyscallTableTests
 /// checks both ways); a number without an entry fails with ENOSYS, exactly as it does
 /// outside an address space.
-enum SyscallTable {
+public enum SyscallTable {
     typealias Handler = @Sendable (AddressSpace, GuestCall) -> CallResult
 
-    struct Entry: Sendable {
-        let name: String
-        let nargs: Int
+    public struct Entry: Sendable {
+        public let name: String
+        public let nargs: Int
         /// Served by the in-guest SIGSYS handler (colo_do_<id> in sigsys.c), which reaches
         /// the runtime only through colo_exec.
-        let servedInGuest: Bool
+        public let servedInGuest: Bool
         /// Done by the switcher in user space (copark): the call itself answers ENOSYS.
-        let servedBySwitcher: Bool
+        public let servedBySwitcher: Bool
         let handler: Handler?
     }
 
@@ -49,7 +49,7 @@ enum SyscallTable {
         .merging(SpaceCalls.handlers) { a, _ in a }
 
     /// colo_syscalls.def's entries, with their handlers.
-    static let entries: [Int32: Entry] = {
+    public static let entries: [Int32: Entry] = {
         var out = [Int32: Entry]()
         var i: UInt32 = 0
         while let d = colo_syscall_at(i) {
@@ -63,10 +63,10 @@ enum SyscallTable {
     }()
 
     /// Every number with its name.
-    static var names: [Int32: String] { entries.mapValues(\.name) }
+    public static var names: [Int32: String] { entries.mapValues(\.name) }
 
     /// The name of a colocation system call, if it is one.
-    static func name(_ number: Int32) -> String? { entries[number]?.name }
+    public static func name(_ number: Int32) -> String? { entries[number]?.name }
 
     static func dispatch(_ space: AddressSpace, _ call: GuestCall) -> CallResult {
         guard let handler = entries[call.number]?.handler else { return .error(ENOSYS) }

@@ -2,8 +2,8 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <ucontext.h>
-#include "switcher.h"
 #include "asm_offsets.h"
+#include "colo_switch.h"
 
 #define SAME(name, value) _Static_assert((name) == (value), #name " is not " #value)
 

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include "events.h"
 #include "include/colo_switch_log.h"
-#include "../../GuestAPI/include/colo_cap.h"
+#include "colo_cap.h"
+#include "switcher.h"
 
 extern long colo_copy_user(void *dst, const void *src, uint64_t n, uint64_t *fault);
 

@@ -7,7 +7,7 @@
 #define COLO_SWITCHER_EVENTS_H
 
 #include <stdint.h>
-#include "../../GuestAPI/include/colo_abi.h"
+#include "colo_abi.h"
 
 /* Is the event log on? */
 static inline int colo_log_on(void)

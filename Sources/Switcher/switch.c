@@ -31,11 +31,14 @@
 #include <asm/hwcap2.h>
 #include <linux/auxvec.h>
 #include <linux/errno.h>
-#include "switcher.h"
-#include "sys.h"
-#include "internal.h"
 #include "events.h"
-#include "../../GuestAPI/include/colo_cap.h"
+#include "colo_cap.h"
+#include "colo_sys.h"
+#include "colo_layout.h"
+#include "colo_switch.h"
+#include "switcher.h"
+
+void (*colo_switch_signal_observer)(int sig, const siginfo_t *info);
 
 extern long colo_switch(struct colo_switch_context *save, const struct colo_switch_context *load, long ret,
                         uint32_t *publish, uint32_t value);
@@ -45,8 +48,6 @@ extern void colo_switch_load(const struct colo_switch_context *load, long ret) _
 extern long colo_switch_park(struct colo_switch_context *save, void (*fn)(void *), void *arg, void *top);
 extern long colo_copy_user(void *dst, const void *src, uint64_t n, uint64_t *fault);
 extern char colo_copy_begin[], colo_copy_end[], colo_copy_fault[];
-extern void colo_resume(const struct colo_resume *r) __attribute__((noreturn));
-extern void colo_on_stack(void (*fn)(void *), void *arg, void *top) __attribute__((noreturn));
 extern char __executable_start[], etext[];
 
 #define SIGBIT(s) (1ULL << ((s) - 1))
@@ -550,7 +551,8 @@ void colo_signal_entry(int sig, siginfo_t *info, void *uctx)
         RETURN_VIA_RUNTIME();
         return;
     }
-    if (colo_trace_on()) colo_trace_signal(sig, info);
+    void (*observe)(int, const siginfo_t *) = colo_switch_signal_observer;
+    if (observe && colo_trace_on()) observe(sig, info);
     struct colo_slot *s = current_slot(me);
     struct colo_sigaction_rec *a = s ? &s->guest_actions[sig - 1] : 0;
     uint64_t h = a ? a->handler : (uint64_t)SIG_DFL;

@@ -8,7 +8,7 @@
  *   fill PROGRAM    posix_spawn PROGRAM wait until a child is refused or not in this mm (kcmp), at most 300
  *   wait            read standard input until EOF
  *   ring N          print pid= and ready, wait for SIGUSR1, print burst, make N getppid calls, print done
- * Build: cc -I Sources/GuestAPI/include claims.c Sources/GuestAPI/colo.c Sources/GuestAPI/syscall.c -pthread */
+ * Build: cc -I Sources/GuestAPI/include -I Sources/ABI/include claims.c Sources/GuestAPI/colo.c Sources/GuestAPI/syscall.c -pthread */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

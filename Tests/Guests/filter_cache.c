@@ -1,5 +1,5 @@
 /* filter_cache.c - FilterCacheTests' view of the address space's seccomp
- * program (built with Sources/Switcher/filter.c): per call number, whether
+ * program (built with Sources/GuestShim/filter.c): per call number, whether
  * the kernel's seccomp action cache allows it without running the program,
  * and what the program decides for sample instruction pointers and arguments.
  *

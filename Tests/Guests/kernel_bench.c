@@ -7,7 +7,7 @@
  *                                supervisor relaying a caller's and a callee's system
  *                                calls by seccomp user notification (no data copied)
  * Each round prints one line KEY=nanoseconds per round trip.
- * Build: cc -O2 -static-pie -I Sources/GuestAPI/include kernel_bench.c
+ * Build: cc -O2 -static-pie -I Sources/GuestAPI/include -I Sources/ABI/include kernel_bench.c
  *        Sources/GuestAPI/colo.c Sources/GuestAPI/syscall.c */
 #define _GNU_SOURCE
 #include <errno.h>

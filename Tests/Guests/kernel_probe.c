@@ -24,7 +24,7 @@
  *   fdcap_flood N          N capfromfd calls (the runtime keeps each file), then a new thread's cosetup
  *   signal_storm [restart] 4 callers x 3000 calls to a thread of the same process
  *                          while SIGUSR1 hits callers and callee (SA_RESTART or not)
- * Build: cc -I Sources/GuestAPI/include kernel_probe.c Sources/GuestAPI/colo.c
+ * Build: cc -I Sources/GuestAPI/include -I Sources/ABI/include kernel_probe.c Sources/GuestAPI/colo.c
  *        Sources/GuestAPI/syscall.c -pthread */
 #define _GNU_SOURCE
 #include <errno.h>

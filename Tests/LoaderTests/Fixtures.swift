@@ -1,7 +1,7 @@
 // C programs compiled once per test run into a short temporary directory (short, so that its paths fit into the PT_INTERP string of a ....
 import Foundation
 import Glibc
-import GuestAPI
+import ColoABI
 @testable import Loader
 
 /// C programs compiled once per test run into a short temporary directory (short, so that its

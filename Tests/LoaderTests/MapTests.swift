@@ -3,7 +3,7 @@ import Bytes
 import CElf
 import Foundation
 import Glibc
-import GuestAPI
+import ColoABI
 import Testing
 @testable import Loader
 

@@ -4,7 +4,7 @@ import Glibc
 import Testing
 @testable import Runtime
 
-/// The address space's seccomp program (Sources/Switcher/filter.c), run by
+/// The address space's seccomp program (Sources/GuestShim/filter.c), run by
 /// Tests/Guests/filter_cache.c: the kernel's action-cache emulation per number
 /// (kernel/seccomp.c, seccomp_is_const_allow: only arch and nr are known), and
 /// the program's decision for instruction pointers outside the slot region and
@@ -45,11 +45,13 @@ import Testing
 
     static func load() throws -> Decisions {
         let root = Guests.sourceDir.deletingLastPathComponent().deletingLastPathComponent()
-        let switcher = root.appendingPathComponent("Sources/Switcher").path
+        let shim = root.appendingPathComponent("Sources/GuestShim").path
+        let sources = root.appendingPathComponent("Sources").path
         let exe = Guests.buildDir + "/filter_cache"
-        let b = try Run.capture(["cc", "-O1", "-I", switcher + "/include", "-I", switcher,
+        let b = try Run.capture(["cc", "-O1", "-I", shim + "/include", "-I", shim, "-I", sources + "/Switcher/include",
+                                 "-I", sources + "/ABI/include",
                                  Guests.sourceDir.appendingPathComponent("filter_cache.c").path,
-                                 switcher + "/filter.c", switcher + "/bpf.c", "-o", exe])
+                                 shim + "/filter.c", shim + "/bpf.c", "-o", exe])
         guard b.status == 0 else { throw TestFailure("building filter_cache failed: \(b.stderr)") }
         let r = try Run.capture([exe])
         guard r.status == 0 else { throw TestFailure("filter_cache: \(r.stdout) \(r.stderr)") }

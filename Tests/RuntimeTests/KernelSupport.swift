@@ -14,7 +14,7 @@ extension Guests {
         let key = "\(name)-colo-api"
         if let p = built[key] { return p }
         let out = buildDir + "/" + key
-        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", apiDir + "/include",
+        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", apiDir + "/include", "-I", apiDir + "/../ABI/include",
                                  sourceDir.appendingPathComponent("\(name).c").path,
                                  apiDir + "/colo.c", apiDir + "/syscall.c", "-o", out])
         guard r.status == 0 else { throw TestFailure("building \(key) failed: \(r.stderr)") }

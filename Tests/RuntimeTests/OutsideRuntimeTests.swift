@@ -101,15 +101,18 @@ import Testing
     /// Code that runs in the address space without a libc (the SIGSYS handler, the switcher,
     /// the agent) must not call into one: the runtime's libraries are not mapped there.
     @Test func guestSideCodeNeedsNoLibrary() throws {
-        let objects = URL(fileURLWithPath: Tools.binDir).appendingPathComponent("Switcher.build").path
-        let files = try FileManager.default.contentsOfDirectory(atPath: objects).filter { $0.hasSuffix(".o") }
-        #expect(files.count >= 10, "positive control: the objects are where the build puts them")
         let linkerSymbols: Set<String> = ["__executable_start", "etext", "_GLOBAL_OFFSET_TABLE_"]
-        for f in files {
-            let r = try Run.capture(["nm", "-u", objects + "/" + f])
-            let undefined = r.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
-                .filter { !$0.hasPrefix("colo_") && !linkerSymbols.contains($0) }
-            #expect(undefined.isEmpty, "\(f) calls outside the guest-side code: \(undefined)")
+        // The switcher and the guest shim (Sources/Switcher, Sources/GuestShim).
+        for (target, least) in [("Switcher", 4), ("GuestShim", 12)] {
+            let objects = URL(fileURLWithPath: Tools.binDir).appendingPathComponent("\(target).build").path
+            let files = try FileManager.default.contentsOfDirectory(atPath: objects).filter { $0.hasSuffix(".o") }
+            #expect(files.count >= least, "positive control: \(target)'s objects are where the build puts them")
+            for f in files {
+                let r = try Run.capture(["nm", "-u", objects + "/" + f])
+                let undefined = r.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
+                    .filter { !$0.hasPrefix("colo_") && !linkerSymbols.contains($0) }
+                #expect(undefined.isEmpty, "\(target)/\(f) calls outside the guest-side code: \(undefined)")
+            }
         }
     }
 }

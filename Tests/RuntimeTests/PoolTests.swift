@@ -14,7 +14,7 @@ import Testing
         if let p = Guests.built[key] { return p }
         let out = Guests.buildDir + "/" + key
         let api = Guests.apiDir
-        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", api + "/include",
+        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", api + "/include", "-I", api + "/../ABI/include",
                                  Guests.sourceDir.appendingPathComponent("copool_guest.c").path,
                                  api + "/colo.c", api + "/syscall.c", api + "/copool.c", "-o", out])
         guard r.status == 0 else { throw TestFailure("building copool_guest failed: \(r.stderr)") }

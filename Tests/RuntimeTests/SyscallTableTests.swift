@@ -1,8 +1,10 @@
 // The one system-call table (colo_syscalls.def): complete, ordered, and every entry served.
 import Glibc
-import GuestAPI
+import ColoABI
+import GuestShim
 import Switcher
 import Testing
+@testable import Observability
 @testable import Runtime
 
 @Suite struct SyscallTableTests {

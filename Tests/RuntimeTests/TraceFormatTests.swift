@@ -2,8 +2,9 @@
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
 import Testing
+@testable import Observability
 @testable import Runtime
 
 @Suite struct TraceFormatTests {

@@ -64,7 +64,7 @@ extension Guests {
         if let p = built[key] { return p }
         let out = buildDir + "/" + key
         let api = sourceDir.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/GuestAPI").path
-        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", api + "/include",
+        let r = try Run.capture(["cc", "-O1", "-static-pie", "-pthread", "-I", api + "/include", "-I", api + "/../ABI/include",
                                  sourceDir.appendingPathComponent("\(name).c").path,
                                  api + "/colo.c", api + "/syscall.c", api + "/capsicum.c", "-o", out])
         guard r.status == 0 else { throw TestFailure("building \(key) failed: \(r.stderr)") }

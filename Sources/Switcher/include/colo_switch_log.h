@@ -5,7 +5,7 @@
 #define COLO_SWITCH_LOG_H
 
 #include <stdint.h>
-#include "../../GuestAPI/include/colo_abi.h"
+#include "colo_abi.h"
 
 /* Add `delta` to the table's switch_log word (a tracer: +/-COLO_SWITCH_LOG_TRACER). */
 void colo_switch_log_adjust(struct colo_table_header *h, int32_t delta);

@@ -2,7 +2,7 @@
 import ArgumentParser
 import Bytes
 import Glibc
-import GuestAPI
+import ColoABI
 import Runtime
 
 /// coexec(1): run a command colocated with process `pid`.

@@ -3,7 +3,8 @@ import ArgumentParser
 import Bytes
 import CLinux
 import Glibc
-import GuestAPI
+import ColoABI
+import Observability
 import Runtime
 
 @main

@@ -1,6 +1,7 @@
 // `colo switcher-log PID`: the switcher's event log of PID's address space (the ring that `colo sysctl debug.colocation_debug=1` or a running `colo ...
 import ArgumentParser
 import Glibc
+import Observability
 import Runtime
 
 /// `colo switcher-log PID`: the switcher's event log of PID's address space (the

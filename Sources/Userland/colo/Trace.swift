@@ -1,6 +1,7 @@
 // `colo trace`: trace the system calls of colocated processes (see man/colo-trace.1, Runtime/InProcessTracer.swift and Runtime/Tracer.swift for the ...
 import ArgumentParser
 import Glibc
+import Observability
 import Runtime
 
 /// `colo trace`: trace the system calls of colocated processes (see man/colo-trace.1,

@@ -1,0 +1,108 @@
+/* start.c - the first code a colocated process runs: it turns the fresh
+ * CLONE_VM child of the runtime into what execve() would have produced, then
+ * jumps to the loaded program.  Runs without libc, on the slot's start stack. */
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <linux/errno.h>
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <asm/prctl.h>
+#include "colo_sys.h"
+#include "colo_layout.h"
+#include "colo_switch.h"
+#include "guest_shim.h"
+#include "clone.h"
+#include "process.h"
+#include "start.h"
+#include "trace.h"
+
+
+enum start_step { STEP_STDIO = 1, STEP_FDS, STEP_CWD, STEP_CREDS,
+                  STEP_SIGNALS, STEP_NAME };
+
+static void fail(struct colo_slot *slot, int step, long err)
+{
+    slot->start_step = step;
+    slot->start_error = (int32_t)-err;
+    sys1(SYS_exit_group, 127);
+}
+
+static void child_main(void *arg)
+{
+    struct colo_slot *slot = arg;
+    long r;
+
+    /* The runtime records the owner too, but only once clone returned to it:
+     * the program may install signal handlers before that (see do_sigaction). */
+    slot->owner_pid = (int32_t)sys0(SYS_getpid);
+    /* Its row of the process table names it before its program runs (the runtime learns the
+     * PID only when its agent's answer arrives): `colo ps` and --join find it at once. */
+    if (slot->index < COLO_MAX_SLOTS) __atomic_store_n(&colo_proc_entry_at(slot->index)->pid, slot->owner_pid, __ATOMIC_RELEASE);
+    /* No parent-death signal (natively there is none): the watchdog kills every member
+     * once the runtime is gone (watchdog.c).  A runtime gone already: end here. */
+    if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);
+
+    for (int i = 0; i < 3; i++) {
+        if (slot->stdio[i] < 0) continue;
+        if ((r = sys3(SYS_dup3, slot->stdio[i], i, 0)) < 0 && slot->stdio[i] != i) fail(slot, STEP_STDIO, r);
+    }
+    if ((r = colo_close_cloexec_fds()) < 0) fail(slot, STEP_FDS, r);
+    if (slot->cwd[0] && (r = sys1(SYS_chdir, slot->cwd)) < 0) fail(slot, STEP_CWD, r);
+    if (slot->set_creds) {
+        if ((r = sys2(SYS_setgroups, 0, 0)) < 0) fail(slot, STEP_CREDS, r);
+        if ((r = sys3(SYS_setresgid, slot->gid, slot->gid, slot->gid)) < 0) fail(slot, STEP_CREDS, r);
+        if ((r = sys3(SYS_setresuid, slot->uid, slot->uid, slot->uid)) < 0) fail(slot, STEP_CREDS, r);
+    }
+
+    if ((r = colo_set_start_dispositions(slot->ignored_signals)) < 0) fail(slot, STEP_SIGNALS, r);
+    uint64_t mask = slot->signal_mask & ~(1ULL << (SIGSYS - 1));
+    if ((r = sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8)) < 0) fail(slot, STEP_SIGNALS, r);
+
+    if ((r = sys5(SYS_prctl, PR_SET_NAME, slot->comm, 0, 0, 0)) < 0) fail(slot, STEP_NAME, r);
+    sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
+    sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
+    colo_trace_enable_here();
+    colo_jump(slot->entry, slot->initial_sp);
+}
+
+static int spawn(struct colo_slot *slot, unsigned long flags)
+{
+    void *stack = (char *)slot + COLO_START_STACK_TOP;
+    slot->start_error = 0;
+    slot->start_step = 0;
+    return (int)colo_clone_start(flags, stack, 0, child_main, slot);
+}
+
+int colo_spawn(struct colo_slot *slot) { return spawn(slot, CLONE_VM | SIGCHLD); }
+
+/* The agent's members are the runtime's children, as if the runtime had cloned them. */
+int colo_spawn_as_sibling(struct colo_slot *slot) { return spawn(slot, CLONE_VM | CLONE_PARENT); }
+
+int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
+{
+    struct sock_fprog fp = { .len = (unsigned short)len, .filter = (struct sock_filter *)prog };
+    long r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+    if (r == -EACCES /* no CAP_SYS_ADMIN */) {
+        sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+    }
+    return (int)r;
+}
+
+void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked)
+{
+    uint64_t ign = 0;
+    for (int sig = 1; sig <= 64; sig++) {
+        struct kernel_sigaction sa;
+        if (sys4(SYS_rt_sigaction, sig, 0, &sa, 8) == 0 && sa.handler == (uint64_t)SIG_IGN)
+            ign |= 1ULL << (sig - 1);
+    }
+    uint64_t mask = 0;
+    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, &mask, 8);
+    *ignored = ign;
+    *blocked = mask;
+}

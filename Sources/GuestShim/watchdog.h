@@ -1,0 +1,8 @@
+/* watchdog.h - ending an address space's processes (watchdog.c). */
+#ifndef COLO_SHIM_WATCHDOG_H
+#define COLO_SHIM_WATCHDOG_H
+
+/* Kill every other process of the caller's mm until there is none, then exit. */
+void colo_kill_address_space_and_exit(void) __attribute__((noreturn));
+
+#endif
