@@ -63,17 +63,19 @@ let package = Package(
                 cSettings: guestSafeC),
         /// Linux's numbers, flags and layouts from its C headers (<sys/syscall.h>, <fcntl.h> ...).
         .target(name: "CLinux", path: "Sources/CLinux"),
+        /// Errno: the error number every layer's errors carry.
+        .target(name: "Errors", path: "Sources/Errors"),
         /// Byte strings: paths, argv and envp as the kernel sees them, never decoded as text.
         .target(name: "Bytes", path: "Sources/Bytes"),
-        .target(name: "Loader", dependencies: ["Bytes", "CElf", "ColoABI", "GuestShim"], path: "Sources/Loader"),
-        .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Loader", "Switcher", "GuestShim", "ColoABI", "GuestAPI", "CSeccomp"],
+        .target(name: "Loader", dependencies: ["Bytes", "CElf", "ColoABI", "Errors", "GuestShim"], path: "Sources/Loader"),
+        .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Errors", "Loader", "Switcher", "GuestShim", "ColoABI", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
         /// What shows an address space from outside: the tracers (ptrace and in-process),
         /// the switcher's event log, the ps/procstat views.
         .target(name: "Observability", dependencies: ["Bytes", "CLinux", "CSeccomp", "ColoABI", "GuestShim", "Switcher", "Runtime"],
                 path: "Sources/Observability"),
         .executableTarget(name: "colo",
-                          dependencies: ["Bytes", "CLinux", "ColoABI", "Runtime", "Observability", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Bytes", "CLinux", "ColoABI", "Errors", "Runtime", "Observability", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/Userland/colo"),
         .executableTarget(name: "coexec",
                           dependencies: ["Bytes", "Runtime", "ColoABI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -114,10 +116,10 @@ let package = Package(
         /// scripts/bench drives it: start-up, memory and system-call costs.
         .executableTarget(name: "colo-bench", dependencies: ["Bytes", "Runtime"], path: "Sources/Bench"),
         /// The guest library (<colo.h>) for Swift: typed errors, byte-array calls.
-        .target(name: "Colo", dependencies: ["GuestAPI"], path: "Sources/Colo"),
+        .target(name: "Colo", dependencies: ["Errors", "GuestAPI"], path: "Sources/Colo"),
         /// A Swift service and caller using Colo, run colocated by the kernel tests.
         .executableTarget(name: "coswift", dependencies: ["Colo"], path: "Tests/Guests/coswift"),
-        .testTarget(name: "LoaderTests", dependencies: ["Bytes", "Loader"], path: "Tests/LoaderTests"),
-        .testTarget(name: "RuntimeTests", dependencies: ["Bytes", "Runtime", "Observability"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "LoaderTests", dependencies: ["Bytes", "Errors", "Loader"], path: "Tests/LoaderTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["Bytes", "Errors", "Runtime", "Observability"], path: "Tests/RuntimeTests"),
     ]
 )

@@ -85,18 +85,30 @@ long clinux_send_fds(int sock, const void *buf, size_t len, const int *fds, int 
     return n < 0 ? -errno : n;
 }
 
-long clinux_receive_fd(int sock, void *buf, size_t len, int *fd) {
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+long clinux_receive_fds(int sock, void *buf, size_t len, int flags, int *fds, int max, int *nfds) {
+    union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr align; } ctl;
     struct iovec iov = { buf, len };
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-    *fd = -1;
+    *nfds = 0;
     ssize_t n;
-    do n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    do n = recvmsg(sock, &m, flags | MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
-        memcpy(fd, CMSG_DATA(c), sizeof(int));
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*nfds < max) fds[(*nfds)++] = fd; else close(fd);
+        }
+    }
     return n;
+}
+
+long clinux_receive_fd(int sock, void *buf, size_t len, int *fd) {
+    int n = 0;
+    *fd = -1;
+    return clinux_receive_fds(sock, buf, len, 0, fd, 1, &n);
 }
 
 int clinux_memfd(const char *name) {

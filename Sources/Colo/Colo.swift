@@ -1,33 +1,34 @@
 // Colo: the guest API (<colo.h>) for Swift programs: typed errors and byte-array calls.
+@_exported import Errors
 import Glibc
 import GuestAPI
 
 /// The errno of a failed colocation call (see cocall(2), coregister(2) ...).
 public struct CoError: Error, Equatable, Sendable, CustomStringConvertible {
-    public let errno: Int32
-    public init(_ errno: Int32) { self.errno = errno }
+    public let errno: Errno
+    public init(_ errno: Errno) { self.errno = errno }
 
     /// The callee has not called coaccept yet.
-    public static let notAccepting = CoError(EAGAIN)
+    public static let notAccepting = CoError(.EAGAIN)
     /// The callee is gone (it exited).
-    public static let calleeGone = CoError(ENOLINK)
+    public static let calleeGone = CoError(.ENOLINK)
     /// Bad target, buffer, or no cosetup.
-    public static let invalid = CoError(EINVAL)
+    public static let invalid = CoError(.EINVAL)
     /// A buffer lies outside the address space.
-    public static let fault = CoError(EFAULT)
+    public static let fault = CoError(.EFAULT)
     /// A signal interrupted the call.
-    public static let interrupted = CoError(EINTR)
+    public static let interrupted = CoError(.EINTR)
     /// No such name (colookup), or no caller being served (cogetpid).
-    public static let notFound = CoError(ESRCH)
+    public static let notFound = CoError(.ESRCH)
     /// The name is registered already.
-    public static let exists = CoError(EEXIST)
+    public static let exists = CoError(.EEXIST)
     /// Not in a colocated address space (or colookup is switched off).
-    public static let notColocated = CoError(ENOSYS)
+    public static let notColocated = CoError(.ENOSYS)
 
-    public var description: String { String(cString: strerror(errno)) }
+    public var description: String { errno.description }
 
     /// The error of a C call that returned -1 with errno set.
-    static var last: CoError { CoError(Glibc.errno) }
+    static var last: CoError { CoError(.current) }
 }
 
 /// A capability: an opaque, pointer-sized value minted by the runtime (a
@@ -91,7 +92,7 @@ public enum Colo {
     public static func setup(_ role: Role) throws(CoError) {
         let r = cosetup(role.rawValue)
         if r == -1 { throw .last }
-        if r != 0 { throw CoError(r) }
+        if r != 0 { throw CoError(Errno(r)) }
     }
 
     /// coregister(2): the capability for calling this thread, published as

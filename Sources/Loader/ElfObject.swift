@@ -1,8 +1,8 @@
 // ElfObject.swift: an ELF program or interpreter, checked and laid out as Linux's binfmt_elf does.
 import Bytes
 import CElf
-import Glibc
 import ColoABI
+import Glibc
 
 /// A PT_LOAD segment with a non-zero p_memsz, as binfmt_elf's elf_load maps it.
 struct Segment: Sendable, Equatable {
@@ -120,7 +120,7 @@ struct ElfObject: Sendable {
         let size = MemoryLayout<Elf64_Ehdr>.size
         var bytes = try file.read(count: size, at: 0)
         guard bytes.count == size || !isInterpreter else {
-            throw LoadError(errno: EIO, message: "\(file.path): an ELF header of \(bytes.count) bytes")
+            throw LoadError(errno: .EIO, message: "\(file.path): an ELF header of \(bytes.count) bytes")
         }
         bytes += [UInt8](repeating: 0, count: size - bytes.count)
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: Elf64_Ehdr.self) }
@@ -207,15 +207,15 @@ struct ElfObject: Sendable {
         }
         // kernel_read: EINVAL for a position past the largest file offset, EIO for a short read.
         guard ph.p_offset <= UInt64(Int64.max) - ph.p_filesz else {
-            throw LoadError(errno: EINVAL, message: "\(file.path): PT_INTERP at offset \(ph.p_offset)")
+            throw LoadError(errno: .EINVAL, message: "\(file.path): PT_INTERP at offset \(ph.p_offset)")
         }
         let bytes = try file.read(count: Int(ph.p_filesz), at: ph.p_offset)
         guard bytes.count == Int(ph.p_filesz) else {
-            throw LoadError(errno: EIO, message: "\(file.path): PT_INTERP beyond the end of the file")
+            throw LoadError(errno: .EIO, message: "\(file.path): PT_INTERP beyond the end of the file")
         }
         guard bytes.last == 0 else { throw .noexec("\(file.path): PT_INTERP is not NUL terminated") }
         // open_exec("") opens the working directory, not a regular file.
-        guard bytes[0] != 0 else { throw LoadError(errno: EACCES, message: "\(file.path): PT_INTERP names no file") }
+        guard bytes[0] != 0 else { throw LoadError(errno: .EACCES, message: "\(file.path): PT_INTERP names no file") }
         return ByteString(bytes.prefix { $0 != 0 })
     }
 }

@@ -34,7 +34,7 @@ final class ExecFile: Sendable {
         }
         let file = ExecFile(path: path, fd: fd, size: UInt64(st.st_size))
         guard st.st_mode & S_IFMT == S_IFREG else {
-            throw LoadError(errno: EACCES, message: "\(path) is not a regular file")
+            throw LoadError(errno: .EACCES, message: "\(path) is not a regular file")
         }
         guard faccessat(fd, "", X_OK, AT_EACCESS | LibC.atEmptyPath) == 0 else {
             throw .system("\(path) is not executable")

@@ -1,8 +1,8 @@
 // InitialStack: a program's initial stack (argv, envp, auxv with AT_CAPC/AT_CAPV) as create_elf_tables lays it out.
 import Bytes
 import CElf
-import Glibc
 import ColoABI
+import Glibc
 
 /// What the auxv says about the mapped program and interpreter (relocated addresses).
 struct ProgramAux {
@@ -55,7 +55,7 @@ struct InitialStack {
         var capvAddress: UInt64 = 0
         if !capv.isEmpty {
             guard UInt64(capv.count) < (cursor - bottom) / 8 else {
-                throw LoadError(errno: E2BIG, message: "a capability vector of \(capv.count) entries exceeds the stack")
+                throw LoadError(errno: .E2BIG, message: "a capability vector of \(capv.count) entries exceeds the stack")
             }
             cursor = (cursor - UInt64(capv.count * 8)) & ~15
             capvAddress = cursor
@@ -93,7 +93,7 @@ struct InitialStack {
         for (type, value) in auxv { words += [UInt64(type), value] }
         stackPointer = (cursor - UInt64(words.count * 8)) & ~15
         guard stackPointer >= bottom else {
-            throw LoadError(errno: E2BIG, message: "arguments, environment and capability vector exceed the stack")
+            throw LoadError(errno: .E2BIG, message: "arguments, environment and capability vector exceed the stack")
         }
 
         let base = stackPointer

@@ -1,7 +1,7 @@
 // Loader: plan (validate, #! scripts) and map a program into a slot, with execve's checks and errors.
 import Bytes
-import Glibc
 import ColoABI
+import Glibc
 
 /// One ELF object mapped into a slot.
 public struct MappedImage: Sendable, Equatable {
@@ -94,7 +94,7 @@ public enum Loader {
             let header = try file.read(count: Shebang.headerSize, at: 0)
             guard let script = try Shebang(header: header) else { break }
             guard depth < maxScriptDepth else {
-                throw LoadError(errno: ELOOP, message: "\(path): more than \(maxScriptDepth) nested #! scripts")
+                throw LoadError(errno: .ELOOP, message: "\(path): more than \(maxScriptDepth) nested #! scripts")
             }
             arguments = [script.interpreter] + (script.argument.map { [$0] } ?? []) + [file.path]
                 + arguments.dropFirst()
@@ -126,7 +126,7 @@ public enum Loader {
                               stackSize: Int) throws(LoadError) -> (LoadedProgram, MappingPlan) {
         guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
               UInt64(stackSize) <= slot.stackTop - slot.stackLimit else {
-            throw LoadError(errno: EINVAL, message: "bad stack size \(stackSize)")
+            throw LoadError(errno: .EINVAL, message: "bad stack size \(stackSize)")
         }
         try checkArguments(image.argv + envp + [image.execPath], totalLimit: stackSize / 4)
         var plan = MappingPlan()
@@ -165,8 +165,8 @@ public enum Loader {
         let file = try ExecFile.open(path)
         do throws(LoadError) {
             return try ElfObject(file: file, isInterpreter: true)
-        } catch where error.errno == ENOEXEC {
-            throw LoadError(errno: ELIBBAD, message: "bad interpreter: \(error.message)")
+        } catch where error.errno == .ENOEXEC {
+            throw LoadError(errno: .ELIBBAD, message: "bad interpreter: \(error.message)")
         }
     }
 
@@ -177,12 +177,12 @@ public enum Loader {
         for string in strings {
             let length = string.count + 1
             guard length <= maxArgumentLength else {
-                throw LoadError(errno: E2BIG, message: "an argument or environment string of \(length) bytes")
+                throw LoadError(errno: .E2BIG, message: "an argument or environment string of \(length) bytes")
             }
             total += length + MemoryLayout<UInt64>.size
         }
         if let totalLimit, total > totalLimit {
-            throw LoadError(errno: E2BIG, message: "arguments and environment take \(total) bytes, more than \(totalLimit)")
+            throw LoadError(errno: .E2BIG, message: "arguments and environment take \(total) bytes, more than \(totalLimit)")
         }
     }
 

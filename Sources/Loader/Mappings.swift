@@ -1,5 +1,6 @@
 // Mappings.swift: the mapping plan of a program (ELF segments as binfmt_elf maps them, the stack), applied by colo_plan_apply.
 import Bytes
+import Errors
 import Glibc
 import GuestShim
 
@@ -119,7 +120,7 @@ public struct MappingPlan: Sendable {
     public func apply(_ applier: ([UInt8]) -> (result: Int, failed: UInt32)) throws(LoadError) {
         let (r, failed) = applier(serialized())
         guard r < 0 else { return }
-        let e = Int32(-r)
+        let e = Errno(Int32(-r))
         guard Int(failed) < operations.count else { throw LoadError(errno: e, message: "malformed mapping plan") }
         let op = operations[Int(failed)]
         let verb: String
@@ -129,7 +130,7 @@ public struct MappingPlan: Sendable {
         case COLO_PLAN_COPY.rawValue: verb = "cannot copy"
         default: verb = "cannot map"
         }
-        throw LoadError(errno: e, message: "\(verb) \(subjects[Int(failed)]) at \(hex(op.addr)): \(String(cString: strerror(e)))")
+        throw LoadError(errno: e, message: "\(verb) \(subjects[Int(failed)]) at \(hex(op.addr)): \(e)")
     }
 }
 

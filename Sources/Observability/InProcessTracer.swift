@@ -1,10 +1,10 @@
 // InProcessTracer: colo trace without ptrace: reading the trace ring traced threads fill.
-import Runtime
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Glibc
 import GuestShim
+import Runtime
 import Switcher
 
 /// The tracer's mapping of an address space's trace ring (colo_abi.h, struct

@@ -1,7 +1,7 @@
 // colo ps and colo procstat: the views of processes and mappings, read from /proc and the tables.
-import Runtime
 import Bytes
 import Glibc
+import Runtime
 
 /// What `colo ps` shows of one process: CheriBSD's `ps aux -o vmaddr`, per
 /// colocated process, with the command line as that process executed it.
@@ -81,8 +81,8 @@ public enum Inspect {
     /// whose slot holds it, the runtime for its own, none for the kernel's.
     public static func mappings(of pid: pid_t) throws(ColoError) -> [MappingView] {
         guard let smaps = readFileBytes("/proc/\(pid)/smaps"), !smaps.isEmpty else {
-            if kill(pid, 0) != 0 && errno == ESRCH { throw ColoError(ESRCH, "\(pid): No such process") }
-            throw ColoError(EACCES, "\(pid): cannot read /proc/\(pid)/smaps")
+            if kill(pid, 0) != 0 && errno == ESRCH { throw ColoError(.ESRCH, "\(pid): No such process") }
+            throw ColoError(.EACCES, "\(pid): cannot read /proc/\(pid)/smaps")
         }
         let space = SpaceDirectory.space(containing: pid)
         var slotOwner = [Int: pid_t]()

@@ -1,8 +1,8 @@
 // SwitcherLog: the switcher's event log of fast cocalls, read from outside the address space.
-import Runtime
-import Glibc
 import ColoABI
+import Glibc
 import GuestShim
+import Runtime
 import Switcher
 
 /// The switcher's event log, read from outside the address space.

@@ -1,11 +1,11 @@
 // Tracer: colo trace with ptrace (like strace -f), and the argument formatting both tracers share.
-import Runtime
 import Bytes
 import CLinux
-import Glibc
-import CSeccomp
 import ColoABI
+import CSeccomp
+import Glibc
 import GuestShim
+import Runtime
 import Switcher
 
 /// `colo trace`: a system-call tracer for colocated processes (ptrace, like strace -f).

@@ -1,10 +1,11 @@
 // AddressSpace: the colocation kernel of one address space: spawning, slots, the serving loop, joins, lifetime.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
-import Loader
+import Errors
+import Glibc
 import GuestShim
+import Loader
 import Switcher
 
 /// What to run in the address space, and with which process context.
@@ -151,7 +152,7 @@ public final class AddressSpace {
         }
         let pid = colo_watchdog_start(fds[0])
         close(fds[0])
-        guard pid > 0 else { close(fds[1]); throw ColoError(-pid, "cannot start the watchdog") }
+        guard pid > 0 else { close(fds[1]); throw ColoError(Errno(negated: pid), "cannot start the watchdog") }
         return fds[1]
     }
 
@@ -161,7 +162,7 @@ public final class AddressSpace {
     /// installs on itself; every colocated process is cloned from it and inherits it.
     private static func buildFilter() throws(ColoError) {
         var prog = [colo_sock_filter](repeating: colo_sock_filter(), count: Int(COLO_FILTER_MAX))
-        guard colo_build_filter(&prog, UInt32(prog.count)) > 0 else { throw ColoError(E2BIG, "the seccomp filter does not fit") }
+        guard colo_build_filter(&prog, UInt32(prog.count)) > 0 else { throw ColoError(.E2BIG, "the seccomp filter does not fit") }
     }
 
     /// Is `pid` a process of this address space: one of its mm (kcmp KCMP_VM), or the runtime,
@@ -207,7 +208,7 @@ public final class AddressSpace {
     }
 
     func allocateSlot() throws(ColoError) -> Int {
-        guard let i = slotsInUse.firstIndex(of: false) else { throw ColoError(EAGAIN, "address space is full") }
+        guard let i = slotsInUse.firstIndex(of: false) else { throw ColoError(.EAGAIN, "address space is full") }
         slotsInUse[i] = true
         return i
     }
@@ -337,7 +338,7 @@ public final class AddressSpace {
     /// CheriBSD falls back to an ordinary exec.
     private func spawnNative(_ r: SpawnRequest, path: ByteString, argv: [ByteString]) throws(ColoError) -> Member {
         if let c = r.credentials, c.uid != geteuid() || c.gid != getegid() {
-            throw ColoError(EPERM, "\(path): cannot run a non-colocatable program as another user")
+            throw ColoError(.EPERM, "\(path): cannot run a non-colocatable program as another user")
         }
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
@@ -360,7 +361,7 @@ public final class AddressSpace {
         let rc = argv.withCStringArray { av in r.envp.withCStringArray { ev in
             path.withCString { posix_spawn(&pid, $0, &fa, &attr, av, ev) }
         } }
-        guard rc == 0 else { throw ColoError(rc, "\(path): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw ColoError(Errno(rc), "\(path): \(Errno(rc))") }
         let m = Member(pid: pid, slot: nil)
         members[pid] = m
         return m
@@ -419,7 +420,7 @@ public final class AddressSpace {
             if fds[2].revents & Int16(POLLIN) != 0 || channel.hasQueued, let call = channel.receive() {
                 if let relay = relays.route(call, home: hands.mmProcess) {
                     if relays.pass(call, to: relay) { continue }
-                    channel.respond(id: call.id, .error(ENOSYS))
+                    channel.respond(id: call.id, .error(.ENOSYS))
                     continue
                 }
                 let result = SyscallTable.dispatch(self, call)

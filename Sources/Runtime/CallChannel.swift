@@ -1,7 +1,8 @@
 // CallChannel: where a runtime gets the system calls it serves and answers them: the seccomp listener, or a relay from the runtime that holds it.
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 
 /// The relay's messages (SOCK_SEQPACKET, one message each): 16 words.  To the served runtime:
 /// a call (kind, id, pid, number, instruction pointer, six arguments) or the reply to its last
@@ -83,7 +84,7 @@ final class CallChannel {
         switch result {
         case .pending: return false
         case .value(let v): return request([RelayKind.respond.rawValue, id, UInt64(bitPattern: v), 0]) == 1
-        case .error(let e): return request([RelayKind.respond.rawValue, id, 0, UInt64(UInt32(bitPattern: e))]) == 1
+        case .error(let e): return request([RelayKind.respond.rawValue, id, 0, UInt64(UInt32(bitPattern: e.rawValue))]) == 1
         }
     }
 
@@ -187,7 +188,7 @@ final class RelayHub {
             case .respond where r.passed.contains(id):
                 let e = Int32(truncatingIfNeeded: w[3])
                 r.passed.remove(id)
-                reply = UserNotification.respond(listener, id: id, e != 0 ? .error(e) : .value(Int64(bitPattern: w[2]))) ? 1 : 0
+                reply = UserNotification.respond(listener, id: id, e != 0 ? .error(Errno(e)) : .value(Int64(bitPattern: w[2]))) ? 1 : 0
             case .addFD where r.passed.contains(id) && r.runtimePidfd >= 0:
                 let own = Int32(truncatingIfNeeded: rawSyscall(Int(SYS_pidfd_getfd), Int(r.runtimePidfd), Int(w[2]), 0))
                 guard own >= 0 else { reply = Int64(own); break }

@@ -1,6 +1,7 @@
 // Capabilities: the software capability tagger of one address space.
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestAPI
 
 /// The software capability tagger of one address space (format: colo_cap.h).

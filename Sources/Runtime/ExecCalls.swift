@@ -1,10 +1,11 @@
 // ExecCalls: exec in place, coexecve and the re-colocation phases, as the runtime serves them.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
-import Loader
+import Errors
+import Glibc
 import GuestShim
+import Loader
 import Switcher
 
 /// The exec area of the system-call table: exec in place, asked for by the
@@ -29,7 +30,7 @@ extension AddressSpace {
     /// handler has passed the point of no return, load the program.
     func execInPlace(_ call: GuestCall) -> CallResult {
         abandonOrphanedRecolocations()
-        switch Int32(truncatingIfNeeded: call.args[0]) {
+        switch call.int32(0) {
         case Int32(COLO_EXEC_PLAN.rawValue): return planExec(call)
         case Int32(COLO_EXEC_COMMIT.rawValue): return commitExec(call)
         case Int32(COLO_EXEC_PLAN_CO.rawValue): return planCoexec(call, vector: false)
@@ -38,7 +39,7 @@ extension AddressSpace {
         case COLO_EXEC_RECOLO_PARKED: return recolocationParked(call)
         case COLO_EXEC_RECOLO_START: return startRecolocated(call)
         case COLO_EXEC_RECOLO_FAILED: return recolocationFailed(call)
-        default: return .error(EINVAL)
+        default: return .error(.EINVAL)
         }
     }
 
@@ -56,9 +57,9 @@ extension AddressSpace {
                   threadCount(tgid) - (recolocationHelper(of: tgid) != nil ? 1 : 0) == 1 else { return native }
         }
         let mem = GuestMemory(pid: tid)
-        let dirfd = Int32(truncatingIfNeeded: call.args[1])
-        let flags = Int32(truncatingIfNeeded: call.args[5])
-        guard let rawPath = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
+        let dirfd = call.int32(1)
+        let flags = call.int32(5)
+        guard let rawPath = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(.EFAULT) }
         let path: ByteString
         if rawPath.isEmpty && flags & clinux_at_empty_path != 0 { path = ByteString("/proc/\(tid)/fd/\(dirfd)") }
         else if rawPath.hasPrefix("/") || dirfd == clinux_at_fdcwd { path = rawPath }
@@ -96,31 +97,31 @@ extension AddressSpace {
     private func planCoexec(_ call: GuestCall, vector: Bool) -> CallResult {
         let tid = call.pid
         let mem = GuestMemory(pid: tid)
-        guard let tgid = threadGroup(of: tid) else { return .error(ESRCH) }
+        guard let tgid = threadGroup(of: tid) else { return .error(.ESRCH) }
         // pid 0 (clearances(1) passes it) is the caller itself.
-        let requested = pid_t(truncatingIfNeeded: Int64(bitPattern: call.args[1]))
+        let requested = call.pid(1)
         let target = requested == 0 ? tgid : requested
-        guard target > 0, kill(target, 0) == 0 || errno == EPERM else { return .error(ESRCH) }
-        guard mayColocate(tgid, with: target) else { return .error(EPERM) }
-        guard let extra = mem.read(call.args[5], count: 24) else { return .error(EFAULT) }
+        guard target > 0, kill(target, 0) == 0 || errno == EPERM else { return .error(.ESRCH) }
+        guard mayColocate(tgid, with: target) else { return .error(.EPERM) }
+        guard let extra = mem.read(call.args[5], count: 24) else { return .error(.EFAULT) }
         let (capvAddress, capc, callerSlot) = extra.withUnsafeBytes {
             ($0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: Int64.self), Int($0.load(fromByteOffset: 16, as: Int64.self)))
         }
         var capv: [UInt64]? = nil
         if vector {
-            guard capc >= 0 else { return .error(EINVAL) }
-            guard capc < Int64(COLO_CAPV_MAX) else { return .error(E2BIG) }
+            guard capc >= 0 else { return .error(.EINVAL) }
+            guard capc < Int64(COLO_CAPV_MAX) else { return .error(.E2BIG) }
             if capvAddress != 0 && capc > 0 {
                 // A vector only means something in the address space it came from.
                 // (CheriBSD: "usually caused by an attempt to call coexecvec after fork(2)")
-                guard inThisSpace(target), inThisSpace(tid) else { return .error(EPROTO) }
-                guard let raw = mem.read(capvAddress, count: Int(capc) * 8) else { return .error(EFAULT) }
+                guard inThisSpace(target), inThisSpace(tid) else { return .error(.EPROTO) }
+                guard let raw = mem.read(capvAddress, count: Int(capc) * 8) else { return .error(.EFAULT) }
                 capv = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
             } else {
                 capv = []
             }
         }
-        guard let path = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(EFAULT) }
+        guard let path = mem.string(call.args[2], limit: Int(PATH_MAX)) else { return .error(.EFAULT) }
         // CheriBSD always lets a process colocate with itself: for a fork child (outside the
         // address space) that is its own execve, back into its parent's address space if it
         // may be, else a real one.
@@ -140,15 +141,15 @@ extension AddressSpace {
         // Another address space: Linux cannot move a process into another mm,
         // so the caller becomes `colo --join target path args...`.
         guard SpaceDirectory.space(containing: target) != nil else {
-            return awaitForkSpace(call, target: target) ?? .error(EPERM)
+            return awaitForkSpace(call, target: target) ?? .error(.EPERM)
         }
-        guard let argv = mem.strings(call.args[3]), callerSlot >= 0, callerSlot < Layout.maxSlots else { return .error(EFAULT) }
+        guard let argv = mem.strings(call.args[3]), callerSlot >= 0, callerSlot < Layout.maxSlots else { return .error(.EFAULT) }
         let join = [ByteString("/proc/\(runtimePID)/exe"), "colo", "--join", ByteString(String(target)), "--", path]
             + argv.dropFirst()
         guard let block = argumentBlock(join, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET),
-                                        size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(E2BIG) }
+                                        size: Int(COLO_JOIN_ARGS_SIZE)) else { return .error(.E2BIG) }
         // The caller's slot header: its own copy if it is a fork child.
-        guard mem.write(block, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET)) else { return .error(EFAULT) }
+        guard mem.write(block, at: Layout.slotBase(callerSlot) + UInt64(COLO_JOIN_ARGS_OFFSET)) else { return .error(.EFAULT) }
         return .value(Int64(COLO_EXEC_JOIN.rawValue))
     }
 
@@ -191,7 +192,7 @@ extension AddressSpace {
     private func commitExec(_ call: GuestCall) -> CallResult {
         let tid = call.pid
         guard let pending = pendingExecs.removeValue(forKey: tid), let tgid = threadGroup(of: tid) else {
-            return .error(EINVAL)
+            return .error(.EINVAL)
         }
         let ppid = parent(of: tgid)
         do throws(ColoError) {
@@ -234,7 +235,7 @@ extension AddressSpace {
     private func inDirectory<R>(_ dir: String, _ body: () throws(LoadError) -> R) throws(LoadError) -> R {
         let saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if saved >= 0 { fchdir(saved); close(saved) } }
-        guard chdir(dir) == 0 else { throw LoadError(errno: ESRCH, message: "the process is gone") }
+        guard chdir(dir) == 0 else { throw LoadError(errno: .ESRCH, message: "the process is gone") }
         return try body()
     }
 }

@@ -1,10 +1,11 @@
 // ForkSpaces: a fork child of a colocated process becomes an address space of its own, served by a runtime started in its mm.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
-import Loader
+import Errors
+import Glibc
 import GuestShim
+import Loader
 import Switcher
 
 /// The internal call with which a fork child's SIGSYS handler (space.c) asks for a runtime.
@@ -33,7 +34,7 @@ extension AddressSpace {
     /// is (`retryCoexecs`).  nil if `target` is not such a child.
     func awaitForkSpace(_ call: GuestCall, target: pid_t) -> CallResult? {
         guard let slot = forkChildSlot(target) else { return nil }
-        guard askToBecomeSpace(target, thread: 0, slot: slot) else { return .error(ESRCH) }
+        guard askToBecomeSpace(target, thread: 0, slot: slot) else { return .error(.ESRCH) }
         pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: monotonicNanoseconds() + 10_000_000_000))
         return .pending
     }
@@ -67,13 +68,13 @@ extension AddressSpace {
         let now = monotonicNanoseconds()
         for p in waiting {
             if kill(p.target, 0) != 0 && errno == ESRCH {
-                channel.respond(id: p.call.id, .error(ESRCH))
+                channel.respond(id: p.call.id, .error(.ESRCH))
             } else if SpaceDirectory.space(containing: p.target) != nil {
                 let result = SyscallTable.dispatch(self, p.call)
                 if case .pending = result { continue }
                 channel.respond(id: p.call.id, result)
             } else if now > p.deadline || !channel.isValid(id: p.call.id) {
-                channel.respond(id: p.call.id, .error(EAGAIN))
+                channel.respond(id: p.call.id, .error(.EAGAIN))
             } else {
                 pendingCoexecs.append(p)
             }
@@ -97,33 +98,33 @@ extension AddressSpace {
     func planForkSpace(_ call: GuestCall) -> CallResult {
         let tid = call.pid
         // A process of this mm is in an address space already.
-        guard !inThisSpace(tid) else { return .error(EEXIST) }
-        let slot = Int(Int64(bitPattern: call.args[2]))
-        guard slot >= 0, slot < Layout.maxSlots else { return .error(EINVAL) }
+        guard !inThisSpace(tid) else { return .error(.EEXIST) }
+        let slot = Int(call.long(2))
+        guard slot >= 0, slot < Layout.maxSlots else { return .error(.EINVAL) }
         let capacity = Int(min(call.args[1], UInt64(COLO_JOIN_ARGS_SIZE)))
         let argv: [ByteString] = ["colo", Self.serveForkSpaceOption, ByteString(String(slot))]
         let envp = rawEnvironment()
         do throws(LoadError) {
             guard case .colocate(let image) = try Loader.plan(path: Self.runtimeProgram, argv: argv, envp: envp) else {
-                return .error(ENOEXEC)
+                return .error(.ENOEXEC)
             }
             let (_, plan) = try Loader.layout(image, into: SlotLayout(base: UInt64(COLO_RUNTIME_AREA_BASE)),
                                               envp: envp, capv: [], stackSize: 8 << 20)
             var numbers = [Int32: Int32]()
             for fd in plan.descriptors {
                 let n = channel.addFD(id: call.id, fd, at: nil)
-                guard n >= 0 else { return .error(Int32(-n)) }
+                guard n >= 0 else { return .error(Errno(negated: n)) }
                 numbers[fd] = Int32(n)
             }
             let bytes = plan.renumbering(numbers).serialized()
-            guard bytes.count <= capacity else { return .error(E2BIG) }
-            guard GuestMemory(pid: tid).write(bytes, at: call.args[0]) else { return .error(EFAULT) }
+            guard bytes.count <= capacity else { return .error(.E2BIG) }
+            guard GuestMemory(pid: tid).write(bytes, at: call.args[0]) else { return .error(.EFAULT) }
             // The relay its runtime will get its calls over.
             let end = relays.open(for: tid)
-            guard end >= 0 else { return .error(-end) }
+            guard end >= 0 else { return .error(Errno(negated: end)) }
             defer { close(end) }
             let n = channel.addFD(id: call.id, end, at: nil)
-            return n >= 0 ? .value(Int64(n)) : .error(Int32(-n))
+            return n >= 0 ? .value(Int64(n)) : .error(Errno(negated: n))
         } catch {
             return .error(error.errno)
         }

@@ -1,6 +1,7 @@
 // Reading and writing a guest's memory from the runtime (process_vm_readv/writev): words, byte strings, argv/envp arrays.
 import Bytes
 import CLinux
+import Errors
 import Glibc
 
 /// Reading (and writing) a guest's memory from the runtime with process_vm_readv, so that a
@@ -57,7 +58,7 @@ public struct GuestMemory {
         var at = address
         while bytes.count < limit {
             let chunk = 256 - Int(at % 256)      // stays within one page
-            guard let part = read(at, count: chunk) else { throw GuestFault(errno: EFAULT) }
+            guard let part = read(at, count: chunk) else { throw GuestFault(errno: .EFAULT) }
             if let nul = part.firstIndex(of: 0) {
                 guard bytes.count + nul < limit else { break }
                 return ByteString(bytes + part[..<nul])
@@ -65,7 +66,7 @@ public struct GuestMemory {
             bytes += part
             at += UInt64(part.count)
         }
-        throw GuestFault(errno: E2BIG)
+        throw GuestFault(errno: .E2BIG)
     }
 
     /// A NULL-terminated array of string pointers (argv, envp); nil on EFAULT or E2BIG.
@@ -85,7 +86,7 @@ public struct GuestMemory {
         var at = address
         scan: while pointers.count < limit {
             let count = Int(4096 - at % 4096) / 8
-            guard let raw = read(at, count: count * 8) ?? read(at, count: 8) else { throw GuestFault(errno: EFAULT) }
+            guard let raw = read(at, count: count * 8) ?? read(at, count: 8) else { throw GuestFault(errno: .EFAULT) }
             for i in 0..<raw.count / 8 {
                 let p = raw.withUnsafeBytes { $0.load(fromByteOffset: i * 8, as: UInt64.self) }
                 if p == 0 { break scan }
@@ -93,7 +94,7 @@ public struct GuestMemory {
             }
             at += UInt64(raw.count)
         }
-        guard pointers.count < limit else { throw GuestFault(errno: E2BIG) }
+        guard pointers.count < limit else { throw GuestFault(errno: .E2BIG) }
         var out = [ByteString]()
         out.reserveCapacity(pointers.count)
         for batch in stride(from: 0, to: pointers.count, by: 512) {
@@ -129,5 +130,5 @@ public struct GuestMemory {
 
 /// Why a guest's memory could not be read as asked: the errno the system call gives.
 struct GuestFault: Error {
-    let errno: Int32
+    let errno: Errno
 }

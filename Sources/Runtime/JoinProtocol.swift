@@ -1,6 +1,7 @@
 // colo --join: the request framing over the runtime's control socket, and the client side.
 import Bytes
 import CLinux
+import Errors
 import Glibc
 
 /// A request to start a program in an existing address space, sent by
@@ -71,29 +72,13 @@ enum JoinWire {
     }
 
     private static func receiveFrame(_ fd: Int32) -> ([UInt8], [Int32])? {
-        var fds = [Int32]()
         var header = [UInt8](repeating: 0, count: 4)
-        var control = [UInt8](repeating: 0, count: cmsgSpace(3))
-        let n: Int = header.withUnsafeMutableBytes { hb in
-            var iov = iovec(iov_base: hb.baseAddress, iov_len: 4)
-            return control.withUnsafeMutableBytes { cb in
-                withUnsafeMutablePointer(to: &iov) { iovp in
-                    var msg = msghdr()
-                    msg.msg_iov = iovp; msg.msg_iovlen = 1
-                    msg.msg_control = cb.baseAddress; msg.msg_controllen = cb.count
-                    let r = recvmsg(fd, &msg, Int32(MSG_WAITALL) | Int32(MSG_CMSG_CLOEXEC))
-                    if r > 0, msg.msg_controllen >= MemoryLayout<cmsghdr>.size {
-                        let h = cb.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
-                        if h.pointee.cmsg_level == SOL_SOCKET && h.pointee.cmsg_type == Int32(SCM_RIGHTS) {
-                            let count = (Int(h.pointee.cmsg_len) - MemoryLayout<cmsghdr>.size) / 4
-                            let data = cb.baseAddress! + MemoryLayout<cmsghdr>.size
-                            for i in 0..<count { fds.append(data.load(fromByteOffset: i * 4, as: Int32.self)) }
-                        }
-                    }
-                    return r
-                }
-            }
+        var received = [Int32](repeating: -1, count: 3)
+        var count: Int32 = 0
+        let n = header.withUnsafeMutableBytes { hb in
+            clinux_receive_fds(fd, hb.baseAddress, 4, Int32(MSG_WAITALL), &received, 3, &count)
         }
+        let fds = Array(received.prefix(Int(count)))
         guard n == 4 else { fds.forEach { close($0) }; return nil }
         let len = Int(UInt32(littleEndian: header.withUnsafeBytes { $0.load(as: UInt32.self) }))
         guard len <= 4 << 20 else { fds.forEach { close($0) }; return nil }
@@ -107,8 +92,6 @@ enum JoinWire {
         }
         return (payload, fds)
     }
-
-    private static func cmsgSpace(_ n: Int) -> Int { MemoryLayout<cmsghdr>.size + ((4 * n + 7) & ~7) }
 }
 
 /// The process a join client is waiting for, so its signal handler can forward signals.
@@ -121,7 +104,7 @@ public enum Join {
     /// it and return its status as a shell reports it.
     public static func run(into pid: pid_t, path: ByteString, argv: [ByteString], envp: [ByteString]) throws(ColoError) -> Int32 {
         guard let space = SpaceDirectory.space(containing: pid) else {
-            throw ColoError(ESRCH, "no colocated process \(pid)")
+            throw ColoError(.ESRCH, "no colocated process \(pid)")
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .last("socket") }
@@ -136,13 +119,13 @@ public enum Join {
         guard JoinWire.sendRequest(fd, JoinRequest(path: path, cwd: cwd, argv: argv, envp: envp, fds: [0, 1, 2])) else {
             throw .last("cannot send the join request")
         }
-        guard let first = JoinWire.receive(fd) else { throw ColoError(EPIPE, "the runtime closed the connection") }
+        guard let first = JoinWire.receive(fd) else { throw ColoError(.EPIPE, "the runtime closed the connection") }
         let words = first.split(separator: " ", maxSplits: 2).map(String.init)
         if words.first == "error", words.count >= 2 {
-            throw ColoError(Int32(words[1]) ?? EIO, words.count > 2 ? words[2] : "join failed")
+            throw ColoError(Int32(words[1]).map { Errno($0) } ?? .EIO, words.count > 2 ? words[2] : "join failed")
         }
         guard words.first == "started", words.count == 2, let child = pid_t(words[1]) else {
-            throw ColoError(EPROTO, "unexpected reply: \(first)")
+            throw ColoError(.EPROTO, "unexpected reply: \(first)")
         }
         joinedPID = child
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
@@ -151,7 +134,7 @@ public enum Join {
         while true {
             guard let msg = JoinWire.receive(fd) else {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw ColoError(EPIPE, "the runtime went away before process \(child) exited")
+                throw ColoError(.EPIPE, "the runtime went away before process \(child) exited")
             }
             let w = msg.split(separator: " ").map(String.init)
             if w.count == 2, w[0] == "exit", let st = Int32(w[1]) { return st }

@@ -1,7 +1,8 @@
 // KernelMemory: the kernel calls' copies between guest buffers, stores and copyinstr.
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestAPI
 
 /// What the kernel calls need beyond reading: copies between two guest
@@ -73,11 +74,11 @@ extension GuestMemory {
         var at = address
         while bytes.count < max {
             let chunk = min(4096 - Int(at & 4095), max - bytes.count)      // stays within one page
-            guard at != 0, let part = read(at, count: chunk) else { return .failure(ColoError(EFAULT, "bad address")) }
+            guard at != 0, let part = read(at, count: chunk) else { return .failure(ColoError(.EFAULT, "bad address")) }
             if let nul = part.firstIndex(of: 0) { return .success(bytes + part[..<nul]) }
             bytes += part
             at += UInt64(chunk)
         }
-        return .failure(ColoError(ENAMETOOLONG, "name too long"))
+        return .failure(ColoError(.ENAMETOOLONG, "name too long"))
     }
 }

@@ -1,5 +1,6 @@
 // Knobs: an address space's sysctl-like settings, kept in its table.
 import ColoABI
+import Errors
 import Switcher
 
 /// The knobs of an address space, named as CheriBSD's sysctls.  They live in the

@@ -1,8 +1,9 @@
 // Recolocation: the runtime's part of bringing a fork child back into its parent's address space with its PID.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestShim
 import Switcher
 
@@ -99,16 +100,16 @@ extension AddressSpace {
             table.byPID[tid] = r
             return r.parked ? .value(0) : .pending
         }
-        guard let pending = pendingExecs.removeValue(forKey: tid) else { return .error(EINVAL) }
+        guard let pending = pendingExecs.removeValue(forKey: tid) else { return .error(.EINVAL) }
         let ppid = parent(of: tid)
-        guard let pslot = members[ppid]?.slot, colo_recolo_helper_alive(slotHeader(pslot), ppid) != 0 else { return .error(ESRCH) }
+        guard let pslot = members[ppid]?.slot, colo_recolo_helper_alive(slotHeader(pslot), ppid) != 0 else { return .error(.ESRCH) }
         var kept: [Int32]? = nil              // the descriptors the child keeps, as it listed them
-        let count = Int(Int64(bitPattern: call.args[3]))
+        let count = Int(call.long(3))
         if count >= 0, count <= 4096 {
-            guard let raw = GuestMemory(pid: tid).read(call.args[2], count: count * 4) else { return .error(EFAULT) }
+            guard let raw = GuestMemory(pid: tid).read(call.args[2], count: count * 4) else { return .error(.EFAULT) }
             kept = raw.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
         }
-        guard var captured = capture(tid, kept: kept) else { return .error(ESRCH) }
+        guard var captured = capture(tid, kept: kept) else { return .error(.ESRCH) }
         let index: Int
         do throws(ColoError) {
             index = try loadInNewSlot(pending, owner: tid, ppid: ppid)
@@ -123,7 +124,7 @@ extension AddressSpace {
         guard colo_recolo_post(slotHeader(pslot), tid, Int32(index)) == 0 else {
             releaseSlot(index)
             captured.recolocation.closeAll()
-            return .error(EAGAIN)
+            return .error(.EAGAIN)
         }
         table.byPID[tid] = Recolocation(call: call, slot: index, parent: ppid,
                                         fds: captured.recolocation.fds, cwd: captured.recolocation.cwd)
@@ -137,7 +138,7 @@ extension AddressSpace {
         guard !table.byPID.isEmpty else { return }
         for (pid, r) in table.byPID where !r.parked && processIsGone(r.parent) {
             table.byPID[pid] = nil
-            answer(r.call, .error(EAGAIN))
+            answer(r.call, .error(.EAGAIN))
             r.closeAll()
             releaseSlot(r.slot)
         }
@@ -145,34 +146,34 @@ extension AddressSpace {
 
     /// PARKED: args[1] = the child's PID.  Let it exit.
     func recolocationParked(_ call: GuestCall) -> CallResult {
-        let pid = pid_t(truncatingIfNeeded: call.args[1])
+        let pid = call.pid(1)
         let table = recolocations
-        guard var r = table.byPID[pid] else { return .error(ESRCH) }
+        guard var r = table.byPID[pid] else { return .error(.ESRCH) }
         r.parked = true
         table.byPID[pid] = r
         if answer(r.call, .value(0)) || !processIsGone(pid) { return .value(0) }   // or it asks again
         table.byPID[pid] = nil
         r.closeAll()
         releaseSlot(r.slot)
-        return .error(ESRCH)
+        return .error(.ESRCH)
     }
 
     /// START: the process that took the child's PID over asks for its descriptors.
     func startRecolocated(_ call: GuestCall) -> CallResult {
-        guard let r = recolocations.byPID.removeValue(forKey: call.pid) else { return .error(ESRCH) }
+        guard let r = recolocations.byPID.removeValue(forKey: call.pid) else { return .error(.ESRCH) }
         defer { r.closeAll() }
         for f in r.fds where addFD(call, f.fd, at: f.target) < 0 {
             printError("colo: re-colocation of process \(call.pid): descriptor \(f.target) could not be installed")
         }
         let cwd = addFD(call, r.cwd, at: nil)
         adoptExternal(Member(pid: call.pid, slot: r.slot))
-        return cwd >= 0 ? .value(Int64(cwd)) : .error(Int32(-cwd))
+        return cwd >= 0 ? .value(Int64(cwd)) : .error(Errno(negated: cwd))
     }
 
     /// FAILED: args[1] = PID, args[2] = -errno of clone3.
     func recolocationFailed(_ call: GuestCall) -> CallResult {
-        let pid = pid_t(truncatingIfNeeded: call.args[1])
-        let err = -Int32(truncatingIfNeeded: Int64(bitPattern: call.args[2]))
+        let pid = call.pid(1)
+        let err = -call.int32(2)
         printError("colo: process \(pid) could not be re-colocated (clone3: \(String(cString: strerror(err))))")
         recolocations.helperMayCreatePIDs[call.pid] = nil     // ask again next time
         if let r = recolocations.byPID.removeValue(forKey: pid) {

@@ -1,7 +1,8 @@
 // Rendezvous: guest threads as the kernel calls know them, and the slow-path cocall/coaccept meeting.
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestShim
 import Switcher
 
@@ -109,7 +110,7 @@ final class Kernel {
               area != MAP_FAILED else { throw .last("cannot map the SCB area") }
         scbArea = area
         watchFD = clinux_epoll_create()
-        guard watchFD >= 0 else { throw ColoError(-watchFD, "epoll_create1: \(String(cString: strerror(-watchFD)))") }
+        guard watchFD >= 0 else { throw ColoError(Errno(negated: watchFD), "epoll_create1: \(Errno(negated: watchFD))") }
     }
 
     deinit {
@@ -235,7 +236,7 @@ final class Kernel {
         if let s = t.serving { t.serving = nil; finish(s, .value(0), space) }
         let waiting = t.queue
         t.queue = []
-        for c in waiting { finish(c, .error(ENOLINK), space) }
+        for c in waiting { finish(c, .error(.ENOLINK), space) }
         if let s = t.sleep { clearSleep(t, s.1, space) }
     }
 
@@ -245,12 +246,12 @@ final class Kernel {
     /// handed over now.  The caller's answer comes with the callee's next coaccept.
     func cocall(_ call: GuestCall, from caller: ThreadContext, target: UInt64, _ b: CallBuffers,
                 _ space: AddressSpace) -> CallResult {
-        guard caller.cocallReady, let e = caps.lookup(target, .target) else { return .error(EINVAL) }
-        guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = current(e.tid, space) else { return .error(ENOLINK) }
+        guard caller.cocallReady, let e = caps.lookup(target, .target) else { return .error(.EINVAL) }
+        guard e.flags & UInt32(COLO_CAP_DEAD) == 0, let callee = current(e.tid, space) else { return .error(.ENOLINK) }
         if !callee.hasAccepted, let b = callee.block, colo_scb_state(b) != UInt32(COLO_SCB_NEW.rawValue) {
-            return .error(EPROTOTYPE)       // it accepts with the switcher's coaccept
+            return .error(.EPROTOTYPE)       // it accepts with the switcher's coaccept
         }
-        guard callee.hasAccepted else { return .error(EAGAIN) }
+        guard callee.hasAccepted else { return .error(.EAGAIN) }
         callee.queue.append(Call(call: call, caller: caller, buffers: b))
         setSleep(caller, .busy, call, space)
         offer(callee, handling: call.id, space)
@@ -261,14 +262,14 @@ final class Kernel {
     /// buffer, then take the next caller or sleep until one comes.
     func coaccept(_ call: GuestCall, by callee: ThreadContext, cookiep: UInt64, _ b: CallBuffers,
                   _ space: AddressSpace) -> CallResult {
-        guard callee.coacceptReady else { return .error(EINVAL) }
+        guard callee.coacceptReady else { return .error(.EINVAL) }
         if let s = callee.serving {
             callee.serving = nil
             let n = min(b.outLength, s.buffers.inLength)
             switch space.memory.copy(to: s.buffers.input, from: b.out, count: n) {
             case nil: finish(s, .value(Int64(n)), space)
-            case .destination: finish(s, .error(EFAULT), space)
-            case .source: finish(s, .error(EFAULT), space); return .error(EFAULT)
+            case .destination: finish(s, .error(.EFAULT), space)
+            case .source: finish(s, .error(.EFAULT), space); return .error(.EFAULT)
             }
         }
         callee.hasAccepted = true
@@ -292,18 +293,18 @@ final class Kernel {
             if acc.cookiep != 0 && !space.memory.store(c.caller.cookie, at: acc.cookiep) {
                 callee.queue.insert(c, at: 0)
                 callee.acceptor = nil
-                finishAccept(callee, acc, .error(EFAULT), space)
+                finishAccept(callee, acc, .error(.EFAULT), space)
                 return
             }
             let n = min(c.buffers.outLength, acc.buffers.inLength)
             switch space.memory.copy(to: acc.buffers.input, from: c.buffers.out, count: n) {
             case .source:
-                finish(c, .error(EFAULT), space)
+                finish(c, .error(.EFAULT), space)
             case .destination:
                 // As kern_coaccept_slow: the callee's coaccept fails, the caller stays its
                 // caller (its next coaccept answers it; if it dies, the call received nothing).
                 callee.acceptor = nil
-                let e = acc.buffers.input < UInt64(COLO_UNTAGGED_LIMIT) ? EPROTO : EFAULT
+                let e: Errno = acc.buffers.input < UInt64(COLO_UNTAGGED_LIMIT) ? .EPROTO : .EFAULT
                 if finishAccept(callee, acc, .error(e), space) {
                     callee.serving = c
                     setSleep(c.caller, .call, c.call, space)

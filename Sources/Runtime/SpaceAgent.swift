@@ -1,8 +1,9 @@
 // MmHands: what only a thread of an address space's mm can do, done by the runtime itself (it lives in the mm) or by the in-mm agent (it does not).
 import CLinux
+import Errors
 import Glibc
-import Loader
 import GuestShim
+import Loader
 import Switcher
 
 /// The operations on an address space's mm that the runtime cannot do with process_vm_writev
@@ -43,7 +44,7 @@ final class OwnHands: MmHands {
     }
     func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
         let pid = colo_spawn(UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!)
-        guard pid > 0 else { throw ColoError(-pid, "clone: \(String(cString: strerror(-pid)))") }
+        guard pid > 0 else { throw ColoError(Errno(negated: pid), "clone: \(Errno(negated: pid))") }
         return pid
     }
     func retire(_ scb: OpaquePointer) { colo_scb_retire(scb) }
@@ -77,7 +78,7 @@ final class Agent: MmHands {
             return colo_agent_start(&start)
         }
         close(fds[1])
-        guard pid > 0 else { close(fds[0]); throw ColoError(-pid, "cannot start the address space's agent") }
+        guard pid > 0 else { close(fds[0]); throw ColoError(Errno(negated: pid), "cannot start the address space's agent") }
         let end = fds[0]
         var first = colo_agent_reply()
         var fd: Int32 = -1
@@ -86,8 +87,8 @@ final class Agent: MmHands {
             close(end)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            let e = first.result < 0 ? Int32(-first.result) : EPROTO
-            throw ColoError(e, "cannot install the seccomp filter: \(String(cString: strerror(e)))")
+            let e = first.result < 0 ? Errno(negated: first.result) : .EPROTO
+            throw ColoError(e, "cannot install the seccomp filter: \(e)")
         }
         self.pid = pid
         socket = end
@@ -206,9 +207,9 @@ final class Agent: MmHands {
         let spawnStep = UInt32(queued.count)
         let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio)
         guard r.result > 0 else {
-            let e = r.result < 0 ? Int32(-r.result) : EPROTO
+            let e = r.result < 0 ? Errno(negated: r.result) : .EPROTO
             let what = r.failed_step == spawnStep ? "clone" : "cannot map the program into slot \(index)"
-            throw ColoError(e, "\(what): \(String(cString: strerror(e)))")
+            throw ColoError(e, "\(what): \(e)")
         }
         return pid_t(r.result)
     }

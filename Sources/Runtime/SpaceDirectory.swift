@@ -1,4 +1,5 @@
 // SpaceDirectory: where address spaces announce themselves (table files and control sockets).
+import Errors
 import Glibc
 
 /// Where address spaces announce themselves: one table file and one control

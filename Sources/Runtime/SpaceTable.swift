@@ -1,8 +1,9 @@
 // SpaceTable: the shared address-space table that colo ps and procstat read from outside.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestShim
 import Switcher
 

@@ -1,19 +1,20 @@
 // Support: ColoError, layout constants, file and system-call helpers the runtime shares.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import GuestAPI
 
 /// An error with the errno a system call would report, and a message for humans.
 public struct ColoError: Error, CustomStringConvertible, Equatable {
-    public let errno: Int32
+    public let errno: Errno
     public let message: String
-    public init(_ errno: Int32, _ message: String) { self.errno = errno; self.message = message }
+    public init(_ errno: Errno, _ message: String) { self.errno = errno; self.message = message }
     /// The current `errno`, for a failed libc call described by `what`.
     public static func last(_ what: String) -> ColoError {
-        let e = Glibc.errno
-        return ColoError(e, "\(what): \(String(cString: strerror(e)))")
+        let e = Errno.current
+        return ColoError(e, "\(what): \(e)")
     }
     public var description: String { message }
 }

@@ -1,7 +1,8 @@
 // SyscallTable: dispatch of the colocation system calls colo_syscalls.def lists, and the user-notification listener.
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 
 /// A colocation system call made by a guest, as seccomp's user notification
 /// delivers it to the runtime.
@@ -11,12 +12,20 @@ struct GuestCall {
     let number: Int32
     let instructionPointer: UInt64
     let args: [UInt64]
+
+    /// Argument `i` as the C int the ABI passes in the register's low 32 bits (a descriptor,
+    /// flags, a PID): the kernel's truncation, in one place.
+    func int32(_ i: Int) -> Int32 { Int32(truncatingIfNeeded: args[i]) }
+    /// Argument `i` as a PID (pid_t).
+    func pid(_ i: Int) -> pid_t { pid_t(truncatingIfNeeded: args[i]) }
+    /// Argument `i` as a C long (a count, a slot, a signed result).
+    func long(_ i: Int) -> Int64 { Int64(bitPattern: args[i]) }
 }
 
 /// What the runtime answers a guest's system call with.
 enum CallResult {
     case value(Int64)
-    case error(Int32)
+    case error(Errno)
     /// No answer yet: the caller sleeps until the handler's area answers it
     /// later with `AddressSpace.answer(_:_:)` (e.g. a coaccept_slow waiting for a caller).
     case pending
@@ -69,7 +78,7 @@ public enum SyscallTable {
     public static func name(_ number: Int32) -> String? { entries[number]?.name }
 
     static func dispatch(_ space: AddressSpace, _ call: GuestCall) -> CallResult {
-        guard let handler = entries[call.number]?.handler else { return .error(ENOSYS) }
+        guard let handler = entries[call.number]?.handler else { return .error(.ENOSYS) }
         return handler(space, call)
     }
 }
@@ -96,7 +105,7 @@ enum UserNotification {
         resp.id = id
         switch result {
         case .value(let v): resp.val = v
-        case .error(let e): resp.error = -e
+        case .error(let e): resp.error = -e.rawValue
         case .pending: return false
         }
         let r = withUnsafeMutablePointer(to: &resp) {

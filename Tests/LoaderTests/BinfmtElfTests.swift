@@ -17,7 +17,7 @@ enum PlanOutcome: Equatable, CustomStringConvertible {
             case .nativeExec: self = .nativeExec
             }
         } catch {
-            self = .refused(error.errno)
+            self = .refused(error.errno.rawValue)
         }
     }
 

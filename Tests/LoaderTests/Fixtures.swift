@@ -1,7 +1,8 @@
 // C programs compiled once per test run into a short temporary directory (short, so that its paths fit into the PT_INTERP string of a ....
+import ColoABI
+import Errors
 import Foundation
 import Glibc
-import ColoABI
 @testable import Loader
 
 /// C programs compiled once per test run into a short temporary directory (short, so that its
@@ -152,7 +153,7 @@ func planErrno(_ path: String, argv: [String]? = nil, envp: [String] = []) -> In
         _ = try Loader.plan(path: path, argv: argv ?? [path], envp: envp)
         return nil
     } catch {
-        return error.errno
+        return error.errno.rawValue
     }
 }
 
@@ -160,7 +161,7 @@ func planErrno(_ path: String, argv: [String]? = nil, envp: [String] = []) -> In
 func colocatable(_ path: String, argv: [String]? = nil, envp: [String] = []) throws -> ProgramImage {
     switch try Loader.plan(path: path, argv: argv ?? [path], envp: envp) {
     case .colocate(let image): return image
-    case .nativeExec: throw LoadError(errno: 0, message: "\(path) unexpectedly needs a native exec")
+    case .nativeExec: throw LoadError(errno: Errno(0), message: "\(path) unexpectedly needs a native exec")
     }
 }
 

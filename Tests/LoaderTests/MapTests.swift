@@ -1,9 +1,9 @@
 // Loader.map: segments, interpreter and stack read back from memory.
 import Bytes
 import CElf
+import ColoABI
 import Foundation
 import Glibc
-import ColoABI
 import Testing
 @testable import Loader
 
@@ -155,7 +155,7 @@ import Testing
             _ = try Loader.map(image, into: slot, envp: envp, capv: capv, stackSize: stackSize)
             return nil
         } catch {
-            return error.errno
+            return error.errno.rawValue
         }
     }
 

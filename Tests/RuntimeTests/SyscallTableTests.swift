@@ -1,6 +1,6 @@
 // The one system-call table (colo_syscalls.def): complete, ordered, and every entry served.
-import Glibc
 import ColoABI
+import Glibc
 import GuestShim
 import Switcher
 import Testing

@@ -1,8 +1,8 @@
 // The tracers' formatting of a call's arguments: strings with strace's escapes, flags by name.
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Glibc
 import Testing
 @testable import Observability
 @testable import Runtime

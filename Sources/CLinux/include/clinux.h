@@ -99,6 +99,11 @@ int clinux_epoll_ready(int epfd, uint64_t *data, int max);
  * sent, or -errno. */
 long clinux_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
+/* recvmsg(2) of at most `len` bytes (`flags`: MSG_WAITALL ...) and the descriptors that came with
+ * them as SCM_RIGHTS (close-on-exec): the first `max` (at most 8) in fds[0 ..< *nfds], any more
+ * closed.  The bytes received, or -errno. */
+long clinux_receive_fds(int sock, void *buf, size_t len, int flags, int *fds, int max, int *nfds);
+
 /* recvmsg(2) of at most `len` bytes and at most one descriptor (close-on-exec; *fd -1 if none
  * came): the bytes received, or -errno. */
 long clinux_receive_fd(int sock, void *buf, size_t len, int *fd);

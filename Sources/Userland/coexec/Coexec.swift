@@ -1,8 +1,8 @@
 // coexec(1): run a command colocated with another process.
 import ArgumentParser
 import Bytes
-import Glibc
 import ColoABI
+import Glibc
 import Runtime
 
 /// coexec(1): run a command colocated with process `pid`.
@@ -46,7 +46,7 @@ struct Coexec: ParsableCommand {
             if rc == -Int(ENOSYS) {
                 // Not in a colocated address space: join the one of `pid`.
                 do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
-                catch { errno = error.errno; err(argv[0].description) }
+                catch { errno = error.errno.rawValue; err(argv[0].description) }
             }
             lastError = Int32(-rc)
             if lastError != ENOENT && lastError != ENOTDIR { break }

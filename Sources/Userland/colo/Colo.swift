@@ -2,8 +2,9 @@
 import ArgumentParser
 import Bytes
 import CLinux
-import Glibc
 import ColoABI
+import Errors
+import Glibc
 import Observability
 import Runtime
 
@@ -71,7 +72,7 @@ struct Run: ParsableCommand {
         let envp = rawEnvironment()
         if let pid = join {
             do throws(ColoError) { Glibc.exit(try Join.run(into: pid, path: path, argv: argv, envp: envp)) }
-            catch { fail(error.message, status: error.errno == ENOENT ? 127 : 126) }
+            catch { fail(error.message, status: error.errno == .ENOENT ? 127 : 126) }
         }
         // Already colocated: stay in this address space (the exec is in place).
         if SpaceDirectory.space(containing: getpid()) != nil {
@@ -113,7 +114,7 @@ struct Run: ParsableCommand {
         do throws(ColoError) { member = try space.spawn(SpawnRequest(path: path, argv: argv, envp: envp)) }
         catch {
             // As a shell reports it: 127 for a missing command, 126 otherwise.
-            fail(error.message, status: error.errno == ENOENT || error.errno == ENOTDIR ? 127 : 126)
+            fail(error.message, status: error.errno == .ENOENT || error.errno == .ENOTDIR ? 127 : 126)
         }
         if let frontEnd { FrontEnd.report(frontEnd.pipe, member.pid) }
         let status = space.run(main: member.pid) { status in

@@ -1,6 +1,6 @@
 // `colo gdb`: gdb attached to a colocated process with the guest's program, load bias and shared libraries instead of what /proc/PID/exe and ...
-import Bytes
 import ArgumentParser
+import Bytes
 import Glibc
 import Runtime
 

@@ -32,16 +32,16 @@ struct GuestImages {
     /// The colocated process `pid`, or an error saying why it cannot be inspected.
     static func find(_ pid: pid_t) throws(ColoError) -> GuestImages {
         guard let space = SpaceDirectory.space(containing: pid) else {
-            if kill(pid, 0) != 0 && errno == ESRCH { throw ColoError(ESRCH, "\(pid): No such process") }
-            throw ColoError(ESRCH, "\(pid) is not a colocated process (see colo ps)")
+            if kill(pid, 0) != 0 && errno == ESRCH { throw ColoError(.ESRCH, "\(pid): No such process") }
+            throw ColoError(.ESRCH, "\(pid) is not a colocated process (see colo ps)")
         }
         let rt = space.table.runtimePID
         guard let member = space.members.first(where: { $0.pid == pid }) else {
             let others = space.members.map { String($0.pid) }.joined(separator: " ")
-            throw ColoError(EINVAL, "\(pid) is the runtime of its address space, not a colocated program"
+            throw ColoError(.EINVAL, "\(pid) is the runtime of its address space, not a colocated program"
                             + (others.isEmpty ? "" : " (its members: \(others))"))
         }
-        guard let recorded = member.images.first else { throw ColoError(ENOEXEC, "\(pid): no program recorded") }
+        guard let recorded = member.images.first else { throw ColoError(.ENOEXEC, "\(pid): no program recorded") }
         let slotStart = Layout.slotBase(member.slot), slotEnd = slotStart + Layout.slotSize
         let maps = MapLine.read(pid).filter { $0.start >= slotStart && $0.start < slotEnd }
 

@@ -1,6 +1,6 @@
 // colookup(1): add capabilities to the vector, received from coregister(1) over a unix socket (`-f`) or looked up by name (`-n`), and run a command ...
-import Bytes
 import ArgumentParser
+import Bytes
 import CoHelpers
 import CoTools
 import Glibc

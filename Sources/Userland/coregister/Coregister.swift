@@ -1,6 +1,6 @@
 // coregister(1): share an inherited capability-vector entry with processes that are not descendants: over a unix socket (`-f`, SCM_CAPS) or under a ...
-import Bytes
 import ArgumentParser
+import Bytes
 import CoHelpers
 import CoTools
 import Glibc

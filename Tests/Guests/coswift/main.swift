@@ -37,7 +37,7 @@ func call(_ name: String, _ count: Int) throws(CoError) {
     do { _ = try Colo.lookup("no such service") } catch { say("lookup_missing=\(error == .notFound)") }
     do { _ = try Colo.call(Capability(rawValue: 0xdead_beef), [1]) } catch { say("call_forged=\(error == .invalid)") }
     var p: [Int32] = [0, 0]
-    guard pipe(&p) == 0 else { throw CoError(Glibc.errno) }
+    guard pipe(&p) == 0 else { throw CoError(.current) }
     let fdcap = try Colo.capability(fromFD: p[1])      // the runtime keeps the file open from now on
     say("fdcap=\(fdcap)")
     let fd = try Colo.fileDescriptor(from: fdcap)
