@@ -208,8 +208,7 @@ static long do_coexec(struct colo_slot *s, ucontext_t *uc, int vec)
     greg_t *g = uc->uc_mcontext.gregs;
     long pid = g[REG_RDI], path = g[REG_RSI], argv = g[REG_RDX], envp = g[REG_R10];
     /* what does not fit the call's six arguments: the vector and our slot */
-    struct { uint64_t capv; int64_t capc; int64_t slot; } capv = { vec ? (uint64_t)g[REG_R8] : 0, vec ? (int32_t)g[REG_R9] : 0,
-                                                                    (int64_t)s->index };
+    struct colo_coexec_extra capv = { vec ? (uint64_t)g[REG_R8] : 0, vec ? (int32_t)g[REG_R9] : 0, (int64_t)s->index };
     /* /proc/self/exe is the caller's own program here too (the join route runs another process). */
     const char *own = colo_exec_own_program(s, AT_FDCWD, (uint64_t)path, 0);
     if (own) path = (long)own;

@@ -103,10 +103,9 @@ extension AddressSpace {
         let target = requested == 0 ? tgid : requested
         guard target > 0, kill(target, 0) == 0 || errno == EPERM else { return .error(.ESRCH) }
         guard mayColocate(tgid, with: target) else { return .error(.EPERM) }
-        guard let extra = mem.read(call.args[5], count: 24) else { return .error(.EFAULT) }
-        let (capvAddress, capc, callerSlot) = extra.withUnsafeBytes {
-            ($0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: Int64.self), Int($0.load(fromByteOffset: 16, as: Int64.self)))
-        }
+        guard let extra = mem.read(call.args[5], count: MemoryLayout<colo_coexec_extra>.size)?
+                .withUnsafeBytes({ $0.loadUnaligned(as: colo_coexec_extra.self) }) else { return .error(.EFAULT) }
+        let (capvAddress, capc, callerSlot) = (extra.capv, extra.capc, Int(extra.slot))
         var capv: [UInt64]? = nil
         if vector {
             guard capc >= 0 else { return .error(.EINVAL) }

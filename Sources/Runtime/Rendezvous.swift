@@ -380,12 +380,21 @@ final class Kernel {
         w.shown = s
         let text: (UInt64, UInt64)
         switch s {
-        case .accept?: text = (0x7470_6563_6361_6f63, 0)        // "coaccept"
-        case .call?: text = (0x0000_6c6c_6163_6f63, 0)          // "cocall"
-        case .busy?: text = (0x0000_7973_7562_6f63, 0)          // "cobusy"
+        case .accept?: text = Self.coaccept
+        case .call?: text = Self.cocall
+        case .busy?: text = Self.cobusy
         case nil: text = (0, 0)
         }
+        // Two word stores: a reader sees the old name or the new one, never a mix of letters.
         w.field.storeBytes(of: text.0, toByteOffset: 0, as: UInt64.self)
-        w.field.storeBytes(of: text.1, toByteOffset: 8, as: UInt64.self)
+        w.field.storeBytes(of: text.1, toByteOffset: MemoryLayout<UInt64>.size, as: UInt64.self)
     }
+
+    /// A WCHAN name as the table's 16-byte field holds it (NUL-padded), in two words.
+    private static func wchanWords(_ name: String) -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: name.utf8.prefix(15)) }
+        return words
+    }
+    private static let coaccept = wchanWords("coaccept"), cocall = wchanWords("cocall"), cobusy = wchanWords("cobusy")
 }

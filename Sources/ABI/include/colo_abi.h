@@ -159,6 +159,14 @@ struct colo_vfork_area {
     uint32_t done;                /* futex: the child's tid until it execs or exits */
 };
 
+/* What a coexecve/coexecvec trapped in a slot passes to the runtime beyond the call's six
+ * arguments (COLO_EXEC_PLAN_CO/_COVEC's last argument points at it). */
+struct colo_coexec_extra {
+    uint64_t capv;                /* the capability vector (coexecvec), or 0 */
+    int64_t  capc;                /* its length */
+    int64_t  slot;                /* the caller's slot */
+};
+
 /* What exec in place carries from the old program to the new one. */
 struct colo_exec_ctx {
     uint64_t mask;                /* the signal mask, kept across exec */

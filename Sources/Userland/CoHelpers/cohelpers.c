@@ -21,7 +21,7 @@
 #define OFF(t, f) offsetof(t, f)
 
 const struct cotool_layout cotool_capv_layout = {
-    .capv = SIZE(capv_t),
+    .capv = SIZE(capv_t), .capv_len = OFF(capv_t, len), .capv_op = OFF(capv_t, op),
     .answerback = SIZE(capv_answerback_t), .answerback_text = OFF(capv_answerback_t, answerback),
     .answerback_max = sizeof(((capv_answerback_t *)0)->answerback),
     .clocks = SIZE(capv_clocks_t), .clocks_error = OFF(capv_clocks_t, error),

@@ -50,10 +50,11 @@ struct Binds: BSDTool {
         let input = a.input, out = a.output.raw
         let request = Int(l.binds), size = Int(l.binds_return), capvSize = Layout.capv
         let errorAt = Int(l.binds_return_error), errnoAt = Int(l.binds_return_errno)
+        let opAt = Int(l.capv_op), lenAt = Int(l.capv_len)
         while true {
             let received = a.accept()
             if received < 0 { continue }
-            let op = input.raw.load(fromByteOffset: 8, as: Int32.self)
+            let op = input.raw.load(fromByteOffset: opAt, as: Int32.self)
             let pid = verbose ? callerPID(a.cookie) : -1
             if verbose { print("\(prog): op \(op), len \(input.len) from pid \(pid) -> pid \(me)\(s)") }
             var reply: (op: Int32, error: Int32, errno: Int32)
@@ -79,8 +80,8 @@ struct Binds: BSDTool {
                 reply = (-op, -1, ENOMSG)
             }
             out.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-            out.storeBytes(of: size, as: Int.self)
-            out.storeBytes(of: reply.op, toByteOffset: 8, as: Int32.self)
+            out.storeBytes(of: size, toByteOffset: lenAt, as: Int.self)
+            out.storeBytes(of: reply.op, toByteOffset: opAt, as: Int32.self)
             out.storeBytes(of: reply.error, toByteOffset: errorAt, as: Int32.self)
             out.storeBytes(of: reply.errno, toByteOffset: errnoAt, as: Int32.self)
             a.outlen = size

@@ -38,11 +38,11 @@ struct Clocks: BSDTool {
         // Per call: loads and stores of the two messages, nothing else.
         let input = a.input.raw, out = a.output.raw
         let size = Int(l.clocks), request = Layout.capv
-        let errorAt = Int(l.clocks_error), errnoAt = Int(l.clocks_errno), tsAt = Int(l.clocks_ts)
+        let opAt = Int(l.capv_op), lenAt = Int(l.capv_len), errorAt = Int(l.clocks_error), errnoAt = Int(l.clocks_errno), tsAt = Int(l.clocks_ts)
         while true {
             let received = a.accept()
             if received < 0 { continue }
-            let len = input.load(as: Int.self), op = input.load(fromByteOffset: 8, as: Int32.self)
+            let len = input.load(fromByteOffset: lenAt, as: Int.self), op = input.load(fromByteOffset: opAt, as: Int32.self)
             var pid: pid_t = -1
             if verbose {
                 pid = callerPID(a.cookie)
@@ -52,7 +52,7 @@ struct Clocks: BSDTool {
                 a.reply(with: answerback)
             } else {
                 out.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-                out.storeBytes(of: size, as: Int.self)
+                out.storeBytes(of: size, toByteOffset: lenAt, as: Int.self)
                 a.outlen = size
                 if received != len || len != request {
                     Diag.warnx("size mismatch: received \(received), in.len \(len), expected \(request)")
@@ -60,7 +60,7 @@ struct Clocks: BSDTool {
                 } else {
                     var ts = timespec()
                     let error = clock_gettime(clockid_t(op - CapvIndex.clocks), &ts)
-                    out.storeBytes(of: -CapvIndex.clocks, toByteOffset: 8, as: Int32.self)
+                    out.storeBytes(of: -CapvIndex.clocks, toByteOffset: opAt, as: Int32.self)
                     out.storeBytes(of: error, toByteOffset: errorAt, as: Int32.self)
                     out.storeBytes(of: error != 0 ? errno : 0, toByteOffset: errnoAt, as: Int32.self)
                     out.storeBytes(of: Int64(ts.tv_sec), toByteOffset: tsAt, as: Int64.self)
@@ -69,8 +69,8 @@ struct Clocks: BSDTool {
             }
             if verbose {
                 let r = a.replyBytes
-                let rlen = r.load(as: Int.self), isClock = rlen == size
-                print("\(Diag.progname): returning to pid \(pid) <- pid \(me): op \(r.load(fromByteOffset: 8, as: Int32.self)), "
+                let rlen = r.load(fromByteOffset: lenAt, as: Int.self), isClock = rlen == size
+                print("\(Diag.progname): returning to pid \(pid) <- pid \(me): op \(r.load(fromByteOffset: opAt, as: Int32.self)), "
                       + "len \(rlen), error \(isClock ? r.load(fromByteOffset: errorAt, as: Int32.self) : 0), "
                       + "errno \(isClock ? r.load(fromByteOffset: errnoAt, as: Int32.self) : 0)\(slowSuffix(slow))")
             }

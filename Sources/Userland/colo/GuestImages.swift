@@ -108,17 +108,22 @@ struct GuestImages {
               let mem = ProcessMemory(pid) else { return nil }
         var rdebug: UInt64 = 0
         var at = program.base &+ dynamic
+        let dyn = MemoryLayout<Elf64_Dyn>.self
         for _ in 0..<1024 {
-            guard let tag = mem.u64(at), let value = mem.u64(at + 8) else { return nil }
-            if tag == 0 { break }
-            if tag == 21 { rdebug = value; break }   // DT_DEBUG
-            at += 16
+            guard let tag = mem.u64(at), let value = mem.u64(at + UInt64(dyn.offset(of: \Elf64_Dyn.d_un)!)) else { return nil }
+            if tag == UInt64(DT_NULL) { break }
+            if tag == UInt64(DT_DEBUG) { rdebug = value; break }
+            at += UInt64(dyn.stride)
         }
-        guard rdebug != 0, inSlot(rdebug), var lm = mem.u64(rdebug + 8) else { return nil }   // r_map
+        let rMap = UInt64(MemoryLayout<r_debug>.offset(of: \r_debug.r_map)!)
+        let lAddr = UInt64(MemoryLayout<link_map>.offset(of: \link_map.l_addr)!)
+        let lName = UInt64(MemoryLayout<link_map>.offset(of: \link_map.l_name)!)
+        let lNext = UInt64(MemoryLayout<link_map>.offset(of: \link_map.l_next)!)
+        guard rdebug != 0, inSlot(rdebug), var lm = mem.u64(rdebug + rMap) else { return nil }
         var out = [(String, UInt64)]()
         var seen = Set<UInt64>()
         while lm != 0, inSlot(lm), seen.insert(lm).inserted, seen.count < 4096 {
-            guard let addr = mem.u64(lm), let namePtr = mem.u64(lm + 8), let next = mem.u64(lm + 24) else { break }
+            guard let addr = mem.u64(lm + lAddr), let namePtr = mem.u64(lm + lName), let next = mem.u64(lm + lNext) else { break }
             let name = namePtr == 0 ? "" : mem.cString(namePtr) ?? ""
             // A relative name (LD_LIBRARY_PATH=.) is relative to the guest's cwd.
             let path = name.hasPrefix("/") ? name : "/proc/\(pid)/cwd/" + name
@@ -220,40 +225,47 @@ final class ElfFile {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= 64 else { return nil }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= MemoryLayout<Elf64_Ehdr>.size else { return nil }
         guard let p = mmap(nil, Int(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else { return nil }
         base = UnsafeRawPointer(p); size = Int(st.st_size)
-        // \x7fELF, ELFCLASS64, ELFDATA2LSB
-        guard u32(0) == 0x464c_457f, u8(4) == 2, u8(5) == 1 else { munmap(p, size); return nil }
+        let ident = (0..<Int(EI_NIDENT)).map { base.load(fromByteOffset: $0, as: UInt8.self) }
+        guard Array(ident.prefix(Int(SELFMAG))) == Array(ELFMAG.utf8), ident[Int(EI_CLASS)] == UInt8(ELFCLASS64),
+              ident[Int(EI_DATA)] == UInt8(ELFDATA2LSB) else { munmap(p, size); return nil }
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 
     private func u8(_ o: Int) -> UInt8 { o + 1 <= size ? base.load(fromByteOffset: o, as: UInt8.self) : 0 }
-    private func u16(_ o: Int) -> UInt16 { o + 2 <= size ? base.loadUnaligned(fromByteOffset: o, as: UInt16.self) : 0 }
-    private func u32(_ o: Int) -> UInt32 { o + 4 <= size ? base.loadUnaligned(fromByteOffset: o, as: UInt32.self) : 0 }
-    private func u64(_ o: Int) -> UInt64 { o + 8 <= size ? base.loadUnaligned(fromByteOffset: o, as: UInt64.self) : 0 }
+    /// The <elf.h> struct at file offset `o`, if the file holds all of it.
+    private func load<T>(_ o: Int, as: T.Type) -> T? {
+        o >= 0 && o + MemoryLayout<T>.size <= size ? base.loadUnaligned(fromByteOffset: o, as: T.self) : nil
+    }
+    private var header: Elf64_Ehdr { load(0, as: Elf64_Ehdr.self)! }
 
     var segments: [Segment] {
-        let off = Int(u64(0x20)), ent = Int(u16(0x36)), n = Int(u16(0x38))
-        guard ent >= 56, off > 0, off + n * ent <= size else { return [] }
-        return (0..<n).map { i in
-            let p = off + i * ent
-            return Segment(type: u32(p), offset: u64(p + 8), vaddr: u64(p + 16), filesz: u64(p + 32), memsz: u64(p + 40))
+        let h = header
+        let off = Int(h.e_phoff), ent = Int(h.e_phentsize), n = Int(h.e_phnum)
+        guard ent >= MemoryLayout<Elf64_Phdr>.size, off > 0, off + n * ent <= size else { return [] }
+        return (0..<n).compactMap { i in
+            load(off + i * ent, as: Elf64_Phdr.self).map {
+                Segment(type: $0.p_type, offset: $0.p_offset, vaddr: $0.p_vaddr, filesz: $0.p_filesz, memsz: $0.p_memsz)
+            }
         }
     }
 
-    var loads: [Segment] { segments.filter { $0.type == 1 } }            // PT_LOAD
-    var dynamicVaddr: UInt64? { segments.first { $0.type == 2 }?.vaddr }  // PT_DYNAMIC
+    var loads: [Segment] { segments.filter { $0.type == UInt32(PT_LOAD) } }
+    var dynamicVaddr: UInt64? { segments.first { $0.type == UInt32(PT_DYNAMIC) }?.vaddr }
 
     private struct Section { let type: UInt32; let offset, size, entsize: UInt64; let link: UInt32 }
 
     private var sections: [Section] {
-        let off = Int(u64(0x28)), ent = Int(u16(0x3a)), n = Int(u16(0x3c))
-        guard ent >= 64, off > 0, off + n * ent <= size else { return [] }
-        return (0..<n).map { i in
-            let s = off + i * ent
-            return Section(type: u32(s + 4), offset: u64(s + 24), size: u64(s + 32), entsize: u64(s + 56), link: u32(s + 40))
+        let h = header
+        let off = Int(h.e_shoff), ent = Int(h.e_shentsize), n = Int(h.e_shnum)
+        guard ent >= MemoryLayout<Elf64_Shdr>.size, off > 0, off + n * ent <= size else { return [] }
+        return (0..<n).compactMap { i in
+            load(off + i * ent, as: Elf64_Shdr.self).map {
+                Section(type: $0.sh_type, offset: $0.sh_offset, size: $0.sh_size, entsize: $0.sh_entsize, link: $0.sh_link)
+            }
         }
     }
 
@@ -267,19 +279,20 @@ final class ElfFile {
     /// Defined functions (STT_FUNC, STT_GNU_IFUNC) of .symtab, or of .dynsym in a stripped file.
     func functions() -> [Symbol] {
         let all = sections
-        guard let table = all.first(where: { $0.type == 2 }) ?? all.first(where: { $0.type == 11 }),
+        guard let table = all.first(where: { $0.type == UInt32(SHT_SYMTAB) }) ?? all.first(where: { $0.type == UInt32(SHT_DYNSYM) }),
               Int(table.link) < all.count else { return [] }
         let strtab = all[Int(table.link)]
-        let ent = Int(table.entsize == 0 ? 24 : table.entsize)
-        guard ent >= 24, Int(table.offset) + Int(table.size) <= size else { return [] }
+        let symSize = MemoryLayout<Elf64_Sym>.size
+        let ent = Int(table.entsize == 0 ? UInt64(symSize) : table.entsize)
+        guard ent >= symSize, Int(table.offset) + Int(table.size) <= size else { return [] }
         var out = [Symbol]()
         for i in 0..<Int(table.size) / ent {
-            let s = Int(table.offset) + i * ent
-            let type = u8(s + 4) & 0xf, shndx = u16(s + 6)
-            guard type == 2 || type == 10, shndx != 0, u64(s + 8) != 0 else { continue }
-            let nameOff = Int(u32(s))
+            guard let sym = load(Int(table.offset) + i * ent, as: Elf64_Sym.self) else { continue }
+            let type = Int32(sym.st_info & 0xf)      // ELF64_ST_TYPE
+            guard type == STT_FUNC || type == STT_GNU_IFUNC, sym.st_shndx != SHN_UNDEF, sym.st_value != 0 else { continue }
+            let nameOff = Int(sym.st_name)
             guard UInt64(nameOff) < strtab.size else { continue }
-            out.append(Symbol(value: u64(s + 8), size: u64(s + 16), name: string(Int(strtab.offset) + nameOff)))
+            out.append(Symbol(value: sym.st_value, size: sym.st_size, name: string(Int(strtab.offset) + nameOff)))
         }
         return out
     }

@@ -12,7 +12,7 @@
 
 /* Byte offsets and sizes of <capv.h>'s messages (Swift does not import capv.h). */
 struct cotool_layout {
-    size_t capv;                                /* sizeof(capv_t) */
+    size_t capv, capv_len, capv_op;             /* sizeof(capv_t), its len and op */
     size_t answerback, answerback_text, answerback_max;
     size_t clocks, clocks_error, clocks_errno, clocks_ts;
     size_t binds, binds_s, binds_addr, binds_addrlen;
