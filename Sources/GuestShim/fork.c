@@ -29,6 +29,9 @@
 #include <dirent.h>
 #include <asm/stat.h>
 #include "colo_recolo.h"
+
+_Static_assert(COLO_RECOLO_START_OFFSET + sizeof(struct colo_recolo_start) <= COLO_SLOT_HEADER_RUNTIME_PART,
+               "the runtime sees the re-colocation areas");
 #include "colo_sys.h"
 #include "colo_layout.h"
 #include "colo_switch.h"

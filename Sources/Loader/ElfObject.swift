@@ -50,6 +50,9 @@ struct ElfObject: Sendable {
     let lowPage: UInt64
     /// Bytes from lowPage to the page-aligned end of the highest segment.
     let span: UInt64
+    /// The largest PT_LOAD alignment (a power of two; 0 if none is given): the load bias is a
+    /// multiple of it, as binfmt_elf's maximum_alignment makes it.
+    let alignment: UInt64
 
     /// Parses and checks the ELF object in `file` as load_elf_binary does (for an interpreter,
     /// as load_elf_binary and load_elf_interp check the interpreter; its PT_INTERP is ignored).
@@ -86,6 +89,7 @@ struct ElfObject: Sendable {
             $0.p_type == UInt32(PT_LOAD) && $0.p_offset <= ehdr.e_phoff && ehdr.e_phoff - $0.p_offset < $0.p_filesz
         }.map { ehdr.e_phoff - $0.p_offset &+ $0.p_vaddr } ?? 0   // unsigned long arithmetic, as Linux's
         let loads = headers.filter { $0.p_type == UInt32(PT_LOAD) }
+        alignment = Self.largestAlignment(loads)
         segments = loads.filter { $0.p_memsz > 0 }.map { ph in
             var prot: Int32 = 0
             if ph.p_flags & UInt32(PF_R) != 0 { prot |= PROT_READ }
@@ -142,6 +146,13 @@ struct ElfObject: Sendable {
         }
     }
 
+    /// The largest power-of-two p_align of `loads` (0 if none), as maximum_alignment takes it.
+    private static func largestAlignment(_ loads: [GElf_Phdr]) -> UInt64 {
+        var alignment: UInt64 = 0
+        for ph in loads where ph.p_align != 0 && ph.p_align & (ph.p_align - 1) == 0 { alignment = max(alignment, ph.p_align) }
+        return alignment
+    }
+
     /// Why a real execve is needed instead of Mappings.map.
     private struct NativeExec: Error {
         let reason: String
@@ -161,8 +172,7 @@ struct ElfObject: Sendable {
         // end of any PT_LOAD.
         let total = loads.map { $0.p_vaddr &+ $0.p_memsz }.max()! &- loads.map { Page.floor($0.p_vaddr) }.min()!
         guard total > 0, total <= addressLimit else { return native("\(path): total mapping size \(total)") }
-        var alignment: UInt64 = 0
-        for ph in loads where ph.p_align != 0 && ph.p_align & (ph.p_align - 1) == 0 { alignment = max(alignment, ph.p_align) }
+        let alignment = largestAlignment(loads)
         guard alignment <= maxAlignment else { return native("\(path): PT_LOAD alignment \(alignment)") }
         var low = UInt64.max, high: UInt64 = 0
         for (index, ph) in loads.enumerated() {

@@ -130,7 +130,7 @@ public enum Loader {
         }
         try checkArguments(image.argv + envp + [image.execPath], totalLimit: stackSize / 4)
         var plan = MappingPlan()
-        let program = plan.map(image.program, at: slot.imageBase)
+        let program = plan.map(image.program, at: slot.imageBase(alignment: image.program.alignment))
         let programEntry = program.loadBias &+ image.program.entry
         var interpreter: MappedImage?
         var entry = programEntry
@@ -139,14 +139,15 @@ public enum Loader {
             interpreter = mapped
             entry = mapped.loadBias &+ object.entry
         }
-        let stackLow = slot.stackTop - UInt64(stackSize)
+        let stackTop = slot.stackTop(alignment: image.program.alignment)
+        let stackLow = stackTop - UInt64(stackSize)
         plan.reserve(stackLow, length: UInt64(stackSize), prot: PROT_READ | PROT_WRITE, flags: MAP_NORESERVE, what: "stack")
         let aux = ProgramAux(
             phdr: program.loadBias &+ image.program.phdrVaddr,
             phnum: UInt64(image.program.phnum),
             base: interpreter?.loadBias ?? 0,
             entry: programEntry)
-        let stack = try InitialStack(top: slot.stackTop, bottom: stackLow, argv: image.argv, envp: envp,
+        let stack = try InitialStack(top: stackTop, bottom: stackLow, argv: image.argv, envp: envp,
                                      execPath: image.execPath, capv: capv, aux: aux)
         plan.copy(stack.bytes, to: stack.stackPointer, what: "the initial stack")
         plan.entry = entry

@@ -12,13 +12,21 @@ public struct SlotLayout: Sendable, Equatable {
         self.base = base
     }
 
-    /// Where the program's lowest page is mapped.
-    public var imageBase: UInt64 { base + COLO_IMAGE_OFFSET }
+    /// Where the lowest page of a program with PT_LOAD alignment `alignment` is mapped: 1 MiB
+    /// above COLO_IMAGE_OFFSET if the alignment allows, so that the top of its stack, just
+    /// below it, is in the same 2 MiB of addresses (one page-table page less a process).
+    public func imageBase(alignment: UInt64) -> UInt64 {
+        base + COLO_IMAGE_OFFSET + (alignment <= COLO_IMAGE_PACK_OFFSET ? COLO_IMAGE_PACK_OFFSET : 0)
+    }
+    /// The (exclusive) top of the initial stack of such a program, just below it.
+    public func stackTop(alignment: UInt64) -> UInt64 {
+        imageBase(alignment: alignment) - (COLO_IMAGE_OFFSET - COLO_STACK_TOP_OFFSET)
+    }
     /// Where the mmap area starts; the interpreter is mapped first there.
     public var mmapLow: UInt64 { base + COLO_MMAP_LO_OFFSET }
     /// Where the mmap area ends.
     public var mmapHigh: UInt64 { base + COLO_MMAP_HI_OFFSET }
-    /// The (exclusive) top of the initial stack, just below the program.
+    /// The lowest top of an initial stack (that of a program aligned to more than 1 MiB).
     public var stackTop: UInt64 { base + COLO_STACK_TOP_OFFSET }
     /// The lowest address the stack may reach.
     public var stackLimit: UInt64 { base + COLO_STACK_LIMIT_OFFSET }

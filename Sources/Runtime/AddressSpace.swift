@@ -79,12 +79,15 @@ public final class AddressSpace {
     /// The slot headers' memory: block `i` is slot i's header, mapped shared by the runtime
     /// and the address space (a memfd; a fork child's copy becomes private, space.c).
     let headerFile: Int32
-    /// Where the runtime sees the headers when it lives outside the address space: the whole
-    /// file in one mapping (a header at its slot's address, 64 GiB from the next, would cost
-    /// page-directory and page-table pages of its own); nil inside it, where a header is at its
-    /// slot's address.  Only the runtime uses these addresses: what goes into shared memory
-    /// names the slot's own (Layout.slotBase).
+    /// Where the runtime sees the headers when it lives outside the address space: the part of
+    /// each it uses (COLO_SLOT_HEADER_RUNTIME_PART) side by side, slot i's at i times that
+    /// size, each mapped from its block of the file when the slot is first used (a header at
+    /// its slot's address, 64 GiB from the next, or the whole file in one mapping, 2 MiB a
+    /// header, would cost a page-table page or more a member); nil inside it, where a header
+    /// is at its slot's address.  Only the runtime uses these addresses: what goes into shared
+    /// memory names the slot's own (Layout.slotBase).
     let headerView: UInt64?
+    private var headerViewMapped = [Bool](repeating: false, count: Layout.maxSlots)
 
     /// Create a new address space whose first process is the caller; with `relay`, the
     /// address space of a fork child, whose calls come over that relay (space.c).
@@ -127,9 +130,9 @@ public final class AddressSpace {
         }
         if agentPID != nil {
             // After the agent's fork: its mm has no use for the view.
-            let size = Layout.maxSlots * Int(COLO_SLOT_HEADER_SIZE)
-            guard let v = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, headerFile, 0), v != MAP_FAILED else {
-                throw .last("cannot map the slot headers")
+            let size = Layout.maxSlots * Int(COLO_SLOT_HEADER_RUNTIME_PART)
+            guard let v = mmap(nil, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), v != MAP_FAILED else {
+                throw .last("cannot reserve the slot headers' view")
             }
             headerView = UInt64(UInt(bitPattern: v))
         } else {
@@ -229,7 +232,15 @@ public final class AddressSpace {
     }
 
     func slotHeader(_ index: Int) -> UnsafeMutablePointer<colo_slot> {
-        let at = headerView.map { $0 + UInt64(index) * UInt64(COLO_SLOT_HEADER_SIZE) } ?? Layout.slotBase(index)
+        guard let view = headerView else { return UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))! }
+        let at = view + UInt64(index) * UInt64(COLO_SLOT_HEADER_RUNTIME_PART)
+        if !headerViewMapped[index] {
+            // Over the reserved view: fails only without memory for the mapping itself.
+            let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(at)), Int(COLO_SLOT_HEADER_RUNTIME_PART), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_FIXED, headerFile, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE))
+            precondition(p != MAP_FAILED, "cannot map slot \(index)'s header into the runtime's view")
+            headerViewMapped[index] = true
+        }
         return UnsafeMutablePointer<colo_slot>(bitPattern: UInt(at))!
     }
 

@@ -20,11 +20,13 @@ import Testing
         let image = try colocatable(fixtures.staticPie, argv: argv)
         let loaded = try Loader.map(image, into: slot, envp: envp, capv: capv, stackSize: Self.stackSize)
         let elf = ElfBytes(fixtures.bytes(of: fixtures.staticPie))
-
-        #expect(loaded.program == MappedImage(path: ByteString(fixtures.staticPie), loadBias: slot.imageBase,
-                                              start: slot.imageBase, end: slot.imageBase + image.program.span))
+        // A 4 KiB-aligned program goes 1 MiB above COLO_IMAGE_OFFSET, its stack's top 64 KiB below it.
+        let imageBase = slot.base + COLO_IMAGE_OFFSET + COLO_IMAGE_PACK_OFFSET, stackTop = imageBase - 0x10000
+        #expect(image.program.alignment <= 0x100000 && slot.imageBase(alignment: image.program.alignment) == imageBase)
+        #expect(loaded.program == MappedImage(path: ByteString(fixtures.staticPie), loadBias: imageBase,
+                                              start: imageBase, end: imageBase + image.program.span))
         #expect(loaded.interpreter == nil)
-        #expect(loaded.entry == slot.imageBase + elf.read(0x18, 8))
+        #expect(loaded.entry == imageBase + elf.read(0x18, 8))
         #expect(loaded.brkStart == loaded.program.end + COLO_BRK_GAP)
         #expect(loaded.mmapCursor == slot.mmapLow)
         #expect(loaded.argv == argv && loaded.execPath == fixtures.staticPie && loaded.comm == "spie")
@@ -33,9 +35,10 @@ import Testing
         let stack = try StackView(loaded.stackPointer)
         try checkStack(stack, loaded, image, envp: envp.map(\.description), capv: capv)
         #expect(stack.value(AT_BASE) == 0)
-        #expect(Memory.permissions(at: slot.stackTop - 1) == "rw-p")
-        #expect(Memory.permissions(at: slot.stackTop - UInt64(Self.stackSize)) == "rw-p")
-        #expect(Memory.permissions(at: slot.stackTop - UInt64(Self.stackSize) - 1) == nil)
+        #expect(Memory.permissions(at: stackTop - 1) == "rw-p")
+        #expect(Memory.permissions(at: stackTop - UInt64(Self.stackSize)) == "rw-p")
+        #expect(Memory.permissions(at: stackTop - UInt64(Self.stackSize) - 1) == nil)
+        #expect(Memory.permissions(at: stackTop) == nil, "the 64 KiB guard below the program")
     }
 
     @Test func dynamicPieGetsItsInterpreterAtMmapLow() throws {
@@ -99,10 +102,10 @@ import Testing
     @Test func occupiedStackRangeIsENOMEMAndNothingStaysMapped() throws {
         let slot = testSlot(7)
         defer { release(slot) }
-        let page = slot.stackTop - 0x1000
+        let image = try colocatable(fixtures.dynamicPie)
+        let page = slot.stackTop(alignment: image.program.alignment) - 0x1000
         try #require(mmap(UnsafeMutableRawPointer(bitPattern: UInt(page)), 0x1000, PROT_READ,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == UnsafeMutableRawPointer(bitPattern: UInt(page)))
-        let image = try colocatable(fixtures.dynamicPie)
         #expect(mapErrno(image, slot) == ENOMEM)
         #expect(!Memory.anyMapping(in: slot.base, page))
     }
@@ -110,10 +113,11 @@ import Testing
     @Test func occupiedImageRangeIsENOMEM() throws {
         let slot = testSlot(8)
         defer { release(slot) }
-        let page = slot.imageBase + 0x3000
+        let image = try colocatable(fixtures.staticPie)
+        let page = slot.imageBase(alignment: image.program.alignment) + 0x3000
         try #require(mmap(UnsafeMutableRawPointer(bitPattern: UInt(page)), 0x1000, PROT_READ,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == UnsafeMutableRawPointer(bitPattern: UInt(page)))
-        #expect(mapErrno(try colocatable(fixtures.staticPie), slot) == ENOMEM)
+        #expect(mapErrno(image, slot) == ENOMEM)
         #expect(!Memory.anyMapping(in: page + 0x1000, slot.end))
     }
 

@@ -1,5 +1,6 @@
 // colo gdb: gdb in batch mode against a colocated program blocked in a known function (Tests/Guests/gdbtarget.c: main → middle → stop_here → pause), ...
 import Foundation
+import ColoABI
 import Glibc
 import Testing
 @testable import Runtime
@@ -125,7 +126,7 @@ import Testing
         let member = try #require(SpaceDirectory.space(containing: Int32(pid)!)?.members.first { $0.pid == Int32(pid)! })
         let program = try #require(member.images.first)
         let bias = "0x" + String(program.base, radix: 16)
-        #expect(program.base == Layout.slotBase(member.slot) + 0x2000_0000)   // COLO_IMAGE_OFFSET
+        #expect(program.base == Layout.slotBase(member.slot) + COLO_IMAGE_OFFSET + COLO_IMAGE_PACK_OFFSET)   // a 4 KiB-aligned program
         let lines = r.stdout.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
         let exe = try Guests.build("gdbtarget", .dynamicGlibc)
         // The runtime's executable (the SIGSYS handler's code) at its own bias, outside every slot.

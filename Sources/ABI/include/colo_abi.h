@@ -24,6 +24,8 @@
  * so that stack, image and brk heap of a small process share one page-table
  * page per level instead of needing one each. */
 #define COLO_SLOT_HEADER_SIZE   0x200000ULL          /* struct colo_slot, start-up stack, vfork areas */
+#define COLO_SLOT_HEADER_RUNTIME_PART 0x10000ULL     /* what the runtime reads and writes of it: struct
+                                                      * colo_slot and the re-colocation areas */
 #define COLO_START_STACK_TOP    0x100000ULL          /* start-up / exec-in-place stack: [64 KiB, 1 MiB) */
 #define COLO_VFORK_AREAS        0x100000ULL          /* 64 areas of 16 KiB: [1 MiB, 2 MiB) */
 #define COLO_VFORK_AREA_SIZE    0x4000ULL
@@ -31,6 +33,9 @@
 #define COLO_STACK_LIMIT_OFFSET 0x210000ULL          /* lowest address the stack may reach */
 #define COLO_STACK_TOP_OFFSET   0x1FFF0000ULL        /* 512 MiB - 64 KiB guard */
 #define COLO_IMAGE_OFFSET       0x20000000ULL        /* main program load bias: 512 MiB */
+#define COLO_IMAGE_PACK_OFFSET  0x100000ULL          /* a program aligned to at most 1 MiB goes this
+                                                      * much higher, its stack top 64 KiB below it: the
+                                                      * two share a page-table page (2 MiB) */
 #define COLO_BRK_GAP            0x10000ULL           /* gap between image end and brk start */
 #define COLO_BRK_LIMIT          0x200000000ULL       /* at most 8 GiB of brk heap */
 #define COLO_MMAP_LO_OFFSET     0x400000000ULL       /* 16 GiB: interpreter, then mmap(NULL) */
