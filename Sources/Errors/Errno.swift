@@ -49,6 +49,7 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let ERANGE = Errno(Glibc.ERANGE)
     public static let ENAMETOOLONG = Errno(Glibc.ENAMETOOLONG)
     public static let ENOSYS = Errno(Glibc.ENOSYS)
+    public static let ETIMEDOUT = Errno(Glibc.ETIMEDOUT)
     public static let ELOOP = Errno(Glibc.ELOOP)
     public static let ENOLINK = Errno(Glibc.ENOLINK)
     public static let EPROTO = Errno(Glibc.EPROTO)

@@ -11,7 +11,7 @@
  * unmap a range of a slot, retire a thread's SCB.  It decides nothing: every request is checked against the layout only, so a
  * request can do nothing outside the slot region and the SCB area.  When the runtime's end
  * of the socket closes (the runtime ended or was killed), it kills every other process of
- * its mm, as the watchdog does, and exits.  Raw system calls only, no libc. */
+ * its mm (space_end.c) and exits.  Raw system calls only, no libc. */
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <fcntl.h>
@@ -27,12 +27,13 @@
 #include "colo_plan.h"
 #include "colo_sys.h"
 #include "colo_layout.h"
+#include "colo_switch.h"
 #include "switcher.h"
 #include "guest_shim.h"
 #include "clone.h"
 #include "process.h"
 #include "start.h"
-#include "watchdog.h"
+#include "space_end.h"
 #include "filter.h"
 
 
@@ -113,6 +114,10 @@ static struct colo_slot *slot_header(int32_t slot)
     return slot >= 0 && slot < (int32_t)COLO_MAX_SLOTS ? colo_slot_at((uint64_t)slot) : 0;
 }
 
+/* A fork child's agent starts members as its own children: no process of its mm is the
+ * runtime's child (agent_in_main). */
+static int own_children;
+
 static long spawn(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds)
 {
     struct colo_slot *s = slot_header(st->slot);
@@ -123,7 +128,7 @@ static long spawn(const struct colo_agent_request *rq, const struct colo_agent_s
         if (fd < 0) return -EBADF;
         s->stdio[i] = fd;
     }
-    return colo_spawn_as_sibling(s);
+    return own_children ? colo_spawn(s) : colo_spawn_as_sibling(s);
 }
 
 static long apply(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds,
@@ -167,6 +172,8 @@ static long step(const struct colo_agent_request *rq, const struct colo_agent_st
     }
 }
 
+static void serve(long sock) __attribute__((noreturn));
+
 static void agent_main(void *arg)
 {
     /* What the start record names lives in the copy of the runtime's memory this drops. */
@@ -191,7 +198,43 @@ static void agent_main(void *arg)
     long listener = colo_install_filter(colo_filter_program, colo_filter_length);
     send_listener(sock, listener);
     if (listener >= 0) sys1(SYS_close, listener);
+    serve(sock);
+}
 
+/* The agent of a fork child's address space (colo_agent_start_in). */
+static void agent_in_main(void *arg)
+{
+    long sock = (long)arg;
+    uint64_t all = ~0ULL;
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
+    sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
+    /* Its members are its children, reaped as they exit (their ends reach the runtime through
+     * pidfds, with their statuses); the child's descriptors are the child's. */
+    struct kernel_sigaction ign = { (uint64_t)SIG_IGN, 0, 0, 0 };
+    sys4(SYS_rt_sigaction, SIGCHLD, &ign, 0, 8);
+    own_children = 1;
+    if (sock > 0) sys3(SYS_close_range, 0, sock - 1, 0);
+    sys3(SYS_close_range, sock + 1, ~0U, 0);
+    reply(sock, sys0(SYS_getpid), 0, 0);
+    serve(sock);
+}
+
+int colo_agent_start_in(int sock)
+{
+    /* Its stack in a fresh staging area, over the copy of the parent's agent's. */
+    long area = sys6(SYS_mmap, COLO_AGENT_STAGING_ADDR, COLO_AGENT_STAGING_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (area < 0 && area > -4096) return (int)area;
+    long copy = sys3(SYS_fcntl, sock, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return (int)copy;
+    long pid = colo_clone_start(CLONE_VM, (char *)area + COLO_AGENT_STACK_SIZE, 0, agent_in_main, (void *)copy);
+    sys1(SYS_close, copy);
+    return (int)pid;
+}
+
+/* Serve the runtime's requests until its end of the socket closes; then end the mm. */
+static void serve(long sock)
+{
     static struct colo_agent_request rq;
     int fds[COLO_AGENT_MAX_FDS];
     uint32_t nfds;

@@ -1,26 +1,24 @@
 /* space.c - a fork child of a colocated process becomes an address space of its own (CheriBSD:
  * every process is one, a fork child the only member of its copied vmspace).
  *
- * fork() copies the whole mm: the parent's slots, the shared structures (capability table, SCB
- * area, process table, trace ring; the child's own copies are private, colo_fork_child) and the
- * agent's image (the runtime's executable), which has no thread here.
+ * fork() copies the whole mm: the parent's slots and the shared structures (capability table,
+ * SCB area, process table, trace ring; the child's copies are made private, colo_fork_child).
  * Nothing serves the child until it needs it (a fork only marks its slot header
  * COLO_SPACE_FORKED).  Its first colocation call that needs an address space reaches the
- * runtime it was forked from, which finds no address space of the caller's and asks the
- * calling thread to become one with a queued SIGSYS (COLO_SPACE_SIGNAL; the same when a
- * process coexecve()s into the child).  The signal interrupts the call, and this handler
- *   1. asks that runtime for the mapping plan of a runtime of its own (the runtime's program
- *      and its interpreter, as new descriptors, and an initial stack) and for the relay it
- *      will serve (colo_space);
- *   2. leaves its parent's address space: unmaps the copied shared structures and every slot
+ * runtime that serves its parent, which asks the calling thread to become one with a queued
+ * SIGSYS (COLO_SPACE_SIGNAL; the same when a process coexecve()s into the child).  The signal
+ * interrupts the call, and this handler
+ *   1. asks for an address space (COLO_SYS_space): the runtime that holds the filter chain's one
+ *      listener starts a runtime for it, a process of its own outside every address space, which
+ *      gets the child's calls relayed over a socket (CallChannel.swift) and answers this one:
+ *      where its shared structures are (struct colo_space_plan: files to map shared at their
+ *      fixed addresses) and the socket of the child's agent;
+ *   2. leaves its parent's address space: maps the new structures over the copies, keeping what
+ *      is its own (its slot header, its capabilities, its thread's SCB), and unmaps every slot
  *      but its own;
- *   3. applies the plan (COLO_RUNTIME_AREA_BASE, outside the slot region, so the runtime's own
- *      calls are not trapped) and starts the runtime: a CLONE_VM process with no exit signal,
- *      which closes what it need not hold and enters the program as execve would.  The child's
- *      calls still reach the listener of the one filter chain it inherited (Linux allows one
- *      listener per chain), held by the runtime it was forked from, which relays them to the
- *      new runtime over that socket (CallChannel.swift);
- *   4. waits until the runtime has made the child the first member of the new address space.
+ *   3. starts the address space's agent (agent.c), a CLONE_VM process that carries out the new
+ *      runtime's requests in this mm, as the agent of `colo COMMAND`'s address space does;
+ *   4. waits until the runtime has made the child the first member of its address space.
  * SIGSYS is SA_RESTART: the interrupted call is made again, and now reaches the new runtime. */
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -33,9 +31,12 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <asm/prctl.h>
-#include "colo_plan.h"
 #include <sys/mman.h>
 #include "colo_cap.h"
+#include "colo_agent.h"
+#include "colo_space.h"
+#include "colo_trace.h"
+#include "switcher.h"
 #include "colo_sys.h"
 #include "colo_layout.h"
 #include "colo_switch.h"
@@ -43,7 +44,6 @@
 #include "clone.h"
 #include "fork.h"
 #include "space.h"
-
 
 static void colo_space_forked(struct colo_slot *s)
 {
@@ -108,49 +108,7 @@ void colo_fork_child_resumed(const struct colo_resume *r)
 
 struct ts { long sec, nsec; };
 
-/* The new runtime's first code (CLONE_VM child of the fork child, on its future stack):
- * what execve would leave, then the program. */
-static void runtime_start(void *arg)
-{
-    struct colo_slot *s = arg;
-    const struct colo_plan *plan = (const struct colo_plan *)((char *)s + COLO_JOIN_ARGS_OFFSET);
-    long l = s->space_relay;
-    /* Only the relay is the runtime's: the child's other descriptors are the child's, and
-     * its standard output must not stay open because the runtime holds it (stderr stays, for
-     * the runtime's own messages). */
-    if (l > 3) sys3(SYS_close_range, 3, l - 1, 0);
-    sys3(SYS_close_range, l + 1, ~0U, 0);
-    long null = sys4(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR, 0);
-    if (null >= 0) {
-        sys3(SYS_dup3, null, 0, 0);
-        sys3(SYS_dup3, null, 1, 0);
-        if (null > 2 && null != l) sys1(SYS_close, null);
-    }
-    for (int sig = 1; sig <= 64; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        struct kernel_sigaction dfl;
-        colo_memset(&dfl, 0, sizeof dfl);
-        sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
-    }
-    uint64_t none = 0;
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
-    sys1(SYS_set_tid_address, 0);
-    sys5(SYS_prctl, PR_SET_NAME, "colo", 0, 0, 0);
-    sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
-    sys2(SYS_arch_prctl, ARCH_SET_GS, 0);
-    colo_jump(plan->entry, plan->sp);
-}
-
-/* Has the runtime `pid` (a child with no exit signal) ended?  Reaps it if so. */
-static int runtime_ended(long pid)
-{
-    uint8_t si[128];
-    colo_memset(si, 0, sizeof si);
-    long r = sys5(SYS_waitid, P_PID, pid, si, WEXITED | WNOHANG | __WALL, 0);
-    return r < 0 || *(int32_t *)(si + 16) == pid;
-}
-
-static long start_runtime(struct colo_slot *s);
+static long start_space(struct colo_slot *s);
 
 /* Become an address space unless this process is one already or becoming one (a request of
  * the runtime's nested in the child's own first call, or the other way round: the inner one
@@ -166,7 +124,7 @@ static long become_space(struct colo_slot *s)
             sys6(SYS_futex, (long)&s->space_state, FUTEX_WAIT, st, (long)&step, 0, 0);
         return __atomic_load_n(&s->space_state, __ATOMIC_ACQUIRE) == COLO_SPACE_MEMBER ? 0 : -EAGAIN;
     }
-    long r = start_runtime(s);
+    long r = start_space(s);
     if (r < 0) __atomic_store_n(&s->space_state, COLO_SPACE_FORKED, __ATOMIC_RELEASE);
     sys6(SYS_futex, (long)&s->space_state, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
     return r;
@@ -182,44 +140,77 @@ void colo_space_requested(uint32_t index)
     become_space(s);
 }
 
-static long start_runtime(struct colo_slot *s)
+/* Map `m` shared, its kept bytes first copied into the file (resident pages only). */
+static long map_shared(const struct colo_space_map *m)
 {
-    struct colo_plan *plan = (struct colo_plan *)((char *)s + COLO_JOIN_ARGS_OFFSET);
+    if (m->keep_len) {
+        long tmp = sys6(SYS_mmap, 0, m->len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, m->offset);
+        if (tmp < 0 && tmp > -4096) return tmp;
+        unsigned char vec[512];
+        uint64_t from = m->addr + m->keep_from;
+        for (uint64_t off = 0; off < m->keep_len; off += sizeof vec * PAGE) {
+            uint64_t n = (m->keep_len - off) / PAGE < sizeof vec ? (m->keep_len - off) / PAGE : sizeof vec;
+            long r = sys3(SYS_mincore, from + off, n * PAGE, vec);
+            for (uint64_t i = 0; i < n; i++)
+                if (r == 0 && (vec[i] & 1))
+                    colo_memcpy((char *)tmp + m->keep_from + off + i * PAGE, (const char *)(from + off + i * PAGE), PAGE);
+        }
+        sys2(SYS_munmap, tmp, m->len);
+    }
+    long r = sys6(SYS_mmap, m->addr, m->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->fd, m->offset);
+    return r < 0 && r > -4096 ? r : 0;
+}
+
+static int fits_layout(const struct colo_space_map *m, uint64_t own)
+{
+    /* The shared structures, below the slot region, or this process's own slot header. */
+    if (m->len == 0 || m->len > COLO_SLOT_REGION_BASE || m->keep_from > m->len || m->keep_len > m->len - m->keep_from) return 0;
+    if (m->addr == own) return m->len == COLO_SLOT_HEADER_SIZE;
+    return m->addr >= COLO_RUNTIME_AREA_BASE && m->addr <= COLO_SLOT_REGION_BASE - m->len;
+}
+
+static long start_space(struct colo_slot *s)
+{
+    uint64_t own = (uint64_t)s;
+    /* The calling thread's SCB block, whose state carries over. */
+    uint64_t gs = 0, scb = 0;
+    sys2(SYS_arch_prctl, ARCH_GET_GS, &gs);
+    if (gs >= COLO_SCB_AREA_ADDR && gs < COLO_SWITCH_LOG_ADDR) scb = gs - (gs - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE;
+    struct colo_space_plan *answer = (struct colo_space_plan *)((char *)s + COLO_JOIN_ARGS_OFFSET);
     long r;
-    do r = sys6(COLO_SYS_space, (long)plan, COLO_JOIN_ARGS_SIZE, s->index, 0, 0, 0);
+    do r = sys6(COLO_SYS_space, (long)answer, sizeof *answer, s->index, scb, 0, 0);
     while (r == -EINTR);
     if (r < 0) return r;
-    long relay = r;
-    if (plan->magic != COLO_PLAN_MAGIC || plan->size > COLO_JOIN_ARGS_SIZE) { sys1(SYS_close, relay); return -EINVAL; }
+    struct colo_space_plan plan;
+    colo_memcpy(&plan, answer, sizeof plan);     /* the header it lies in is replaced */
+    long agent = plan.agent;
+    int ok = plan.magic == COLO_SPACE_PLAN_MAGIC && plan.nmaps <= COLO_SPACE_MAX_MAPS;
+    for (uint32_t i = 0; ok && i < plan.nmaps; i++) ok = fits_layout(&plan.maps[i], own);
+    if (!ok) r = -EPROTO;
 
-    /* Leave the parent's address space: the copies of its runtime's area, its shared
-     * structures and its other slots go (a traced thread stops dispatching first: the
-     * selector is in the table). */
-    sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
-    uint64_t own = (uint64_t)s;
-    sys2(SYS_munmap, COLO_RUNTIME_AREA_BASE, COLO_SLOT_REGION_BASE - COLO_RUNTIME_AREA_BASE);
+    /* Leave the parent's address space (a traced thread stops dispatching first: the selector
+     * is in the table): the new structures replace the copies, what is this process's own
+     * carried over; the parent's other slots go. */
+    if (r == 0) {
+        sys5(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+        for (uint32_t i = 0; r == 0 && i < plan.nmaps; i++) r = map_shared(&plan.maps[i]);
+    }
+    for (uint32_t i = 0; i < plan.nmaps && i < COLO_SPACE_MAX_MAPS; i++) sys1(SYS_close, plan.maps[i].fd);
+    if (r < 0) { sys1(SYS_close, agent); return r; }
     if (own > COLO_SLOT_REGION_BASE) sys2(SYS_munmap, COLO_SLOT_REGION_BASE, own - COLO_SLOT_REGION_BASE);
     if (own + COLO_SLOT_SIZE < COLO_SLOT_REGION_END)
         sys2(SYS_munmap, own + COLO_SLOT_SIZE, COLO_SLOT_REGION_END - own - COLO_SLOT_SIZE);
-
-    uint32_t failed = 0;
-    r = colo_plan_apply(plan, plan->size, &failed);
-    for (uint32_t i = 0; i < plan->nops; i++)
-        if (plan->ops[i].kind == COLO_PLAN_FILE) sys1(SYS_close, plan->ops[i].fd);   /* EBADF for a repeat */
-    if (r < 0) { sys1(SYS_close, relay); return r; }
-
-    long l = relay;
-    if (l < 4) {                                 /* clear of the standard descriptors the runtime resets */
-        long h = sys3(SYS_fcntl, l, F_DUPFD_CLOEXEC, 4);
-        sys1(SYS_close, l);
-        if (h < 0) return h;
-        l = h;
-    }
-    s->space_relay = (int32_t)l;
     s->owner_pid = (int32_t)sys0(SYS_getpid);
     colo_recolo_reset(s);                        /* the parent's helper and hand-overs are not ours */
-    long pid = colo_clone_start(CLONE_VM, (void *)((plan->sp - 65536) & ~15ULL), 0, runtime_start, s);
-    sys1(SYS_close, l);
+    /* What the table tells the address space's processes about the code in its mm (the
+     * switcher's entry points, the text traced threads run exempt): this mm's image, which
+     * the new runtime, a process of its own, cannot name. */
+    struct colo_table_header *table = (struct colo_table_header *)COLO_TABLE_ADDR;
+    if (colo_switcher_supported()) colo_switcher_entries(table->switcher);
+    colo_trace_publish(table);
+
+    long pid = colo_agent_start_in(agent);
+    sys1(SYS_close, agent);
     if (pid < 0) return pid;
     /* The runtime makes us its first member, then says so (COLO_SPACE_READY). */
     struct ts step = { 0, 50 * 1000 * 1000 };
@@ -229,7 +220,7 @@ static long start_runtime(struct colo_slot *s)
             __atomic_store_n(&s->space_state, COLO_SPACE_MEMBER, __ATOMIC_RELEASE);
             return 0;
         }
-        if (runtime_ended(pid)) break;
+        if (sys2(SYS_kill, pid, 0) < 0) break;   /* the agent ended: its runtime is gone */
         sys6(SYS_futex, (long)&s->space_state, FUTEX_WAIT, st, (long)&step, 0, 0);
     }
     sys2(SYS_kill, pid, SIGKILL);
@@ -238,6 +229,7 @@ static long start_runtime(struct colo_slot *s)
 
 void colo_space_ready(struct colo_slot *s)
 {
+    /* A shared futex: the runtime's view of the header is another mapping of the same page. */
     __atomic_store_n(&s->space_state, COLO_SPACE_READY, __ATOMIC_RELEASE);
     sys6(SYS_futex, (long)&s->space_state, FUTEX_WAKE, 1, 0, 0, 0);
 }

@@ -42,9 +42,9 @@ static void child_main(void *arg)
     /* Its row of the process table names it before its program runs (the runtime learns the
      * PID only when its agent's answer arrives): `colo ps` and --join find it at once. */
     if (slot->index < COLO_MAX_SLOTS) __atomic_store_n(&colo_proc_entry_at(slot->index)->pid, slot->owner_pid, __ATOMIC_RELEASE);
-    /* No parent-death signal (natively there is none): the watchdog kills every member
-     * once the runtime is gone (watchdog.c).  A runtime gone already: end here. */
-    if (sys0(SYS_getppid) != slot->runtime_pid) sys1(SYS_exit_group, 127);
+    /* No parent-death signal (natively there is none): the agent kills every member once
+     * the runtime is gone (space_end.c).  A starter gone already: end here. */
+    if (sys0(SYS_getppid) != slot->start_parent) sys1(SYS_exit_group, 127);
 
     for (int i = 0; i < 3; i++) {
         if (slot->stdio[i] < 0) continue;
@@ -74,6 +74,7 @@ static int spawn(struct colo_slot *slot, unsigned long flags)
     void *stack = (char *)slot + COLO_START_STACK_TOP;
     slot->start_error = 0;
     slot->start_step = 0;
+    slot->start_parent = (int32_t)(flags & CLONE_PARENT ? sys0(SYS_getppid) : sys0(SYS_getpid));
     return (int)colo_clone_start(flags, stack, 0, child_main, slot);
 }
 

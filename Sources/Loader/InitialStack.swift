@@ -14,6 +14,8 @@ struct ProgramAux {
     let base: UInt64
     /// AT_ENTRY: the program's own entry point.
     let entry: UInt64
+    /// AT_SYSINFO_EHDR: where the vDSO is in the mm the program is to run in.
+    let vdso: UInt64
 }
 
 /// A program's initial stack as Linux's create_elf_tables lays it out, from the top down: an
@@ -61,7 +63,7 @@ struct InitialStack {
             capvAddress = cursor
         }
         let auxv: [(Int32, UInt64)] = [
-            (AT_SYSINFO_EHDR, LibC.auxval(AT_SYSINFO_EHDR)),
+            (AT_SYSINFO_EHDR, aux.vdso),
             (AT_MINSIGSTKSZ, LibC.auxval(AT_MINSIGSTKSZ)),
             (AT_HWCAP, LibC.auxval(AT_HWCAP)),
             (AT_PAGESZ, Page.size),

@@ -22,8 +22,12 @@ enum LibC {
     }
 
     /// /proc/self/auxv as type → value, nil if it cannot be read.
-    private static let processAuxv: [UInt64: UInt64]? = {
-        let fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC)
+    private static let processAuxv: [UInt64: UInt64]? = auxv(of: "self")
+
+    /// /proc/PID/auxv (the auxiliary vector its mm was started with) as type → value, nil if
+    /// it cannot be read.
+    static func auxv(of pid: String) -> [UInt64: UInt64]? {
+        let fd = open("/proc/\(pid)/auxv", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var words = [UInt64](repeating: 0, count: 256)
@@ -34,7 +38,7 @@ enum LibC {
             auxv[words[index]] = words[index + 1]
         }
         return auxv
-    }()
+    }
 
     private static func symbol<F>(_ name: String, as type: F.Type) -> F {
         guard let address = dlsym(nil, name) else { fatalError("libc has no \(name)") }

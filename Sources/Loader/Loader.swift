@@ -109,6 +109,11 @@ public enum Loader {
                                       argv: arguments, execPath: path))
     }
 
+    /// Where the vDSO is in process `pid`'s mm (its AT_SYSINFO_EHDR), nil if that cannot be read.
+    public static func vdso(of pid: pid_t) -> UInt64? {
+        LibC.auxv(of: String(pid))?[UInt64(AT_SYSINFO_EHDR)]
+    }
+
     /// Map a validated program into the slot and build its stack, in this process's mm.
     /// `stackSize` must be a positive multiple of the page size that fits between slot.stackLimit and slot.stackTop.
     /// On failure everything mapped so far is unmapped again.
@@ -122,8 +127,9 @@ public enum Loader {
     /// What mapping a validated program into the slot does, as a plan (nothing is mapped yet):
     /// the program as it will be once the plan is applied, while `image` (which holds the
     /// files the plan maps from) is still open.
+    /// `vdso`: where the vDSO is in the mm the program is to run in (nil: this process's).
     public static func layout(_ image: ProgramImage, into slot: SlotLayout, envp: [ByteString], capv: [UInt64],
-                              stackSize: Int) throws(LoadError) -> (LoadedProgram, MappingPlan) {
+                              stackSize: Int, vdso: UInt64? = nil) throws(LoadError) -> (LoadedProgram, MappingPlan) {
         guard stackSize > 0, UInt64(stackSize) % Page.size == 0,
               UInt64(stackSize) <= slot.stackTop - slot.stackLimit else {
             throw LoadError(errno: .EINVAL, message: "bad stack size \(stackSize)")
@@ -146,7 +152,8 @@ public enum Loader {
             phdr: program.loadBias &+ image.program.phdrVaddr,
             phnum: UInt64(image.program.phnum),
             base: interpreter?.loadBias ?? 0,
-            entry: programEntry)
+            entry: programEntry,
+            vdso: vdso ?? LibC.auxval(AT_SYSINFO_EHDR))
         let stack = try InitialStack(top: stackTop, bottom: stackLow, argv: image.argv, envp: envp,
                                      execPath: image.execPath, capv: capv, aux: aux)
         plan.copy(stack.bytes, to: stack.stackPointer, what: "the initial stack")

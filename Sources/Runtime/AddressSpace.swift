@@ -37,7 +37,7 @@ public struct Member {
 /// (SpaceAgent.swift, agent.c): every colocated process is a CLONE_VM process of the agent's
 /// mm (and the runtime's child), living in a slot of its own, while the runtime's own memory
 /// stays out of the guests' reach.  The address space of a fork child (ForkSpaces.swift) is
-/// served by a runtime that space.c started inside the child's mm, which does that itself.
+/// served the same way by a runtime of its own, whose agent the child starts in its mm.
 public final class AddressSpace {
     public let table: SpaceTable
     public let runtimePID: pid_t
@@ -66,32 +66,32 @@ public final class AddressSpace {
     var askedToBecome = [pid_t: UInt64]()
     /// Capabilities, names and the slow-path rendezvous (KernelCalls).
     let kernel: Kernel
-    /// The write end of the watchdog's pipe (watchdog.c), for a runtime inside its address
-    /// space (-1 with an agent, which kills every member itself when the runtime ends): held
-    /// by the runtime alone, so that its end, however it comes, makes the watchdog kill every member.
-    let watchdogPipe: Int32
-    /// What only a thread of the address space's mm can do: the agent, or the runtime itself.
-    let hands: MmHands
-    /// The agent's PID (nil: the runtime lives in the address space).
-    let agentPID: pid_t?
+    /// What only a thread of the address space's mm can do, which the runtime asks of it.  It
+    /// kills every process of the mm when the runtime ends, however that comes.
+    let hands: Agent
+    /// The agent's PID, if it is the runtime's child (not a fork child's agent).
+    var agentPID: pid_t? { hands.startsRuntimeChildren ? hands.pid : nil }
     /// The address space's memory, through a process of its mm (KernelMemory.swift).
-    let memory: GuestMemory
+    var memory: GuestMemory { GuestMemory(pid: hands.mmProcess) }
     /// The slot headers' memory: block `i` is slot i's header, mapped shared by the runtime
     /// and the address space (a memfd; a fork child's copy becomes private, space.c).
     let headerFile: Int32
-    /// Where the runtime sees the headers when it lives outside the address space: the part of
-    /// each it uses (COLO_SLOT_HEADER_RUNTIME_PART) side by side, slot i's at i times that
-    /// size, each mapped from its block of the file when the slot is first used (a header at
-    /// its slot's address, 64 GiB from the next, or the whole file in one mapping, 2 MiB a
-    /// header, would cost a page-table page or more a member); nil inside it, where a header
-    /// is at its slot's address.  Only the runtime uses these addresses: what goes into shared
-    /// memory names the slot's own (Layout.slotBase).
-    let headerView: UInt64?
+    /// Where the runtime sees the headers: the part of each it uses
+    /// (COLO_SLOT_HEADER_RUNTIME_PART) side by side, slot i's at i times that size, each mapped
+    /// from its block of the file when the slot is first used (a header at its slot's address,
+    /// 64 GiB from the next, or the whole file in one mapping, 2 MiB a header, would cost a
+    /// page-table page or more a member).  Only the runtime uses these addresses: what goes
+    /// into shared memory names the slot's own (Layout.slotBase).
+    let headerView: UInt64
     private var headerViewMapped = [Bool](repeating: false, count: Layout.maxSlots)
+    /// Where the vDSO is in the address space's mm (a fork child's is its parent's, not this
+    /// process's); nil: this process's, which the agent's fork keeps.
+    let vdso: UInt64?
 
-    /// Create a new address space whose first process is the caller; with `relay`, the
-    /// address space of a fork child, whose calls come over that relay (space.c).
-    public init(relay: Int32? = nil) throws(ColoError) {
+    /// Create a new address space: its agent's mm; with `forkChild`, the address space fork
+    /// child `forkChild.child` becomes, whose calls come over the relay (space.c,
+    /// ForkSpaces.swift) and whose agent it starts itself.
+    public init(forkChild: (child: pid_t, relay: Int32)? = nil) throws(ColoError) {
         var ign: UInt64 = 0, blk: UInt64 = 0
         colo_capture_initial_signals(&ign, &blk)
         initialIgnored = ign
@@ -113,50 +113,31 @@ public final class AddressSpace {
         unsetenv("COLO_TRACE_READER")
         try table.createTraceRing(reader: reader)
         socketPath = SpaceDirectory.socketPath(runtimePID: runtimePID)
-        if let relay {
-            _ = fcntl(relay, F_SETFD, FD_CLOEXEC)
-            channel = CallChannel(relay: relay)
-            hands = OwnHands()
-            agentPID = nil
-            watchdogPipe = try Self.startWatchdog()
+        if let forkChild {
+            _ = fcntl(forkChild.relay, F_SETFD, FD_CLOEXEC)
+            channel = CallChannel(relay: forkChild.relay)
+            hands = Agent(forkChild: forkChild.child)
+            guard let v = Loader.vdso(of: forkChild.child) else { throw ColoError(.ESRCH, "process \(forkChild.child) is gone") }
+            vdso = v
         } else {
             // Every shared structure is mapped: the agent's copies of them are the same memory.
             try Self.buildFilter()
             let agent = try Agent()
             channel = CallChannel(listener: agent.listener)
             hands = agent
-            agentPID = agent.pid
-            watchdogPipe = -1
+            vdso = nil
         }
-        if agentPID != nil {
-            // After the agent's fork: its mm has no use for the view.
-            let size = Layout.maxSlots * Int(COLO_SLOT_HEADER_RUNTIME_PART)
-            guard let v = mmap(nil, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), v != MAP_FAILED else {
-                throw .last("cannot reserve the slot headers' view")
-            }
-            headerView = UInt64(UInt(bitPattern: v))
-        } else {
-            headerView = nil
+        // After the agent's fork: its mm has no use for the view.
+        let size = Layout.maxSlots * Int(COLO_SLOT_HEADER_RUNTIME_PART)
+        guard let v = mmap(nil, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), v != MAP_FAILED else {
+            throw .last("cannot reserve the slot headers' view")
         }
+        headerView = UInt64(UInt(bitPattern: v))
         table.header.pointee.mm_pid = hands.mmProcess
-        memory = GuestMemory(pid: hands.mmProcess)
         // Members orphaned by their parent's end (a shell's background job) become the
         // runtime's children, which it serves and reaps until the last one ends.
         _ = rawSyscall(Int(SYS_prctl), Int(PR_SET_CHILD_SUBREAPER), 1, 0, 0, 0)
         try openControlSocket()
-    }
-
-    /// Start the watchdog on a pipe whose write end is returned (close-on-exec: a member's
-    /// start-up closes its copy).
-    private static func startWatchdog() throws(ColoError) -> Int32 {
-        var fds: [Int32] = [0, 0]
-        guard fds.withUnsafeMutableBufferPointer({ rawSyscall(Int(SYS_pipe2), Int(bitPattern: $0.baseAddress!), Int(O_CLOEXEC)) }) == 0 else {
-            throw .last("pipe")
-        }
-        let pid = colo_watchdog_start(fds[0])
-        close(fds[0])
-        guard pid > 0 else { close(fds[1]); throw ColoError(Errno(negated: pid), "cannot start the watchdog") }
-        return fds[1]
     }
 
     deinit { shutdown() }
@@ -232,8 +213,7 @@ public final class AddressSpace {
     }
 
     func slotHeader(_ index: Int) -> UnsafeMutablePointer<colo_slot> {
-        guard let view = headerView else { return UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))! }
-        let at = view + UInt64(index) * UInt64(COLO_SLOT_HEADER_RUNTIME_PART)
+        let at = headerView + UInt64(index) * UInt64(COLO_SLOT_HEADER_RUNTIME_PART)
         if !headerViewMapped[index] {
             // Over the reserved view: fails only without memory for the mapping itself.
             let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(at)), Int(COLO_SLOT_HEADER_RUNTIME_PART), PROT_READ | PROT_WRITE,
@@ -261,7 +241,8 @@ public final class AddressSpace {
         let loaded: LoadedProgram
         do throws(LoadError) {
             let plan: MappingPlan
-            (loaded, plan) = try Loader.layout(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize)
+            (loaded, plan) = try Loader.layout(image, into: SlotLayout(base: base), envp: envp, capv: capv, stackSize: Self.stackSize,
+                                               vdso: vdso)
             try hands.apply(plan, late: beforeStart)
         } catch { throw ColoError(error.errno, error.description) }
         // The process's threads belonged to its previous program: their
@@ -320,7 +301,8 @@ public final class AddressSpace {
         slot.pointee.owner_pid = pid
         table.entry(index).pointee.pid = pid
         let m = Member(pid: pid, slot: index)
-        members[pid] = m
+        // A fork child's agent starts members as its own children.
+        if hands.startsRuntimeChildren { members[pid] = m } else { adoptExternal(m) }
         return m
     }
 
@@ -334,15 +316,29 @@ public final class AddressSpace {
         externalMembers[m.pid] = fd
     }
 
-    /// Release the slots of external members that have exited.
-    func reapExternal() {
+    /// Release the slots of external members that have exited and tell their join clients;
+    /// their statuses (as a shell reports them), once their parents have reaped them (the
+    /// kernel keeps a reaped process's status for its pidfds), else 0.
+    @discardableResult
+    func reapExternal() -> [(pid_t, Int32)] {
+        var out = [(pid_t, Int32)]()
         for (pid, fd) in externalMembers {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 0) > 0 else { continue }
+            var info = clinux_pidfd_info()
+            info.mask = clinux_pidfd_info_exit
+            let reaped = ioctl(fd, clinux_pidfd_get_info, &info) == 0 && info.mask & clinux_pidfd_info_exit != 0
             close(fd)
             externalMembers[pid] = nil
+            let code = reaped ? shellStatus(info.exit_code) : 0
             if let m = members.removeValue(forKey: pid), let s = m.slot { releaseSlot(s) }
+            if let c = joinClients.removeValue(forKey: pid) {
+                JoinWire.send(c, "exit \(code)")
+                close(c)
+            }
+            out.append((pid, code))
         }
+        return out
     }
 
     /// A program that cannot be colocated (non-PIE) runs with a real execve, as
@@ -391,6 +387,7 @@ public final class AddressSpace {
         signal(SIGQUIT, SIG_IGN)
         let sfd = Int32(withUnsafePointer(to: &set) { rawSyscall(Int(SYS_signalfd4), -1, Int(bitPattern: $0), 8, Int(O_CLOEXEC | O_NONBLOCK)) })
         var mainStatus: Int32? = nil
+        var mainExternalStatus: Int32? = nil
         // A fork child that became an address space is not the runtime's child: its end is
         // seen through its pidfd, and its parent has its status.
         let external = externalMembers[main] != nil
@@ -400,8 +397,8 @@ public final class AddressSpace {
                 mainEnded(status)
             }
             if external && mainStatus == nil && externalMembers[main] == nil {
-                mainStatus = 0
-                mainEnded(0)
+                mainStatus = mainExternalStatus ?? 0
+                mainEnded(mainStatus!)
             }
             if mainStatus != nil && !hasChildren && externalMembers.isEmpty && relays.isEmpty { break }
             var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
@@ -426,7 +423,9 @@ public final class AddressSpace {
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }
-            if fds.dropFirst(4 + relaySockets.count).contains(where: { $0.revents != 0 }) { reapExternal() }
+            if fds.dropFirst(4 + relaySockets.count).contains(where: { $0.revents != 0 }) {
+                for (pid, status) in reapExternal() where pid == main { mainExternalStatus = status }
+            }
             if fds[3].revents != 0 { kernel.threadsExited(self) }
             if fds[2].revents & Int16(POLLIN) != 0 || channel.hasQueued, let call = channel.receive() {
                 if let relay = relays.route(call, home: hands.mmProcess) {

@@ -6,8 +6,8 @@ import Glibc
 
 /// The relay's messages (SOCK_SEQPACKET, one message each): 16 words.  To the served runtime:
 /// a call (kind, id, pid, number, instruction pointer, six arguments) or the reply to its last
-/// request (kind, id, value).  From it: hello (kind, its PID), respond (kind, id, value, errno),
-/// addfd (kind, id, its descriptor, target or -1), valid (kind, id).
+/// request (kind, id, value).  From it: hello (kind, a process of the mm it serves), respond
+/// (kind, id, value, errno), addfd (kind, id, its descriptor, target or -1), valid (kind, id).
 private enum RelayKind: UInt64 {
     case call = 1, reply = 2, hello = 3, respond = 4, addFD = 5, valid = 6
 }
@@ -58,9 +58,10 @@ final class CallChannel {
     /// The served end of a relay.
     init(relay: Int32) { descriptor = relay; relayed = true }
 
-    /// Tell the other end of the relay that this runtime (its PID) serves the address space now.
-    func hello() {
-        if relayed { _ = sendWords(descriptor, [RelayKind.hello.rawValue, UInt64(UInt32(bitPattern: getpid()))]) }
+    /// Tell the other end of the relay which process's mm this runtime serves (the child, then
+    /// its agent): the calls of that mm are to come over the relay.
+    func hello(mm: pid_t) {
+        if relayed { _ = sendWords(descriptor, [RelayKind.hello.rawValue, UInt64(UInt32(bitPattern: mm))]) }
     }
 
     /// A call is ready without waiting.
@@ -120,20 +121,21 @@ final class CallChannel {
 }
 
 /// The listener-holding runtime's end of the relays to the runtimes of fork children's
-/// address spaces: it passes each call to the runtime of the address space the caller is in
-/// (or, for a fork child in none, its parent's), and carries out their answers on its listener
-/// for exactly the calls it passed to them.
+/// address spaces (its children, started by startForkSpace): it passes each call to the
+/// runtime of the address space the caller is in (or, for a fork child in none, its parent's),
+/// and carries out their answers on its listener for exactly the calls it passed to them.
 final class RelayHub {
     final class Relay {
         let socket: Int32
-        /// The fork child that became the address space, until its runtime says hello.
+        /// The fork child that became the address space.
         let child: pid_t
+        /// A process of the mm it serves: the child, then its agent (the runtime's hello).
+        var mm: pid_t
         var runtime: pid_t = 0
         var runtimePidfd: Int32 = -1
         /// Calls passed to it and not yet answered.
         var passed = Set<UInt64>()
-        init(socket: Int32, child: pid_t) { self.socket = socket; self.child = child }
-        var anchor: pid_t { runtime != 0 ? runtime : child }
+        init(socket: Int32, child: pid_t) { self.socket = socket; self.child = child; mm = child }
     }
 
     private(set) var relays = [Relay]()
@@ -151,13 +153,36 @@ final class RelayHub {
         return pair[1]
     }
 
-    /// The relay serving the caller of `call`, or nil if the runtime itself serves it.
+    /// The runtime `runtime` (this one's child) was started for fork child `child`'s relay.
+    func started(runtime: pid_t, for child: pid_t) -> Bool {
+        guard let r = relays.last(where: { $0.child == child && $0.runtime == 0 }) else { return false }
+        r.runtime = runtime
+        r.runtimePidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(runtime), 0))
+        return r.runtimePidfd >= 0
+    }
+
+    /// Forget the relay opened for `child` whose runtime could not be started.
+    func drop(child: pid_t) {
+        guard let i = relays.lastIndex(where: { $0.child == child && $0.passed.isEmpty }) else { return }
+        close(relays[i].socket)
+        if relays[i].runtimePidfd >= 0 { close(relays[i].runtimePidfd) }
+        relays.remove(at: i)
+    }
+
+    /// The relay serving the caller of `call`, or nil if the runtime itself serves it.  A
+    /// fork child's request for an address space is passed by startForkSpace.
     func route(_ call: GuestCall, home: pid_t) -> Relay? {
         if relays.isEmpty || call.number == Int32(COLO_SYS_space) || shareAddressSpace(call.pid, home) { return nil }
-        if let r = relays.first(where: { shareAddressSpace(call.pid, $0.anchor) }) { return r }
+        if let r = relays.first(where: { shareAddressSpace(call.pid, $0.mm) }) { return r }
         guard let tgid = threadGroup(of: call.pid) else { return nil }
         let parent = parent(of: tgid)
-        return relays.first { shareAddressSpace(parent, $0.anchor) }
+        return relays.first { shareAddressSpace(parent, $0.mm) }
+    }
+
+    /// Pass `call` to the runtime just started for fork child `child`.
+    func pass(_ call: GuestCall, toRuntimeOf child: pid_t) -> Bool {
+        guard let r = relays.last(where: { $0.child == child }) else { return false }
+        return pass(call, to: r)
     }
 
     /// Pass `call` on; false if the relay is gone.
@@ -179,11 +204,9 @@ final class RelayHub {
             var reply: Int64 = -Int64(EPERM)
             switch RelayKind(rawValue: w[0]) {
             case .hello:
+                // The mm stays the one it was: the agent's is the child's.
                 let pid = pid_t(truncatingIfNeeded: w[1])
-                if r.runtime == 0 && shareAddressSpace(pid, r.child) {
-                    r.runtime = pid
-                    r.runtimePidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(pid), 0))
-                }
+                if shareAddressSpace(pid, r.mm) { r.mm = pid }
                 continue
             case .respond where r.passed.contains(id):
                 let e = Int32(truncatingIfNeeded: w[3])

@@ -1,4 +1,5 @@
 // Capabilities: the software capability tagger of one address space.
+import CLinux
 import ColoABI
 import Errors
 import Glibc
@@ -22,12 +23,18 @@ final class CapabilityTable {
     private var dead = [UInt32]()
     private var deadHead = 0
 
+    /// The table's memory (a memfd), which the address space maps too: inherited by the agent's
+    /// fork, or mapped by a fork child that becomes an address space (space.c).
+    let file: Int32
+
     /// Map an empty table with a fresh per-address-space key: shared memory, the same in the
     /// runtime's mm and in the address space's (agent.c), and private in a fork child.
     init() throws(ColoError) {
         let size = Self.size
+        file = clinux_memfd("colo capability table")
+        guard file >= 0, ftruncate(file, off_t(size)) == 0 else { throw .last("cannot create the capability table") }
         guard let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_CAP_TABLE_ADDR)), size, PROT_READ | PROT_WRITE,
-                           MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+                           MAP_SHARED | MAP_FIXED_NOREPLACE, file, 0),
               p != MAP_FAILED else { throw .last("cannot map the capability table") }
         table = p.assumingMemoryBound(to: colo_cap_table.self)
         table.pointee.magic = UInt64(COLO_CAP_TABLE_MAGIC)
@@ -36,7 +43,7 @@ final class CapabilityTable {
         free = (0..<UInt32(COLO_SWITCH_LOG_INDEX)).reversed()
     }
 
-    deinit { munmap(table, Self.size) }
+    deinit { munmap(table, Self.size); close(file) }
 
     /// Bytes mapped: the header and every entry.
     static let size = MemoryLayout<colo_cap_table>.size + Int(COLO_CAP_TABLE_CAPACITY) * MemoryLayout<colo_cap_entry>.stride

@@ -1,4 +1,4 @@
-// ForkSpaces: a fork child of a colocated process becomes an address space of its own, served by a runtime started in its mm.
+// ForkSpaces: a fork child of a colocated process becomes an address space of its own, served by a runtime of its own from outside.
 import Bytes
 import CLinux
 import ColoABI
@@ -11,7 +11,7 @@ import Switcher
 /// The internal call with which a fork child's SIGSYS handler (space.c) asks for a runtime.
 enum SpaceCalls {
     static let handlers: [Int32: SyscallTable.Handler] = [
-        Int32(COLO_SYS_space): { space, call in space.planForkSpace(call) },
+        Int32(COLO_SYS_space): { space, call in space.startForkSpace(call) },
     ]
 }
 
@@ -81,8 +81,10 @@ extension AddressSpace {
         }
     }
 
-    /// How space.c starts a fork child's runtime: `colo --serve-fork-space SLOT`.
+    /// How a fork child's runtime is started: `colo --serve-fork-space SLOT CHILD`, its relay
+    /// on descriptor 3.
     static let serveForkSpaceOption: ByteString = "--serve-fork-space"
+    private static let relayDescriptor: Int32 = 3
 
     /// The runtime's own program, as the kernel names it.
     static let runtimeProgram: ByteString = {
@@ -91,78 +93,177 @@ extension AddressSpace {
         return n > 0 ? ByteString(buf.prefix(n)) : "/proc/self/exe"
     }()
 
-    /// COLO_SYS_space(buffer, size, slot), from the SIGSYS handler of a fork child that needs an
-    /// address space of its own: the mapping plan (struct colo_plan) of this runtime's program
-    /// at COLO_RUNTIME_AREA_BASE, written to the child's buffer, its files installed in the child
-    /// as new descriptors (the plan names them).  The child applies it and starts the runtime.
-    func planForkSpace(_ call: GuestCall) -> CallResult {
+    /// COLO_SYS_space(buffer, size, slot, SCB), from the SIGSYS handler of a fork child that
+    /// needs an address space of its own (space.c), made to the runtime that holds the filter
+    /// chain's listener: start a runtime for it (a process of its own, this one's child) with a
+    /// relay, and pass the call on to it; the new runtime answers it (`answerSpaceRequest`).
+    func startForkSpace(_ call: GuestCall) -> CallResult {
         let tid = call.pid
         // A process of this mm is in an address space already.
         guard !inThisSpace(tid) else { return .error(.EEXIST) }
         let slot = Int(call.long(2))
-        guard slot >= 0, slot < Layout.maxSlots else { return .error(.EINVAL) }
-        let capacity = Int(min(call.args[1], UInt64(COLO_JOIN_ARGS_SIZE)))
-        let argv: [ByteString] = ["colo", Self.serveForkSpaceOption, ByteString(String(slot))]
-        let envp = rawEnvironment()
-        do throws(LoadError) {
-            guard case .colocate(let image) = try Loader.plan(path: Self.runtimeProgram, argv: argv, envp: envp) else {
-                return .error(.ENOEXEC)
-            }
-            let (_, plan) = try Loader.layout(image, into: SlotLayout(base: UInt64(COLO_RUNTIME_AREA_BASE)),
-                                              envp: envp, capv: [], stackSize: 8 << 20)
-            var numbers = [Int32: Int32]()
-            for fd in plan.descriptors {
-                let n = channel.addFD(id: call.id, fd, at: nil)
-                guard n >= 0 else { return .error(Errno(negated: n)) }
-                numbers[fd] = Int32(n)
-            }
-            let bytes = plan.renumbering(numbers).serialized()
-            guard bytes.count <= capacity else { return .error(.E2BIG) }
-            guard GuestMemory(pid: tid).write(bytes, at: call.args[0]) else { return .error(.EFAULT) }
-            // The relay its runtime will get its calls over.
-            let end = relays.open(for: tid)
-            guard end >= 0 else { return .error(Errno(negated: end)) }
-            defer { close(end) }
-            let n = channel.addFD(id: call.id, end, at: nil)
-            return n >= 0 ? .value(Int64(n)) : .error(Errno(negated: n))
-        } catch {
-            return .error(error.errno)
+        guard slot >= 0, slot < Layout.maxSlots, let child = threadGroup(of: tid) else { return .error(.EINVAL) }
+        let end = relays.open(for: child)
+        guard end >= 0 else { return .error(Errno(negated: end)) }
+        defer { close(end) }
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_adddup2(&fa, end, Self.relayDescriptor)
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0)
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDWR, 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv: [ByteString] = ["colo", Self.serveForkSpaceOption, ByteString(String(slot)), ByteString(String(child))]
+        var pid: pid_t = 0
+        let rc = argv.withCStringArray { av in rawEnvironment().withCStringArray { ev in
+            Self.runtimeProgram.withCString { posix_spawn(&pid, $0, &fa, &attr, av, ev) }
+        } }
+        guard rc == 0, relays.started(runtime: pid, for: child) else {
+            relays.drop(child: child)
+            return .error(rc != 0 ? Errno(rc) : .EAGAIN)
         }
+        return relays.pass(call, toRuntimeOf: child) ? .pending : .error(.EAGAIN)
     }
 
-    /// If this process is the runtime space.c started for a fork child (`colo --serve-fork-space
-    /// SLOT`, its parent the child, which owns SLOT and waits for it), serve the child's new
-    /// address space until its last process has ended and return the status to exit with; nil
-    /// for any other process.
+    /// The answer to the fork child's COLO_SYS_space, in the runtime started for it: where
+    /// the address space's shared structures are (struct colo_space_plan in the child's
+    /// buffer: the files, installed in the child, to map shared at their addresses, keeping
+    /// what is the child's own: its slot header, its capabilities, its thread's SCB) and its
+    /// agent's end of a new socket.  This runtime's end, or the call's error.
+    func answerSpaceRequest(_ call: GuestCall, child: pid_t, slot: Int) -> Result<Int32, Errno> {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            return .failure(.current)
+        }
+        var ok = false
+        defer { close(pair[1]); if !ok { close(pair[0]) } }
+        let tableFD = open(table.path, O_RDWR | O_CLOEXEC)
+        let ringFD = open(SpaceTable.traceRingPath(tablePath: table.path), O_RDWR | O_CLOEXEC)
+        defer { if tableFD >= 0 { close(tableFD) }; if ringFD >= 0 { close(ringFD) } }
+        guard tableFD >= 0, ringFD >= 0 else { return .failure(.current) }
+        let scb = call.args[3]
+        let area = UInt64(COLO_SCB_AREA_ADDR), block = UInt64(COLO_SCB_SIZE)
+        let isBlock = scb >= area && scb < UInt64(COLO_SWITCH_LOG_ADDR) && (scb - area) % block == 0
+        let ownSCB: (UInt64, UInt64) = isBlock ? (scb - area, block) : (0, 0)
+        // In the order they are mapped: the event log lies over the SCB area's last block.
+        let maps: [(fd: Int32, addr: UInt64, len: Int, offset: UInt64, keep: (UInt64, UInt64))] = [
+            (kernel.caps.file, UInt64(COLO_CAP_TABLE_ADDR), CapabilityTable.size, 0, (0, UInt64(CapabilityTable.size))),
+            (kernel.scbFile, UInt64(COLO_SCB_AREA_ADDR), Kernel.scbAreaSize, 0, ownSCB),
+            (ringFD, UInt64(COLO_SWITCH_LOG_ADDR), Int(COLO_SCB_SIZE), UInt64(SpaceTable.traceRingSize), (0, 0)),
+            (ringFD, UInt64(COLO_TRACE_RING_ADDR), SpaceTable.traceRingSize, 0, (0, 0)),
+            (tableFD, Layout.tableAddress, SpaceTable.fileSize, 0, (0, 0)),
+            (headerFile, Layout.slotBase(slot), Int(COLO_SLOT_HEADER_SIZE), UInt64(slot) * UInt64(COLO_SLOT_HEADER_SIZE),
+             (0, UInt64(COLO_JOIN_ARGS_OFFSET))),
+        ]
+        var plan = colo_space_plan()
+        plan.magic = UInt64(COLO_SPACE_PLAN_MAGIC)
+        plan.nmaps = UInt32(maps.count)
+        var numbers = [Int32: Int32]()
+        for fd in maps.map(\.fd) + [pair[1]] where numbers[fd] == nil {
+            let n = channel.addFD(id: call.id, fd, at: nil)
+            guard n >= 0 else { return .failure(Errno(negated: n)) }
+            numbers[fd] = Int32(n)
+        }
+        plan.agent = numbers[pair[1]]!
+        withUnsafeMutableBytes(of: &plan.maps) { raw in
+            for (i, m) in maps.enumerated() {
+                var op = colo_space_map()
+                op.fd = numbers[m.fd]!
+                op.addr = m.addr
+                op.len = UInt64(m.len)
+                op.offset = m.offset
+                op.keep_from = m.keep.0
+                op.keep_len = m.keep.1
+                raw.storeBytes(of: op, toByteOffset: i * MemoryLayout<colo_space_map>.stride, as: colo_space_map.self)
+            }
+        }
+        let bytes = withUnsafeBytes(of: &plan) { Array($0) }
+        guard call.args[1] >= UInt64(bytes.count), GuestMemory(pid: call.pid).write(bytes, at: call.args[0]) else {
+            return .failure(.EFAULT)
+        }
+        ok = true
+        return .success(pair[0])
+    }
+
+    /// If this process is a fork child's runtime (`colo --serve-fork-space SLOT CHILD`, started
+    /// by the runtime that holds the listener, its relay on descriptor 3), make the child's
+    /// address space, serve it until its last process has ended and return the status to exit
+    /// with; nil for any other process.
     public static func serveForkSpace(arguments: [ByteString]) -> Int32? {
-        guard arguments.count == 3, arguments[1] == serveForkSpaceOption,
-              let slot = Int(arguments[2].description), slot >= 0, slot < Layout.maxSlots else { return nil }
-        let child = getppid()
-        let base = Layout.slotBase(slot)
-        // The slot header must be mapped (mincore fails with ENOMEM where nothing is).
-        var resident: UInt8 = 0
-        guard mincore(UnsafeMutableRawPointer(bitPattern: UInt(base)), 4096, &resident) == 0 else { return nil }
-        let header = UnsafeMutablePointer<colo_slot>(bitPattern: UInt(base))!
-        guard header.pointee.magic == UInt64(COLO_SLOT_MAGIC), header.pointee.owner_pid == child,
-              header.pointee.space_state == UInt32(COLO_SPACE_STARTING.rawValue) else { return nil }
-        let home = header.pointee.runtime_pid
+        guard arguments.count == 4, arguments[1] == serveForkSpaceOption,
+              let slot = Int(arguments[2].description), slot >= 0, slot < Layout.maxSlots,
+              let child = pid_t(arguments[3].description), child > 0 else { return nil }
+        var st = stat()
+        guard fstat(relayDescriptor, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        // It ends with the runtime that started it (which holds the listener its calls come
+        // from); its agent then kills every process of the address space.
+        _ = rawSyscall(Int(SYS_prctl), Int(PR_SET_PDEATHSIG), Int(SIGKILL), 0, 0, 0)
         let space: AddressSpace
-        do throws(ColoError) { space = try AddressSpace(relay: header.pointee.space_relay) }
-        catch { printError("colo: cannot make process \(child) an address space: \(error.message)"); return 1 }
-        space.adoptForkChild(child, slot: slot, forkedFrom: home)
-        space.channel.hello()
-        colo_space_ready(header)
+        do throws(ColoError) {
+            space = try AddressSpace(forkChild: (child, relayDescriptor))
+            try space.becomeForkSpace(child: child, slot: slot)
+        } catch {
+            // A child that went away meanwhile (its call ended: ENOENT from SECCOMP_IOCTL_NOTIF_ADDFD)
+            // asked for nothing any more.
+            if kill(child, 0) == 0 && error.errno != .ENOENT {
+                printError("colo: cannot make process \(child) an address space: \(error.message)")
+            }
+            return 1
+        }
         let status = space.run(main: child)
         space.shutdown()
         return status
     }
 
+    /// Wait for the child's COLO_SYS_space (the first call the relay brings), answer it, adopt
+    /// the agent the child then starts, and make the child this address space's first member.
+    private func becomeForkSpace(child: pid_t, slot: Int) throws(ColoError) {
+        channel.hello(mm: child)
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        var agentEnd: Int32 = -1
+        while agentEnd < 0 {
+            guard monotonicNanoseconds() < deadline else { throw ColoError(.ETIMEDOUT, "the child asked for nothing") }
+            var p = pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)
+            if !channel.hasQueued { _ = poll(&p, 1, 100) }
+            guard let call = channel.receive() else {
+                guard channel.fd >= 0 else { throw ColoError(.EPIPE, "the relay closed") }
+                continue
+            }
+            guard call.number == Int32(COLO_SYS_space), threadGroup(of: call.pid) == child else {
+                channel.respond(id: call.id, .error(.EAGAIN))
+                continue
+            }
+            switch answerSpaceRequest(call, child: child, slot: slot) {
+            case .success(let end):
+                agentEnd = end
+                channel.respond(id: call.id, .value(0))
+            case .failure(let e):
+                channel.respond(id: call.id, .error(e))
+                throw ColoError(e, "cannot answer its request: \(e)")
+            }
+        }
+        try hands.adopt(socket: agentEnd)
+        table.header.pointee.mm_pid = hands.mmProcess
+        channel.hello(mm: hands.mmProcess)
+        adoptForkChild(child, slot: slot)
+        colo_space_ready(slotHeader(slot))
+    }
+
     /// Make the fork child `child` (owner of `slot`) the first member of this address space,
-    /// recorded as its parent's record in the address space of `home` showed it.
-    private func adoptForkChild(_ child: pid_t, slot: Int, forkedFrom home: pid_t) {
+    /// recorded as its parent's record in the address space it was forked from showed it.
+    private func adoptForkChild(_ child: pid_t, slot: Int) {
         slotsInUse[slot] = true
+        let header = slotHeader(slot)
         let e = table.entry(slot)
-        if let parentTable = SpaceTable.open(path: SpaceDirectory.tablePath(runtimePID: home)) {
+        if let parentTable = SpaceTable.open(path: SpaceDirectory.tablePath(runtimePID: header.pointee.runtime_pid)) {
             e.pointee = parentTable.entry(slot).pointee
         }
         e.pointee.pid = child
@@ -171,7 +272,7 @@ extension AddressSpace {
         e.pointee.start_ns = realtimeNanoseconds()
         storeCString("", into: &e.pointee.wchan)
         e.pointee.state = UInt32(COLO_PROC_RUNNING.rawValue)
-        slotHeader(slot).pointee.runtime_pid = runtimePID
+        header.pointee.runtime_pid = runtimePID
         adoptExternal(Member(pid: child, slot: slot))
     }
 }

@@ -101,12 +101,16 @@ final class Kernel {
     /// reserved (not committed) for the life of the address space; shared memory, the same in
     /// the runtime's mm and in the address space's (agent.c), and private in a fork child.
     private let scbArea: UnsafeMutableRawPointer
-    private static let scbAreaSize = Int(COLO_CAP_TABLE_CAPACITY) * Int(COLO_SCB_SIZE)
+    static let scbAreaSize = Int(COLO_CAP_TABLE_CAPACITY) * Int(COLO_SCB_SIZE)
+    /// The SCB area's memory (a memfd), as the capability table's.
+    let scbFile: Int32
 
     init() throws(ColoError) {
         caps = try CapabilityTable()
+        scbFile = clinux_memfd("colo SCB area")
+        guard scbFile >= 0, ftruncate(scbFile, off_t(Self.scbAreaSize)) == 0 else { throw .last("cannot create the SCB area") }
         guard let area = mmap(UnsafeMutableRawPointer(bitPattern: UInt(COLO_SCB_AREA_ADDR)), Self.scbAreaSize,
-                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
+                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, scbFile, 0),
               area != MAP_FAILED else { throw .last("cannot map the SCB area") }
         scbArea = area
         watchFD = clinux_epoll_create()
@@ -116,6 +120,7 @@ final class Kernel {
     deinit {
         close(watchFD)
         munmap(scbArea, Self.scbAreaSize)
+        close(scbFile)
     }
 
     /// Offer the switcher to the address space's guests (their library reads

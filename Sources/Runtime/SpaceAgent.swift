@@ -1,4 +1,4 @@
-// MmHands: what only a thread of an address space's mm can do, done by the runtime itself (it lives in the mm) or by the in-mm agent (it does not).
+// Agent: what only a thread of an address space's mm can do, done for the runtime (which lives outside it) by the in-mm agent.
 import CLinux
 import Errors
 import Glibc
@@ -6,59 +6,24 @@ import GuestShim
 import Loader
 import Switcher
 
-/// The operations on an address space's mm that the runtime cannot do with process_vm_writev
-/// or shared memory: map and unmap, start a member, retire a thread's SCB (which wakes its
-/// waiters with futexes keyed by that mm).
-protocol MmHands: AnyObject {
-    /// A process whose mm is the address space's (for kcmp KCMP_VM).
-    var mmProcess: pid_t { get }
-    /// Apply a mapping plan in the address space's mm; `late`: possibly only with the next
-    /// request that needs an answer (the start of the program it maps), whose error it is then.
-    func apply(_ plan: MappingPlan, late: Bool) throws(LoadError)
-    /// Map slot `index`'s header (the header file's block `index`, shared with the runtime) at
-    /// its slot.
-    func mapHeader(_ index: Int, file: Int32) throws(ColoError)
-    /// Unmap [address, address+length) of the slot region.
-    func unmap(_ address: UInt64, _ length: UInt64)
-    /// Start the program set up in slot `index`; `stdio` are the runtime's descriptors its
-    /// header names (in header order).  Its PID.
-    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t
-    /// colo_scb_retire of an SCB.
-    func retire(_ scb: OpaquePointer)
-    /// Carry out what was left for later (unmaps and header mappings), before the runtime waits.
-    func flush()
-}
-
-/// The runtime lives in the mm it serves (the address space of a fork child, whose runtime
-/// space.c started inside it): it does everything itself.
-final class OwnHands: MmHands {
-    var mmProcess: pid_t { getpid() }
-    func apply(_ plan: MappingPlan, late: Bool) throws(LoadError) { try plan.apply() }
-    func mapHeader(_ index: Int, file: Int32) throws(ColoError) {
-        guard let p = mmap(UnsafeMutableRawPointer(bitPattern: UInt(Layout.slotBase(index))), Int(COLO_SLOT_HEADER_SIZE),
-                           PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, file, off_t(index) * off_t(COLO_SLOT_HEADER_SIZE)),
-              p != MAP_FAILED else { throw .last("cannot map slot \(index)") }
-    }
-    func unmap(_ address: UInt64, _ length: UInt64) {
-        munmap(UnsafeMutableRawPointer(bitPattern: UInt(address)), Int(length))
-    }
-    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
-        let pid = colo_spawn(UnsafeMutablePointer<colo_slot>(bitPattern: UInt(Layout.slotBase(index)))!)
-        guard pid > 0 else { throw ColoError(Errno(negated: pid), "clone: \(Errno(negated: pid))") }
-        return pid
-    }
-    func retire(_ scb: OpaquePointer) { colo_scb_retire(scb) }
-    func flush() {}
-}
-
 /// The in-mm agent (agent.c): a process of the address space's mm, forked from the runtime
 /// before the address space had members, that carries out the runtime's requests.  The
 /// runtime's own mm holds none of the guests' memory but the shared structures.
-final class Agent: MmHands {
-    let pid: pid_t
-    private let socket: Int32
-    /// The listener of the address space's seccomp filter, which the agent installed on itself.
+///
+/// The operations are those the runtime cannot do with process_vm_writev or shared memory: map
+/// and unmap, start a member, retire a thread's SCB (which wakes its waiters with futexes keyed
+/// by that mm).  A fork child that becomes an address space starts its agent itself (space.c):
+/// the runtime adopts it (`init(forkChild:)`, `adopt`).
+final class Agent {
+    private(set) var pid: pid_t
+    private var socket: Int32
+    /// The listener of the address space's seccomp filter, which the agent installed on itself
+    /// (-1 for a fork child's, which inherited its filter: the listener is another runtime's).
     let listener: Int32
+    /// Are the members it starts the runtime's children (CLONE_PARENT)?  A fork child's agent
+    /// starts them as its own, reaped as they exit (the runtime follows them with pidfds).
+    let startsRuntimeChildren: Bool
+    /// A process whose mm is the address space's (for kcmp KCMP_VM, process_vm_readv).
     var mmProcess: pid_t { pid }
 
     /// Fork the agent.  Call once the shared structures are mapped (MAP_SHARED: the agent's
@@ -93,6 +58,32 @@ final class Agent: MmHands {
         self.pid = pid
         socket = end
         listener = fd
+        startsRuntimeChildren = true
+    }
+
+    /// The agent the fork child `child` is about to start in its mm (space.c); until it is
+    /// adopted, the child stands for the mm, and requests fail (EPIPE).
+    init(forkChild child: pid_t) {
+        pid = child
+        socket = -1
+        listener = -1
+        startsRuntimeChildren = false
+    }
+
+    /// Adopt the fork child's agent on `socket` (the runtime's end): its first message is its
+    /// PID, which must be a process of the child's mm.
+    func adopt(socket end: Int32) throws(ColoError) {
+        var p = pollfd(fd: end, events: Int16(POLLIN), revents: 0)
+        var first = colo_agent_reply()
+        var none: Int32 = -1
+        guard poll(&p, 1, 10_000) == 1,
+              withUnsafeMutableBytes(of: &first, { clinux_receive_fd(end, $0.baseAddress, $0.count, &none) }) == MemoryLayout<colo_agent_reply>.size,
+              first.result > 0, first.result <= Int64(Int32.max), shareAddressSpace(pid_t(first.result), pid) else {
+            if none >= 0 { close(none) }
+            throw ColoError(.EPROTO, "the fork child's agent did not start")
+        }
+        pid = pid_t(first.result)
+        socket = end
     }
 
     deinit { close(socket); close(listener) }
@@ -170,10 +161,13 @@ final class Agent: MmHands {
         return reply
     }
 
+    /// Carry out what was left for later (unmaps and header mappings), before the runtime waits.
     func flush() {
         if !queued.isEmpty { _ = run([]) }
     }
 
+    /// Apply a mapping plan in the address space's mm; `late`: possibly only with the next
+    /// request that needs an answer (the start of the program it maps), whose error it is then.
     func apply(_ plan: MappingPlan, late: Bool) throws(LoadError) {
         let descriptors = Array(plan.descriptors)
         // One plan at a time in the staging area: one queued already goes first.
@@ -194,15 +188,20 @@ final class Agent: MmHands {
         }
     }
 
+    /// Map slot `index`'s header (the header file's block `index`, shared with the runtime) at
+    /// its slot.
     func mapHeader(_ index: Int, file: Int32) throws(ColoError) {
         queued.append(step(COLO_AGENT_HEADER, slot: index, addr: UInt64(UInt32(bitPattern: file))))
         queuedFDs.append(file)
     }
 
+    /// Unmap [address, address+length) of the slot region.
     func unmap(_ address: UInt64, _ length: UInt64) {
         queued.append(step(COLO_AGENT_UNMAP, addr: address, len: length))
     }
 
+    /// Start the program set up in slot `index`; `stdio` are the runtime's descriptors its
+    /// header names (in header order).  Its PID.
     func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
         let spawnStep = UInt32(queued.count)
         let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio)
@@ -214,6 +213,7 @@ final class Agent: MmHands {
         return pid_t(r.result)
     }
 
+    /// colo_scb_retire of an SCB.
     func retire(_ scb: OpaquePointer) {
         _ = run([step(COLO_AGENT_RETIRE, addr: UInt64(UInt(bitPattern: UnsafeRawPointer(scb))))])
     }

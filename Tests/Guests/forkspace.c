@@ -4,9 +4,9 @@
  *                           "call" into the first, wait for it; prints each step's outcome
  *   forkspace call NAME N fast|slow   (run in the server's address space by coexecve)
  *                           cosetup(COCALL), colookup(NAME), N calls checked; "called PID"
- *   forkspace lazy          the server child makes no colocation call at all (it sleeps); the
- *                           second child coexecve()s "where SERVER" into it
- *   forkspace where PID     prints "same_mm=1" if this process shares PID's mm (kcmp)
+ *   forkspace lazy [N]      the server child makes no colocation call at all (it sleeps); the
+ *                           second child coexecve()s "where SERVER [N]" into it
+ *   forkspace where PID [N] prints "same_mm=1" if this process shares PID's mm (kcmp); exits N
  *   forkspace hold          the child becomes an address space (cosetup, coregister) and
  *                           waits; the parent prints "ready" and waits too (for colo ps)
  *   forkspace isolation     the child registers a name in its own address space; the parent,
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "where") == 0) {
         printf("where_pid=%d\nsame_mm=%d\n", (int)getpid(),
                syscall(SYS_kcmp, getpid(), atoi(argv[2]), KCMP_VM, 0, 0) == 0);
-        return 0;
+        return argc > 3 ? atoi(argv[3]) : 0;
     }
     char name[64];
     snprintf(name, sizeof name, "forkspace_%d", (int)getpid());
@@ -110,7 +110,7 @@ int main(int argc, char **argv)
         printf("server=%d\n", (int)server);
         char spid[16];
         snprintf(spid, sizeof spid, "%d", (int)server);
-        char *args[] = { argv[0], "where", spid, NULL };
+        char *args[] = { argv[0], "where", spid, argc > 2 ? argv[2] : NULL, NULL };
         printf("caller status %d\n", coexec_from_sibling(server, args));
         end(server);
         return 0;

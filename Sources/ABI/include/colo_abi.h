@@ -214,11 +214,10 @@ struct colo_slot {
      * (SEGV, BUS, FPE, ILL, TRAP) always go through the dispatcher. */
     uint32_t switcher_signals;
     uint32_t exe_len;
-    /* A fork child becoming an address space: the descriptor of the relay over which its
-     * runtime gets the calls it serves from the runtime that holds the filter's listener
-     * (space.c hands it over; the runtime reads it at its start). */
-    int32_t  space_relay;
-    uint32_t space_pad;
+    /* The parent a starting member must have (the runtime, or a fork child's agent): with
+     * another, whoever started it is gone, and it ends (start.c). */
+    int32_t  start_parent;
+    uint32_t start_pad;
     /* What /proc/self/exe names for the process (the file the loader mapped,
      * as the kernel would name it), and the runtime's own executable, which an
      * fd opened on /proc/self/exe really refers to. */

@@ -65,8 +65,15 @@ struct colo_agent_start {
  * reservation): it drops the ranges `st->unmap` names, closes every descriptor but 0, 1, 2 and
  * its socket, installs the address space's seccomp filter and sends its listener over the
  * socket, then serves requests until the socket closes, when it kills every other process of
- * its mm (as the watchdog does) and exits.  Its PID, or -errno.  `st` must stay valid until the
+ * its mm (space_end.c) and exits.  Its PID, or -errno.  `st` must stay valid until the
  * call returns (the child has its own copy). */
 int colo_agent_start(const struct colo_agent_start *st);
+
+/* Start the agent of the address space a fork child becomes (space.c), on socket `sock` (its
+ * copy: the caller keeps its own): a CLONE_VM process of the caller's mm that inherits its
+ * filter (it installs none and sends no listener: its first reply is its PID), keeps only the
+ * socket of the caller's descriptors, and starts members as its own children, reaped as they
+ * exit (the runtime sees their ends through pidfds).  Its PID, or -errno. */
+int colo_agent_start_in(int sock);
 
 #endif

@@ -1,5 +1,5 @@
 /* guest_shim.h - what the runtime calls in the guest shim (Sources/GuestShim): the code that
- * runs inside an address space for it: seccomp filter, start-up, SIGSYS handler, watchdog. */
+ * runs inside an address space for it: seccomp filter, start-up, SIGSYS handler, agent. */
 #ifndef COLO_GUEST_SHIM_H
 #define COLO_GUEST_SHIM_H
 
@@ -26,13 +26,8 @@ int colo_spawn(struct colo_slot *slot);
  * before anything changes them: a started program inherits these, as after execve. */
 void colo_capture_initial_signals(uint64_t *ignored, uint64_t *blocked);
 
-/* Start the address space's watchdog (watchdog.c): when `read_fd` (the read end of a
- * pipe whose write end only the runtime holds) reports the runtime's end, it kills
- * every process of the mm.  Its PID, or -errno. */
-int colo_watchdog_start(int read_fd);
-
-/* The runtime of a fork child that became an address space (space.c) serves it now: the
- * child, waiting in its SIGSYS handler, goes on. */
+/* The runtime of a fork child that becomes an address space (space.c) serves it now: the
+ * child, waiting in its SIGSYS handler, goes on (`slot` may be the runtime's view of its header). */
 void colo_space_ready(struct colo_slot *slot);
 
 /* What the seccomp program `prog` (`len` instructions, as colo_build_filter makes it) returns
