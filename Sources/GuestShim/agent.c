@@ -118,10 +118,18 @@ static struct colo_slot *slot_header(int32_t slot)
  * runtime's child (agent_in_main). */
 static int own_children;
 
+static long agent_socket = -1;
+
 static long spawn(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds)
 {
     struct colo_slot *s = slot_header(st->slot);
     if (!s) return -EINVAL;
+    /* The agent's close-on-exec descriptors are its socket and what came with this request
+     * (it closed the rest at its start): the member closes them as execve would. */
+    uint32_t n = 0;
+    s->start_close[n++] = (int32_t)agent_socket;
+    for (uint32_t i = 0; i < nfds && n < COLO_START_CLOSE_MAX; i++) s->start_close[n++] = fds[i];
+    s->start_nclose = n;
     for (int i = 0; i < 3; i++) {
         if (s->stdio[i] < 0) continue;
         int32_t fd = mine(rq, fds, nfds, s->stdio[i]);
@@ -183,9 +191,11 @@ static void agent_main(void *arg)
     colo_memcpy(unmap, st.unmap, nunmap * 2 * sizeof(uint64_t));
     long sock = st.sock;
 
-    /* Signals are for the members and the runtime: a terminal's ^C does not end the agent. */
+    /* Signals are for the members and the runtime: a terminal's ^C does not end the agent.
+     * Its members start from its dispositions: the defaults, not the runtime's handlers. */
     uint64_t all = ~0ULL;
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
+    colo_default_dispositions();
     sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
     /* The kernel writes the rseq area on every return to user space: it must go first. */
     if (st.rseq_area) sys4(SYS_rseq, st.rseq_area, st.rseq_len, RSEQ_FLAG_UNREGISTER, st.rseq_sig);
@@ -210,6 +220,7 @@ static void agent_in_main(void *arg)
     sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
     /* Its members are its children, reaped as they exit (their ends reach the runtime through
      * pidfds, with their statuses); the child's descriptors are the child's. */
+    colo_default_dispositions();
     struct kernel_sigaction ign = { (uint64_t)SIG_IGN, 0, 0, 0 };
     sys4(SYS_rt_sigaction, SIGCHLD, &ign, 0, 8);
     own_children = 1;
@@ -236,6 +247,7 @@ int colo_agent_start_in(int sock)
 static void serve(long sock)
 {
     static struct colo_agent_request rq;
+    agent_socket = sock;
     int fds[COLO_AGENT_MAX_FDS];
     uint32_t nfds;
     long n;

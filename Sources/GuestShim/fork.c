@@ -143,7 +143,7 @@ static void recolo_child_main(void *arg)
     if ((r = sys3(SYS_setresgid, st->gid[0], st->gid[1], st->gid[2])) < 0) start_fail(st, 4, r);
     if ((r = sys3(SYS_setresuid, st->uid[0], st->uid[1], st->uid[2])) < 0) start_fail(st, 4, r);
     /* Dispositions as execve leaves them: handled -> default, ignored stays. */
-    colo_set_start_dispositions(st->ignored);
+    colo_set_start_dispositions(st->ignored, 0);
     sys5(SYS_prctl, PR_SET_NAME, ns->comm, 0, 0, 0);
     sys2(SYS_arch_prctl, ARCH_SET_FS, 0);
     sys2(SYS_arch_prctl, ARCH_SET_GS, 0);

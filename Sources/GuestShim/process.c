@@ -49,11 +49,13 @@ long colo_close_cloexec_fds_except(int keep)
 
 void colo_sigsys_handler(int sig, siginfo_t *info, void *uctx);
 
-long colo_set_start_dispositions(uint64_t ignored)
+long colo_set_start_dispositions(uint64_t ignored, uint64_t defaults)
 {
     long r = 0;
     for (int sig = 1; sig <= 64; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
+        /* Default already, and to stay so: nothing to do. */
+        if (sig != SIGSYS && ((defaults & ~ignored) >> (sig - 1)) & 1) continue;
         struct kernel_sigaction sa;
         colo_memset(&sa, 0, sizeof sa);
         if (sig == SIGSYS) {
@@ -69,6 +71,14 @@ long colo_set_start_dispositions(uint64_t ignored)
         if (e < 0 && sig == SIGSYS) r = e;
     }
     return r;
+}
+
+void colo_default_dispositions(void)
+{
+    struct kernel_sigaction dfl;
+    colo_memset(&dfl, 0, sizeof dfl);
+    for (int sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
 }
 
 void colo_reset_signals_for_exec(struct colo_slot *s)

@@ -15,9 +15,14 @@ long colo_close_cloexec_fds(void);
 long colo_close_cloexec_fds_except(int keep);
 
 /* The dispositions a new program starts with: every signal default, those
- * of `ignored` (bit sig-1) ignored, SIGSYS the runtime's handler.  0, or
+ * of `ignored` (bit sig-1) ignored, SIGSYS the runtime's handler; those of `defaults` are
+ * known to be default already (no call for them unless they are to be ignored).  0, or
  * -errno if the SIGSYS handler could not be installed. */
-long colo_set_start_dispositions(uint64_t ignored);
+long colo_set_start_dispositions(uint64_t ignored, uint64_t defaults);
+
+/* Set every disposition the caller may change to default (an agent, whose members start
+ * from its dispositions). */
+void colo_default_dispositions(void);
 
 /* Dispositions as execve leaves them: handled signals back to default,
  * ignored ones kept; the shadowed SIGSYS record of slot `s` too, if given.

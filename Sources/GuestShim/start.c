@@ -50,7 +50,11 @@ static void child_main(void *arg)
         if (slot->stdio[i] < 0) continue;
         if ((r = sys3(SYS_dup3, slot->stdio[i], i, 0)) < 0 && slot->stdio[i] != i) fail(slot, STEP_STDIO, r);
     }
-    if ((r = colo_close_cloexec_fds()) < 0) fail(slot, STEP_FDS, r);
+    /* The starter's close-on-exec descriptors (the standard ones just set up are the member's). */
+    for (uint32_t i = 0; i < slot->start_nclose && i < COLO_START_CLOSE_MAX; i++) {
+        int32_t fd = slot->start_close[i];
+        if (fd >= 0 && !(fd <= 2 && slot->stdio[fd] >= 0)) sys1(SYS_close, fd);
+    }
     if (slot->cwd[0] && (r = sys1(SYS_chdir, slot->cwd)) < 0) fail(slot, STEP_CWD, r);
     if (slot->set_creds) {
         if ((r = sys2(SYS_setgroups, 0, 0)) < 0) fail(slot, STEP_CREDS, r);
@@ -58,7 +62,10 @@ static void child_main(void *arg)
         if ((r = sys3(SYS_setresuid, slot->uid, slot->uid, slot->uid)) < 0) fail(slot, STEP_CREDS, r);
     }
 
-    if ((r = colo_set_start_dispositions(slot->ignored_signals)) < 0) fail(slot, STEP_SIGNALS, r);
+    /* The agent that started it has every disposition default (colo_default_dispositions)
+     * but SIGCHLD, which a fork child's agent ignores. */
+    uint64_t defaults = ~(1ULL << (SIGCHLD - 1));
+    if ((r = colo_set_start_dispositions(slot->ignored_signals, defaults)) < 0) fail(slot, STEP_SIGNALS, r);
     uint64_t mask = slot->signal_mask & ~(1ULL << (SIGSYS - 1));
     if ((r = sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8)) < 0) fail(slot, STEP_SIGNALS, r);
 

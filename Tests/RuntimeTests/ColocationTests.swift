@@ -33,6 +33,18 @@ import Testing
         #expect(try Run.colo([probe, "segv"]).status == 128 + SIGSEGV)
     }
 
+    /// The command `colo` starts sees the descriptors its shell gave colo, as natively: the
+    /// inherited ones (here 7), none of the runtime's or its agent's (close-on-exec: the
+    /// agent's socket, the files a start is mapped from).
+    @Test func theCommandSeesExactlyTheInheritedDescriptors() throws {
+        let list = "ls /proc/self/fd 7</dev/null"
+        let native = try Run.capture(["/bin/sh", "-c", list])
+        let colocated = try Run.capture(["/bin/sh", "-c", "'\(Run.colo)' " + list])
+        #expect(native.status == 0 && native.stdout.split(separator: "\n").contains("7"), "positive control: \(native.stdout)")
+        #expect(colocated.status == 0 && colocated.stdout == native.stdout,
+                "colocated \(colocated.stdout) vs native \(native.stdout) \(colocated.stderr)")
+    }
+
     @Test func freshRandomPerProcess() throws {
         let probe = try Guests.probe()
         let a = values(try Run.colo([probe, "info"]).stdout)["AT_RANDOM"]

@@ -23,6 +23,7 @@
 /* Offsets inside a slot.  The stack grows down from just below the program,
  * so that stack, image and brk heap of a small process share one page-table
  * page per level instead of needing one each. */
+#define COLO_START_CLOSE_MAX    12                   /* descriptors a starting member closes */
 #define COLO_SLOT_HEADER_SIZE   0x200000ULL          /* struct colo_slot, start-up stack, vfork areas */
 #define COLO_SLOT_HEADER_RUNTIME_PART 0x10000ULL     /* what the runtime reads and writes of it: struct
                                                       * colo_slot and the re-colocation areas */
@@ -217,7 +218,10 @@ struct colo_slot {
     /* The parent a starting member must have (the runtime, or a fork child's agent): with
      * another, whoever started it is gone, and it ends (start.c). */
     int32_t  start_parent;
-    uint32_t start_pad;
+    /* The starter's close-on-exec descriptors, which the member closes (none of them is the
+     * member's): what execve would close, without reading /proc/self/fd. */
+    uint32_t start_nclose;
+    int32_t  start_close[COLO_START_CLOSE_MAX];
     /* What /proc/self/exe names for the process (the file the loader mapped,
      * as the kernel would name it), and the runtime's own executable, which an
      * fd opened on /proc/self/exe really refers to. */
