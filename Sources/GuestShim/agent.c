@@ -71,16 +71,10 @@ static long receive(long sock, struct colo_agent_request *rq, int *fds, uint32_t
     return n == (long)sizeof *rq ? n : -EPROTO;
 }
 
-static void reply(long sock, long result, uint32_t failed_step, uint32_t failed_op)
+/* A reply, with descriptor `fd` attached if it is one (the listener, a member's pidfd). */
+static void reply_with(long sock, long result, uint32_t failed_step, uint32_t failed_op, long fd)
 {
     struct colo_agent_reply r = { result, failed_step, failed_op };
-    sys3(SYS_write, sock, &r, sizeof r);
-}
-
-/* Send the listener (or the error of installing the filter) as the first reply. */
-static void send_listener(long sock, long listener)
-{
-    struct colo_agent_reply r = { listener, 0, 0 };
     struct iovec iov = { &r, sizeof r };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
     struct msghdr m;
@@ -88,18 +82,24 @@ static void send_listener(long sock, long listener)
     colo_memset(&ctl, 0, sizeof ctl);
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
-    if (listener >= 0) {
+    if (fd >= 0) {
         m.msg_control = ctl.buf;
         m.msg_controllen = sizeof ctl.buf;
         struct cmsghdr *c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
-        int fd = (int)listener;
-        colo_memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        int v = (int)fd;
+        colo_memcpy(CMSG_DATA(c), &v, sizeof v);
     }
     sys3(SYS_sendmsg, sock, &m, 0);
 }
+
+static void reply(long sock, long result, uint32_t failed_step, uint32_t failed_op)
+{
+    reply_with(sock, result, failed_step, failed_op, -1);
+}
+
 
 /* The agent's number of the descriptor the runtime calls `theirs`, or -1. */
 static int32_t mine(const struct colo_agent_request *rq, const int *fds, uint32_t nfds, int64_t theirs)
@@ -119,6 +119,9 @@ static struct colo_slot *slot_header(int32_t slot)
 static int own_children;
 
 static long agent_socket = -1;
+/* A fork child's agent reaps its members as they exit: the runtime gets a pidfd of each new
+ * one with the answer (SCM_RIGHTS), which names it, and keeps its status, even then. */
+static long spawned_pidfd = -1;
 
 static long spawn(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds)
 {
@@ -136,7 +139,11 @@ static long spawn(const struct colo_agent_request *rq, const struct colo_agent_s
         if (fd < 0) return -EBADF;
         s->stdio[i] = fd;
     }
-    return own_children ? colo_spawn(s) : colo_spawn_as_sibling(s);
+    if (!own_children) return colo_spawn_as_sibling(s);
+    int32_t pidfd = -1;
+    long pid = colo_spawn_with_pidfd(s, &pidfd);
+    if (pid > 0) spawned_pidfd = pidfd;
+    return pid;
 }
 
 static long apply(const struct colo_agent_request *rq, const struct colo_agent_step *st, const int *fds, uint32_t nfds,
@@ -205,8 +212,9 @@ static void agent_main(void *arg)
      * (as when the runtime started members itself), and the socket. */
     colo_close_cloexec_fds_except((int)sock);
 
+    /* The listener (or the error of installing the filter) is the first reply. */
     long listener = colo_install_filter(colo_filter_program, colo_filter_length);
-    send_listener(sock, listener);
+    reply_with(sock, listener, 0, 0, listener);
     if (listener >= 0) sys1(SYS_close, listener);
     serve(sock);
 }
@@ -259,7 +267,9 @@ static void serve(long sock)
             for (; at < rq.nsteps && at < COLO_AGENT_MAX_STEPS; at++)
                 if ((r = step(&rq, &rq.steps[at], fds, nfds, &failed_op)) < 0) break;
         for (uint32_t i = 0; i < nfds; i++) sys1(SYS_close, fds[i]);
-        reply(sock, r, r < 0 ? at : rq.nsteps, failed_op);
+        reply_with(sock, r, r < 0 ? at : rq.nsteps, failed_op, spawned_pidfd);
+        if (spawned_pidfd >= 0) sys1(SYS_close, spawned_pidfd);
+        spawned_pidfd = -1;
     }
     colo_kill_address_space_and_exit();
 }

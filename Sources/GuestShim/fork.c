@@ -47,9 +47,6 @@ _Static_assert(sizeof(struct colo_slot) <= COLO_RECOLO_OFFSET, "struct colo_slot
 _Static_assert(COLO_RECOLO_OFFSET + sizeof(struct colo_recolo_area) <= COLO_RECOLO_START_OFFSET, "re-colocation area");
 _Static_assert(COLO_RECOLO_START_OFFSET + sizeof(struct colo_recolo_start) <= 0x9000, "re-colocation start record");
 
-struct clone_args_k {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
-};
 struct ts { long sec, nsec; };
 
 static struct colo_recolo_area *area_of(struct colo_slot *s)
@@ -163,7 +160,7 @@ static long spawn_with_pid(int32_t index, int32_t pid, int32_t *pidfd)
     ((uint64_t *)top)[0] = (uint64_t)recolo_child_main;
     ((uint64_t *)top)[1] = (uint64_t)ns;
     int64_t tid = pid;
-    struct clone_args_k ca;
+    struct clone_args ca;
     colo_memset(&ca, 0, sizeof ca);
     ca.flags = CLONE_VM | CLONE_PIDFD;
     ca.pidfd = (uint64_t)pidfd;

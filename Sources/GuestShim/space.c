@@ -14,7 +14,7 @@
  *      where its shared structures are (struct colo_space_plan: files to map shared at their
  *      fixed addresses) and the socket of the child's agent;
  *   2. leaves its parent's address space: maps the new structures over the copies, keeping what
- *      is its own (its slot header, its capabilities, its thread's SCB), and unmaps every slot
+ *      is its own (its slot header, its thread's SCB), and unmaps every slot
  *      but its own;
  *   3. starts the address space's agent (agent.c), a CLONE_VM process that carries out the new
  *      runtime's requests in this mm, as the agent of `colo COMMAND`'s address space does;
@@ -82,9 +82,19 @@ void colo_fork_child(struct colo_slot *s)
 {
     /* The structures a fork copies as shared memory: the runtime (and the parent's address
      * space) must not see what the child writes into them, nor the child what they write. */
-    privatize((uint64_t)s, COLO_SLOT_HEADER_SIZE);
-    privatize(COLO_CAP_TABLE_ADDR, PAGE_UP(sizeof(struct colo_cap_table)
-                                           + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry)));
+    /* Only what is in use is copied (mincore looks a shared page up in the file's cache, and
+     * a fork pays for each): the header's part the process and its runtime use (the rest,
+     * start-up stack and vfork areas, is nobody's in the child), and the capability table's
+     * entries up to the highest ever minted. */
+    uint64_t header = (uint64_t)s;
+    privatize(header, COLO_SLOT_HEADER_RUNTIME_PART);
+    clear(header + COLO_SLOT_HEADER_RUNTIME_PART, header + COLO_SLOT_HEADER_SIZE);
+    const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
+    uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
+    uint64_t whole = PAGE_UP(sizeof(struct colo_cap_table) + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry));
+    uint64_t copied = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
+    privatize(COLO_CAP_TABLE_ADDR, copied);
+    clear(COLO_CAP_TABLE_ADDR + copied, COLO_CAP_TABLE_ADDR + whole);
     /* The SCB area: the calling thread's own block is copied, every other one starts empty
      * (NEW: none of them is a thread of the child).  The event log's block stays. */
     uint64_t gs = 0;

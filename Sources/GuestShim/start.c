@@ -87,6 +87,25 @@ static int spawn(struct colo_slot *slot, unsigned long flags)
 
 int colo_spawn(struct colo_slot *slot) { return spawn(slot, CLONE_VM | SIGCHLD); }
 
+int colo_spawn_with_pidfd(struct colo_slot *slot, int32_t *pidfd)
+{
+    /* clone3's child pops fn and arg from the top of its stack (colo_clone3_start). */
+    uint64_t top = (uint64_t)slot + COLO_START_STACK_TOP - 16;
+    ((uint64_t *)top)[0] = (uint64_t)child_main;
+    ((uint64_t *)top)[1] = (uint64_t)slot;
+    slot->start_error = 0;
+    slot->start_step = 0;
+    slot->start_parent = (int32_t)sys0(SYS_getpid);
+    struct clone_args ca;
+    colo_memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_VM | CLONE_PIDFD;
+    ca.pidfd = (uint64_t)pidfd;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = (uint64_t)slot + COLO_SLOT_HEADER_RUNTIME_PART;
+    ca.stack_size = top - ca.stack;
+    return (int)colo_clone3_start(&ca, sizeof ca);
+}
+
 /* The agent's members are the runtime's children, as if the runtime had cloned them. */
 int colo_spawn_as_sibling(struct colo_slot *slot) { return spawn(slot, CLONE_VM | CLONE_PARENT); }
 

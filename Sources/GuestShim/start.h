@@ -8,4 +8,8 @@
  * is its parent (the agent's members are the runtime's children). */
 int colo_spawn_as_sibling(struct colo_slot *slot);
 
+/* Start the program of `slot` as colo_spawn does, and a pidfd of it in *pidfd: it names the
+ * process even after an autoreaping parent (a fork child's agent) has reaped it. */
+int colo_spawn_with_pidfd(struct colo_slot *slot, int32_t *pidfd);
+
 #endif

@@ -296,20 +296,20 @@ public final class AddressSpace {
             slot.pointee.set_creds = 1; slot.pointee.uid = c.uid; slot.pointee.gid = c.gid
         }
         storeCString(r.cwd ?? "", into: &slot.pointee.cwd)
-        let pid = try hands.spawn(slot: index, stdio: stdio.filter { $0 >= 0 })
+        let (pid, pidfd) = try hands.spawn(slot: index, stdio: stdio.filter { $0 >= 0 })
         started = true
         slot.pointee.owner_pid = pid
         table.entry(index).pointee.pid = pid
         let m = Member(pid: pid, slot: index)
-        // A fork child's agent starts members as its own children.
-        if hands.startsRuntimeChildren { members[pid] = m } else { adoptExternal(m) }
+        // A fork child's agent starts members as its own children (and sends their pidfds).
+        if pidfd >= 0 { adoptExternal(m, pidfd: pidfd) } else { members[pid] = m }
         return m
     }
 
     /// Track a member that is not the runtime's child (an exec'd vfork child):
-    /// its exit is seen through a pidfd, and its parent reaps it.
-    func adoptExternal(_ m: Member) {
-        let fd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(m.pid), 0))
+    /// its exit is seen through a pidfd (`pidfd`, or one opened now), and its parent reaps it.
+    func adoptExternal(_ m: Member, pidfd: Int32? = nil) {
+        let fd = pidfd ?? Int32(rawSyscall(Int(SYS_pidfd_open), Int(m.pid), 0))
         guard fd >= 0 else { if let s = m.slot { releaseSlot(s) }; return }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         members[m.pid] = m

@@ -22,6 +22,9 @@ final class CapabilityTable {
     /// oldest first; reused only when no entry is free.
     private var dead = [UInt32]()
     private var deadHead = 0
+    /// One more than the highest index ever minted (the table's `used`, which a guest could
+    /// overwrite, is set from it).
+    private var used: UInt32 = 0
 
     /// The table's memory (a memfd), which the address space maps too: inherited by the agent's
     /// fork, or mapped by a fork child that becomes an address space (space.c).
@@ -73,6 +76,8 @@ final class CapabilityTable {
         let cap = UInt64(COLO_CAP_SEALED) | UInt64(COLO_CAP_TAG) | UInt64(kind.rawValue) << UInt64(COLO_CAP_TYPE_SHIFT)
             | (secret & UInt64(COLO_CAP_KEY_MASK))
         entry(i).pointee = colo_cap_entry(value: cap, object: object, pid: pid, tid: tid, flags: 0, reserved: 0)
+        used = max(used, i + 1)
+        table.pointee.used = used
         return cap
     }
 

@@ -136,7 +136,7 @@ extension AddressSpace {
     /// The answer to the fork child's COLO_SYS_space, in the runtime started for it: where
     /// the address space's shared structures are (struct colo_space_plan in the child's
     /// buffer: the files, installed in the child, to map shared at their addresses, keeping
-    /// what is the child's own: its slot header, its capabilities, its thread's SCB) and its
+    /// what is the child's own: its slot header and its thread's SCB) and its
     /// agent's end of a new socket.  This runtime's end, or the call's error.
     func answerSpaceRequest(_ call: GuestCall, child: pid_t, slot: Int) -> Result<Int32, Errno> {
         var pair: [Int32] = [-1, -1]
@@ -155,7 +155,9 @@ extension AddressSpace {
         let ownSCB: (UInt64, UInt64) = isBlock ? (scb - area, block) : (0, 0)
         // In the order they are mapped: the event log lies over the SCB area's last block.
         let maps: [(fd: Int32, addr: UInt64, len: Int, offset: UInt64, keep: (UInt64, UInt64))] = [
-            (kernel.caps.file, UInt64(COLO_CAP_TABLE_ADDR), CapabilityTable.size, 0, (0, UInt64(CapabilityTable.size))),
+            // A table of its own, with a key of its own: capabilities of the parent's address
+            // space mean nothing in the new one (calls with them fail as with any forged one).
+            (kernel.caps.file, UInt64(COLO_CAP_TABLE_ADDR), CapabilityTable.size, 0, (0, 0)),
             (kernel.scbFile, UInt64(COLO_SCB_AREA_ADDR), Kernel.scbAreaSize, 0, ownSCB),
             (ringFD, UInt64(COLO_SWITCH_LOG_ADDR), Int(COLO_SCB_SIZE), UInt64(SpaceTable.traceRingSize), (0, 0)),
             (ringFD, UInt64(COLO_TRACE_RING_ADDR), SpaceTable.traceRingSize, 0, (0, 0)),

@@ -131,8 +131,8 @@ final class Agent {
     }
 
     /// The queued steps and `steps` as one request: the reply of the last one, or of the first
-    /// that failed (EPIPE if the agent is gone).
-    private func run(_ steps: [colo_agent_step], fds: [Int32] = []) -> colo_agent_reply {
+    /// that failed (EPIPE if the agent is gone), and the descriptor it came with (or -1).
+    private func run(_ steps: [colo_agent_step], fds: [Int32] = [], received: UnsafeMutablePointer<Int32>? = nil) -> colo_agent_reply {
         let all = queued + steps
         var names = [Int32]()
         for fd in queuedFDs + fds where !names.contains(fd) { names.append(fd) }
@@ -154,9 +154,9 @@ final class Agent {
         }
         let sent = withUnsafeBytes(of: &rq) { b in names.withUnsafeBufferPointer { clinux_send_fds(socket, b.baseAddress, b.count, $0.baseAddress, Int32(names.count)) } }
         guard sent == MemoryLayout<colo_agent_request>.size else { reply.result = Int64(sent < 0 ? sent : -Int(EPIPE)); return reply }
-        var none: Int32 = -1
-        let n = withUnsafeMutableBytes(of: &reply) { clinux_receive_fd(socket, $0.baseAddress, $0.count, &none) }
-        if none >= 0 { close(none) }
+        var fd: Int32 = -1
+        let n = withUnsafeMutableBytes(of: &reply) { clinux_receive_fd(socket, $0.baseAddress, $0.count, &fd) }
+        if let received { received.pointee = fd } else if fd >= 0 { close(fd) }
         if n != MemoryLayout<colo_agent_reply>.size { reply.result = -Int64(EPIPE); reply.failed_step = UInt32(all.count) }
         return reply
     }
@@ -201,16 +201,19 @@ final class Agent {
     }
 
     /// Start the program set up in slot `index`; `stdio` are the runtime's descriptors its
-    /// header names (in header order).  Its PID.
-    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> pid_t {
+    /// header names (in header order).  Its PID, and a pidfd of it from a fork child's agent
+    /// (which reaps it: the pidfd still names it then), else -1.
+    func spawn(slot index: Int, stdio: [Int32]) throws(ColoError) -> (pid: pid_t, pidfd: Int32) {
         let spawnStep = UInt32(queued.count)
-        let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio)
+        var pidfd: Int32 = -1
+        let r = run([step(COLO_AGENT_SPAWN, slot: index)], fds: stdio, received: &pidfd)
         guard r.result > 0 else {
+            if pidfd >= 0 { close(pidfd) }
             let e = r.result < 0 ? Errno(negated: r.result) : .EPROTO
             let what = r.failed_step == spawnStep ? "clone" : "cannot map the program into slot \(index)"
             throw ColoError(e, "\(what): \(e)")
         }
-        return pid_t(r.result)
+        return (pid_t(r.result), pidfd)
     }
 
     /// colo_scb_retire of an SCB.

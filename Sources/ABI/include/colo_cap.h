@@ -64,7 +64,9 @@ struct colo_cap_entry {
 struct colo_cap_table {
     uint64_t magic;
     uint64_t key;       /* per address space, within COLO_CAP_KEY_MASK */
-    uint64_t reserved[6];
+    uint32_t used;      /* entries at and above it have never been minted (what a fork copies) */
+    uint32_t pad;
+    uint64_t reserved[5];
     struct colo_cap_entry entries[];    /* COLO_CAP_TABLE_CAPACITY of them */
 };
 
