@@ -125,7 +125,7 @@ extension Tracer {
             if ended && (ring == nil || !ring!.behind) { break }
             if !ended, waitpid(child, &status, WNOHANG) == child { ended = true; continue }
             if read == 0 {
-                if ring == nil { usleep(1000) } else { idle() }     // the runtime waits for the ring to be read
+                if let ring { idle(ring) } else { usleep(1000) }     // the runtime waits for the ring to be read
             }
         }
         if status & 0x7f == 0 { rootStatus = (status >> 8) & 0xff } else { rootStatus = 128 + (status & 0x7f) }
@@ -165,7 +165,7 @@ extension Tracer {
         }
         Self.detachOnSignals()
         while tracerInterrupted == 0 && kill(table.runtimePID, 0) == 0 {
-            if drain(ring) == 0 { idle() }
+            if drain(ring) == 0 { idle(ring) }
         }
         colo_trace_set(table.header, 0)
         _ = setDispatchOfAllThreads(table, on: false)
@@ -197,11 +197,13 @@ extension Tracer {
 
     /// Nothing to read: print the switcher's events that nothing can precede any more,
     /// and wait a little: 1 ms, twice as long each time nothing came, at most 16 ms (the
-    /// ring holds 8192 records; a writer waits only when it is full).
-    func idle() {
+    /// ring holds 8192 records; a writer waits only when it is full).  A record claimed in
+    /// the ring but not written yet (its writer preempted) may precede them: the events wait
+    /// for it.
+    func idle(_ ring: TraceRing) {
         showWaiting()
         checkEnds()
-        stamp = SwitcherLog.rdtsc()
+        if !ring.behind { stamp = SwitcherLog.rdtsc() }
         tick()
         flushOutput()
         usleep(UInt32(1000 << min(idleRounds, 4)))
