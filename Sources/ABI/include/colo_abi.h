@@ -112,9 +112,9 @@ enum colo_exec_plan { COLO_EXEC_NATIVE = 1, COLO_EXEC_COLOCATE = 2, COLO_EXEC_JO
  * tell its own traps from those of a filter the guest installed itself.       */
 #define COLO_TRAP_DATA          0xC01
 
-/* Where a fork child that becomes an address space maps the runtime that will serve it
- * (a slot-sized area below the shared structures, outside the slot region: the runtime's
- * own system calls are not the guests'). */
+/* Where the colocation structures outside the slot region begin: the agent's staging area,
+ * the SCB area, the tables (what a fork child maps anew when it becomes an address space,
+ * and what the agent keeps of the runtime's memory). */
 #define COLO_RUNTIME_AREA_BASE  0x0e0000000000ULL   /* 14 TiB */
 
 /* Is a process an address space of its own (colo_slot.space_state)?  A fork child of a
