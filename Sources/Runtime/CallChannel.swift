@@ -161,6 +161,12 @@ final class RelayHub {
         return r.runtimePidfd >= 0
     }
 
+    /// Is a runtime started for fork child `child` still making its address space (alive, and
+    /// its agent not yet announced)?
+    func starting(_ child: pid_t) -> Bool {
+        relays.contains { $0.child == child && $0.runtime != 0 && $0.mm == child && kill($0.runtime, 0) == 0 }
+    }
+
     /// Forget the relay opened for `child` whose runtime could not be started.
     func drop(child: pid_t) {
         guard let i = relays.lastIndex(where: { $0.child == child && $0.passed.isEmpty }) else { return }

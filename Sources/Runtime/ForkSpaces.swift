@@ -20,6 +20,8 @@ struct PendingCoexec {
     let call: GuestCall
     let target: pid_t
     let deadline: UInt64
+    /// When the target was last asked to become an address space.
+    var asked: UInt64
 }
 
 extension AddressSpace {
@@ -35,7 +37,8 @@ extension AddressSpace {
     func awaitForkSpace(_ call: GuestCall, target: pid_t) -> CallResult? {
         guard let slot = forkChildSlot(target) else { return nil }
         guard askToBecomeSpace(target, thread: 0, slot: slot) else { return .error(.ESRCH) }
-        pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: monotonicNanoseconds() + 10_000_000_000))
+        let now = monotonicNanoseconds()
+        pendingCoexecs.append(PendingCoexec(call: call, target: target, deadline: now + 10_000_000_000, asked: now))
         return .pending
     }
 
@@ -60,7 +63,9 @@ extension AddressSpace {
     }
 
     /// Answer the waiting coexecve()s whose target has become an address space, died, or
-    /// taken too long (EAGAIN).
+    /// taken too long (EAGAIN).  A target that is not one yet is asked again every second: a
+    /// request that came while it was still inside its fork (its header not yet its own) is
+    /// lost, and one that comes while it is becoming one changes nothing (space.c).
     func retryCoexecs() {
         let waiting = pendingCoexecs
         guard !waiting.isEmpty else { return }
@@ -76,6 +81,11 @@ extension AddressSpace {
             } else if now > p.deadline || !channel.isValid(id: p.call.id) {
                 channel.respond(id: p.call.id, .error(.EAGAIN))
             } else {
+                var p = p
+                if now - p.asked > 1_000_000_000, let slot = forkChildSlot(p.target) {
+                    _ = askToBecomeSpace(p.target, thread: 0, slot: slot)
+                    p.asked = now
+                }
                 pendingCoexecs.append(p)
             }
         }
@@ -103,6 +113,9 @@ extension AddressSpace {
         guard !inThisSpace(tid) else { return .error(.EEXIST) }
         let slot = Int(call.long(2))
         guard slot >= 0, slot < Layout.maxSlots, let child = threadGroup(of: tid) else { return .error(.EINVAL) }
+        // The same request again (a signal interrupted the child's call, which was restarted):
+        // the runtime started for the first one answers it.
+        if relays.starting(child) { return relays.pass(call, toRuntimeOf: child) ? .pending : .error(.EAGAIN) }
         let end = relays.open(for: child)
         guard end >= 0 else { return .error(Errno(negated: end)) }
         defer { close(end) }
@@ -247,6 +260,8 @@ extension AddressSpace {
             case .success(let end):
                 agentEnd = end
                 channel.respond(id: call.id, .value(0))
+            case .failure(let e) where e == .ENOENT:
+                continue        // the call was interrupted; the child makes it again
             case .failure(let e):
                 channel.respond(id: call.id, .error(e))
                 throw ColoError(e, "cannot answer its request: \(e)")
