@@ -189,6 +189,17 @@ static long step(const struct colo_agent_request *rq, const struct colo_agent_st
 
 static void serve(long sock) __attribute__((noreturn));
 
+/* What every agent does first.  Signals are for the members and the runtime: a terminal's ^C
+ * does not end the agent.  Its members start from its dispositions: the defaults, not the
+ * runtime's handlers (nor a fork child's). */
+static void agent_begin(void)
+{
+    uint64_t all = ~0ULL;
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
+    colo_default_dispositions();
+    sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
+}
+
 static void agent_main(void *arg)
 {
     /* What the start record names lives in the copy of the runtime's memory this drops. */
@@ -198,12 +209,7 @@ static void agent_main(void *arg)
     colo_memcpy(unmap, st.unmap, nunmap * 2 * sizeof(uint64_t));
     long sock = st.sock;
 
-    /* Signals are for the members and the runtime: a terminal's ^C does not end the agent.
-     * Its members start from its dispositions: the defaults, not the runtime's handlers. */
-    uint64_t all = ~0ULL;
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
-    colo_default_dispositions();
-    sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
+    agent_begin();
     /* The kernel writes the rseq area on every return to user space: it must go first. */
     if (st.rseq_area) sys4(SYS_rseq, st.rseq_area, st.rseq_len, RSEQ_FLAG_UNREGISTER, st.rseq_sig);
     for (uint32_t i = 0; i < nunmap; i++)
@@ -223,12 +229,9 @@ static void agent_main(void *arg)
 static void agent_in_main(void *arg)
 {
     long sock = (long)arg;
-    uint64_t all = ~0ULL;
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
-    sys5(SYS_prctl, PR_SET_NAME, (long)"colo agent", 0, 0, 0);
+    agent_begin();
     /* Its members are its children, reaped as they exit (their ends reach the runtime through
      * pidfds, with their statuses); the child's descriptors are the child's. */
-    colo_default_dispositions();
     struct kernel_sigaction ign = { (uint64_t)SIG_IGN, 0, 0, 0 };
     sys4(SYS_rt_sigaction, SIGCHLD, &ign, 0, 8);
     own_children = 1;

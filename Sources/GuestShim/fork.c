@@ -37,6 +37,7 @@ _Static_assert(COLO_RECOLO_START_OFFSET + sizeof(struct colo_recolo_start) <= CO
 #include "colo_switch.h"
 #include "clone.h"
 #include "process.h"
+#include "start.h"
 #include "trace.h"
 #include "fork.h"
 
@@ -156,24 +157,11 @@ static void recolo_child_main(void *arg)
 static long spawn_with_pid(int32_t index, int32_t pid, int32_t *pidfd)
 {
     struct colo_slot *ns = colo_slot_at((uint64_t)index);
-    uint64_t top = (uint64_t)ns + COLO_START_STACK_TOP - 16;
-    ((uint64_t *)top)[0] = (uint64_t)recolo_child_main;
-    ((uint64_t *)top)[1] = (uint64_t)ns;
-    int64_t tid = pid;
-    struct clone_args ca;
-    colo_memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_VM | CLONE_PIDFD;
-    ca.pidfd = (uint64_t)pidfd;
-    ca.exit_signal = SIGCHLD;
-    ca.stack = (uint64_t)ns + 0x20000;
-    ca.stack_size = top - ca.stack;
-    ca.set_tid = (uint64_t)&tid;
-    ca.set_tid_size = 1;
     long r = -EEXIST;
     /* The PID is free once the old child is released; an autoreaped child
      * may take a moment longer. */
     for (int i = 0; i < 2000 && r == -EEXIST; i++) {
-        r = colo_clone3_start(&ca, sizeof ca);
+        r = colo_clone_on_start_stack(ns, recolo_child_main, pid, pidfd);
         if (r == -EEXIST) pause_us(100);
     }
     return r;

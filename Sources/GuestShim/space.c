@@ -53,20 +53,26 @@ static void colo_space_forked(struct colo_slot *s)
 #define PAGE 4096ULL
 #define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
 
-/* Replace [addr, addr+len) (page-aligned) with private anonymous memory holding the same bytes;
- * only pages that exist (mincore) are copied, the rest read as zeros as before. */
+/* Copy the pages of [from, from+len) (page-aligned) that exist (mincore; all of them if it
+ * cannot tell) to `to`: the others read as zeros there, as they do here. */
+static void copy_resident(char *to, uint64_t from, uint64_t len)
+{
+    unsigned char vec[512];
+    for (uint64_t off = 0; off < len; off += sizeof vec * PAGE) {
+        uint64_t n = (len - off) / PAGE < sizeof vec ? (len - off) / PAGE : sizeof vec;
+        long r = sys3(SYS_mincore, from + off, n * PAGE, vec);
+        for (uint64_t i = 0; i < n; i++)
+            if (r < 0 || (vec[i] & 1))
+                colo_memcpy(to + off + i * PAGE, (const char *)(from + off + i * PAGE), PAGE);
+    }
+}
+
+/* Replace [addr, addr+len) (page-aligned) with private anonymous memory holding the same bytes. */
 static void privatize(uint64_t addr, uint64_t len)
 {
     long tmp = sys6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (tmp < 0 && tmp > -4096) return;
-    unsigned char vec[512];
-    for (uint64_t off = 0; off < len; off += sizeof vec * PAGE) {
-        uint64_t n = (len - off) / PAGE < sizeof vec ? (len - off) / PAGE : sizeof vec;
-        long r = sys3(SYS_mincore, addr + off, n * PAGE, vec);
-        for (uint64_t i = 0; i < n; i++)
-            if (r < 0 || (vec[i] & 1))
-                colo_memcpy((char *)tmp + off + i * PAGE, (const char *)(addr + off + i * PAGE), PAGE);
-    }
+    copy_resident((char *)tmp, addr, len);
     sys5(SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
 }
 
@@ -156,15 +162,7 @@ static long map_shared(const struct colo_space_map *m)
     if (m->keep_len) {
         long tmp = sys6(SYS_mmap, 0, m->len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, m->offset);
         if (tmp < 0 && tmp > -4096) return tmp;
-        unsigned char vec[512];
-        uint64_t from = m->addr + m->keep_from;
-        for (uint64_t off = 0; off < m->keep_len; off += sizeof vec * PAGE) {
-            uint64_t n = (m->keep_len - off) / PAGE < sizeof vec ? (m->keep_len - off) / PAGE : sizeof vec;
-            long r = sys3(SYS_mincore, from + off, n * PAGE, vec);
-            for (uint64_t i = 0; i < n; i++)
-                if (r == 0 && (vec[i] & 1))
-                    colo_memcpy((char *)tmp + m->keep_from + off + i * PAGE, (const char *)(from + off + i * PAGE), PAGE);
-        }
+        copy_resident((char *)tmp + m->keep_from, m->addr + m->keep_from, m->keep_len);
         sys2(SYS_munmap, tmp, m->len);
     }
     long r = sys6(SYS_mmap, m->addr, m->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->fd, m->offset);

@@ -87,15 +87,14 @@ static int spawn(struct colo_slot *slot, unsigned long flags)
 
 int colo_spawn(struct colo_slot *slot) { return spawn(slot, CLONE_VM | SIGCHLD); }
 
-int colo_spawn_with_pidfd(struct colo_slot *slot, int32_t *pidfd)
+long colo_clone_on_start_stack(struct colo_slot *slot, void (*fn)(void *), int32_t pid, int32_t *pidfd)
 {
-    /* clone3's child pops fn and arg from the top of its stack (colo_clone3_start). */
+    /* clone3's child pops fn and arg from the top of its stack (colo_clone3_start); the
+     * start-up stack lies above the header's runtime part. */
     uint64_t top = (uint64_t)slot + COLO_START_STACK_TOP - 16;
-    ((uint64_t *)top)[0] = (uint64_t)child_main;
+    ((uint64_t *)top)[0] = (uint64_t)fn;
     ((uint64_t *)top)[1] = (uint64_t)slot;
-    slot->start_error = 0;
-    slot->start_step = 0;
-    slot->start_parent = (int32_t)sys0(SYS_getpid);
+    int64_t tid = pid;
     struct clone_args ca;
     colo_memset(&ca, 0, sizeof ca);
     ca.flags = CLONE_VM | CLONE_PIDFD;
@@ -103,7 +102,19 @@ int colo_spawn_with_pidfd(struct colo_slot *slot, int32_t *pidfd)
     ca.exit_signal = SIGCHLD;
     ca.stack = (uint64_t)slot + COLO_SLOT_HEADER_RUNTIME_PART;
     ca.stack_size = top - ca.stack;
-    return (int)colo_clone3_start(&ca, sizeof ca);
+    if (pid > 0) {
+        ca.set_tid = (uint64_t)&tid;
+        ca.set_tid_size = 1;
+    }
+    return colo_clone3_start(&ca, sizeof ca);
+}
+
+int colo_spawn_with_pidfd(struct colo_slot *slot, int32_t *pidfd)
+{
+    slot->start_error = 0;
+    slot->start_step = 0;
+    slot->start_parent = (int32_t)sys0(SYS_getpid);
+    return (int)colo_clone_on_start_stack(slot, child_main, 0, pidfd);
 }
 
 /* The agent's members are the runtime's children, as if the runtime had cloned them. */

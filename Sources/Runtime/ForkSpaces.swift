@@ -163,9 +163,7 @@ extension AddressSpace {
         defer { if tableFD >= 0 { close(tableFD) }; if ringFD >= 0 { close(ringFD) } }
         guard tableFD >= 0, ringFD >= 0 else { return .failure(.current) }
         let scb = call.args[3]
-        let area = UInt64(COLO_SCB_AREA_ADDR), block = UInt64(COLO_SCB_SIZE)
-        let isBlock = scb >= area && scb < UInt64(COLO_SWITCH_LOG_ADDR) && (scb - area) % block == 0
-        let ownSCB: (UInt64, UInt64) = isBlock ? (scb - area, block) : (0, 0)
+        let ownSCB: (UInt64, UInt64) = colo_is_scb_block(scb) != 0 ? (scb - UInt64(COLO_SCB_AREA_ADDR), UInt64(COLO_SCB_SIZE)) : (0, 0)
         // In the order they are mapped: the event log lies over the SCB area's last block.
         let maps: [(fd: Int32, addr: UInt64, len: Int, offset: UInt64, keep: (UInt64, UInt64))] = [
             // A table of its own, with a key of its own: capabilities of the parent's address

@@ -241,15 +241,18 @@ final class ElfFile {
         o >= 0 && o + MemoryLayout<T>.size <= size ? base.loadUnaligned(fromByteOffset: o, as: T.self) : nil
     }
     private var header: Elf64_Ehdr { load(0, as: Elf64_Ehdr.self)! }
+    /// The `count` <elf.h> structs of `entrySize` bytes each at file offset `offset` (program or
+    /// section headers); none if the table does not fit the file.
+    private func table<T>(_ offset: UInt64, _ entrySize: UInt16, _ count: UInt16, of: T.Type) -> [T] {
+        let off = Int(offset), ent = Int(entrySize), n = Int(count)
+        guard ent >= MemoryLayout<T>.size, off > 0, off + n * ent <= size else { return [] }
+        return (0..<n).compactMap { load(off + $0 * ent, as: T.self) }
+    }
 
     var segments: [Segment] {
         let h = header
-        let off = Int(h.e_phoff), ent = Int(h.e_phentsize), n = Int(h.e_phnum)
-        guard ent >= MemoryLayout<Elf64_Phdr>.size, off > 0, off + n * ent <= size else { return [] }
-        return (0..<n).compactMap { i in
-            load(off + i * ent, as: Elf64_Phdr.self).map {
-                Segment(type: $0.p_type, offset: $0.p_offset, vaddr: $0.p_vaddr, filesz: $0.p_filesz, memsz: $0.p_memsz)
-            }
+        return table(h.e_phoff, h.e_phentsize, h.e_phnum, of: Elf64_Phdr.self).map {
+            Segment(type: $0.p_type, offset: $0.p_offset, vaddr: $0.p_vaddr, filesz: $0.p_filesz, memsz: $0.p_memsz)
         }
     }
 
@@ -260,12 +263,8 @@ final class ElfFile {
 
     private var sections: [Section] {
         let h = header
-        let off = Int(h.e_shoff), ent = Int(h.e_shentsize), n = Int(h.e_shnum)
-        guard ent >= MemoryLayout<Elf64_Shdr>.size, off > 0, off + n * ent <= size else { return [] }
-        return (0..<n).compactMap { i in
-            load(off + i * ent, as: Elf64_Shdr.self).map {
-                Section(type: $0.sh_type, offset: $0.sh_offset, size: $0.sh_size, entsize: $0.sh_entsize, link: $0.sh_link)
-            }
+        return table(h.e_shoff, h.e_shentsize, h.e_shnum, of: Elf64_Shdr.self).map {
+            Section(type: $0.sh_type, offset: $0.sh_offset, size: $0.sh_size, entsize: $0.sh_entsize, link: $0.sh_link)
         }
     }
 
