@@ -66,6 +66,7 @@ typedef long (*switcher_call)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, 
  * the first cosetup that succeeded (so inside an address space). */
 static switcher_call switch_cocall, switch_coaccept;
 static const struct colo_scb *(*switch_self)(void);
+static long (*switch_copy)(void *, const void *, uint64_t, uint64_t *);
 
 static uint64_t switcher_entry(int i)
 {
@@ -88,6 +89,7 @@ static int attach(void *data, int calls)
     switch_cocall = (switcher_call)switcher_entry(COLO_SWITCHER_COCALL);
     switch_coaccept = (switcher_call)switcher_entry(COLO_SWITCHER_COACCEPT);
     switch_self = (const struct colo_scb *(*)(void))switcher_entry(COLO_SWITCHER_SELF);
+    switch_copy = (long (*)(void *, const void *, uint64_t, uint64_t *))switcher_entry(COLO_SWITCHER_COPY);
     return ((long (*)(uint64_t, long))entry)((uint64_t)data, calls) == 0;
 }
 
@@ -146,17 +148,70 @@ int cogetpid(pid_t *pidp)
 static inline ssize_t _cocall_fast(void *data, const void *target, const void *outbuf, size_t outlen,
                             void *inbuf, size_t inlen);
 
+/* The slow path's staging (struct colo_scb's stage): the thread's SCB, if this thread is
+ * attached and runs its own context (callee code on a borrowed one has its call made by
+ * the callee's thread, whose SCB is another). */
+static struct colo_scb *stage_scb(void)
+{
+    if ((!fast_calls && !fast_accepts) || switch_copy == NULL)
+        return NULL;
+    struct colo_scb *me = (struct colo_scb *)switch_self();
+    if (me == NULL || me->magic != COLO_SCB_MAGIC || me->borrowing != NULL)
+        return NULL;
+    return me;
+}
+
+/* Before each attempt of a slow call: the output in the staging area, if it fits and can be
+ * read (else the runtime reads the buffer and gives its errno), and the input buffer named
+ * if it fits.  Buffers the runtime refuses (unaligned) are left to it. */
+static void stage(struct colo_scb *me, const void *out, size_t outlen, void *in, size_t inlen)
+{
+    me->stage_got = -1;
+    me->stage_in = me->stage_out = 0;
+    if (out != NULL && outlen <= COLO_STAGE_SIZE && (((uintptr_t)out | outlen) & 7) == 0 &&
+        switch_copy(me->stage, out, outlen, NULL) == 0) {
+        me->stage_outlen = outlen;
+        me->stage_out = (uint64_t)out;
+    }
+    if (in != NULL && inlen <= COLO_STAGE_SIZE && (((uintptr_t)in | inlen) & 7) == 0) {
+        me->stage_inlen = inlen;
+        me->stage_in = (uint64_t)in;
+    }
+}
+
+/* After a slow call returned r: what the runtime put in the staging area goes into the input
+ * buffer; a buffer that faults gives what the runtime's copy would have (EPROT below the
+ * untagged limit, else EFAULT). */
+static long unstage(struct colo_scb *me, void *in, long r)
+{
+    int64_t got = me->stage_got;
+    if (got < 0)
+        return r;
+    me->stage_got = -1;
+    if (switch_copy(in, me->stage, (uint64_t)got, NULL) != 0)
+        return (uintptr_t)in < COLO_UNTAGGED_LIMIT ? -EPROT : -EFAULT;
+    return r;
+}
+
 /* cocall_slow(2).  A callee waiting in the switcher's coaccept cannot be
  * reached through the runtime (EPROTOTYPE): the call goes through the
  * switcher instead, so that slow callers and fast services work together. */
 ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
     long r;
+    struct colo_scb *me = stage_scb();
     /* A callee that has not called coaccept yet: EAGAIN, after half a second of asking
      * again, as cocall() does. */
-    for (int tries = 0; (r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen,
-                                          (long)inbuf, (long)inlen, 0)) == -EAGAIN && tries < EAGAIN_RETRIES; tries++)
+    for (int tries = 0; ; tries++) {
+        if (me != NULL)
+            stage(me, outbuf, outlen, inbuf, inlen);
+        r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
+        if (r != -EAGAIN || tries >= EAGAIN_RETRIES)
+            break;
         usleep(1000);
+    }
+    if (me != NULL)
+        r = unstage(me, inbuf, r);
     if (r == -EPROTOTYPE && fast_calls)
         return _cocall_fast(cocall_data, target, outbuf, outlen, inbuf, inlen);
     return result(r);
@@ -164,7 +219,13 @@ ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf
 
 ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
-    return CALL(COLO_SYS_coaccept_slow, cookiep, outbuf, outlen, inbuf, inlen, 0);
+    struct colo_scb *me = stage_scb();
+    if (me != NULL)
+        stage(me, outbuf, outlen, inbuf, inlen);
+    long r = colo_syscall(COLO_SYS_coaccept_slow, (long)cookiep, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
+    if (me != NULL)
+        r = unstage(me, inbuf, r);
+    return result(r);
 }
 
 /* The switcher entry points: the fast path when this thread is attached,

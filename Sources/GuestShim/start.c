@@ -8,6 +8,7 @@
 #include <linux/sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <linux/ioctl.h>
 #include <linux/seccomp.h>
 #include <linux/filter.h>
 #include <asm/prctl.h>
@@ -19,6 +20,15 @@
 #include "process.h"
 #include "start.h"
 #include "trace.h"
+
+/* Linux 6.6's synchronous wake-ups for a listener (<linux/seccomp.h> of 6.6 and later; the
+ * build machine's headers may be older, so the values are named here as that header does). */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
 
 
 enum start_step { STEP_STDIO = 1, STEP_FDS, STEP_CWD, STEP_CREDS,
@@ -128,6 +138,11 @@ int colo_install_filter(const struct colo_sock_filter *prog, uint32_t len)
         sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
     }
+    /* A colocation call is synchronous: its caller sleeps until the runtime answers, and the
+     * runtime sleeps until a call comes.  With synchronous wake-ups the kernel runs the woken
+     * side on the waker's CPU instead of waking another vCPU (17-45 us here); older kernels
+     * refuse the ioctl (EINVAL) and wake as before. */
+    if (r >= 0) sys3(SYS_ioctl, r, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     return (int)r;
 }
 

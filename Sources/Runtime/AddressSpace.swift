@@ -391,10 +391,17 @@ public final class AddressSpace {
         // A fork child that became an address space is not the runtime's child: its end is
         // seen through its pidfd, and its parent has its status.
         let external = externalMembers[main] != nil
+        // A child's change of state raises SIGCHLD (every child the runtime has exits with it:
+        // members, the agent, orphans it adopts), which the signalfd reports: only then is
+        // there anything to reap, not at every call served.
+        var childrenChanged = true
         while mainStatus == nil || hasChildren || !externalMembers.isEmpty || !relays.isEmpty {
-            for (pid, status) in reapExited() where pid == main && mainStatus == nil {
-                mainStatus = status
-                mainEnded(status)
+            if childrenChanged {
+                childrenChanged = false
+                for (pid, status) in reapExited() where pid == main && mainStatus == nil {
+                    mainStatus = status
+                    mainEnded(status)
+                }
             }
             if external && mainStatus == nil && externalMembers[main] == nil {
                 mainStatus = mainExternalStatus ?? 0
@@ -419,7 +426,8 @@ public final class AddressSpace {
             if fds[0].revents != 0 {
                 var si = [UInt32](repeating: 0, count: 32)     // struct signalfd_siginfo
                 while read(sfd, &si, 128) > 0 {
-                    if si[0] != UInt32(SIGCHLD) && mainStatus == nil { kill(main, Int32(si[0])) }
+                    if si[0] == UInt32(SIGCHLD) { childrenChanged = true }
+                    else if mainStatus == nil { kill(main, Int32(si[0])) }
                 }
             }
             if fds[1].revents != 0 { acceptJoin() }

@@ -109,9 +109,20 @@ enum KernelCalls {
     /// with length 0 (EINVAL); an untagged one (below COLO_UNTAGGED_LIMIT) EPROTO
     /// for a caller, while a callee's copy fails later; non-NULL buffers and all
     /// lengths 8-byte aligned (EINVAL), and inside the user address space (EFAULT).
-    static func buffers(_ a: [UInt64], untaggedOK: Bool = false) -> Result<CallBuffers, ColoError> {
+    /// `staged`: what the thread's library left in its SCB's staging area for these buffers
+    /// (colo_scb_take_stage's COLO_STAGED_OUT/IN).
+    static func buffers(_ a: [UInt64], untaggedOK: Bool = false, staged: Int32 = 0) -> Result<CallBuffers, ColoError> {
         if let e = check(a[1], a[2], untaggedOK) ?? check(a[3], a[4], untaggedOK) { return .failure(ColoError(e, "bad buffer")) }
-        return .success(CallBuffers(out: a[1], outLength: a[2], input: a[3], inLength: a[4]))
+        return .success(CallBuffers(out: a[1], outLength: a[2], input: a[3], inLength: a[4],
+                                    outStaged: staged & Int32(COLO_STAGED_OUT) != 0,
+                                    inStaged: staged & Int32(COLO_STAGED_IN) != 0))
+    }
+
+    /// Take the staging record of the thread's call (every cocall_slow and coaccept_slow takes
+    /// it, so a later call made without the library never finds one of an earlier call).
+    private static func takeStage(_ t: ThreadContext, _ a: [UInt64]) -> Int32 {
+        guard let b = t.block else { return 0 }
+        return colo_scb_take_stage(b, a[1], a[2], a[3], a[4])
     }
 
     /// The errno for one buffer and its length, or nil if it is acceptable.
@@ -124,7 +135,7 @@ enum KernelCalls {
 
     /// `ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.
     static func cocallSlow(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
-        switch buffers(call.args) {
+        switch buffers(call.args, staged: takeStage(t, call.args)) {
         case .failure(let e): return .error(e.errno)
         case .success(let b): return space.kernel.cocall(call, from: t, target: call.args[0], b, space)
         }
@@ -132,7 +143,7 @@ enum KernelCalls {
 
     /// `ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)`.
     static func coacceptSlow(_ space: AddressSpace, _ call: GuestCall, _ t: ThreadContext) -> CallResult {
-        switch buffers(call.args, untaggedOK: true) {
+        switch buffers(call.args, untaggedOK: true, staged: takeStage(t, call.args)) {
         case .failure(let e): return .error(e.errno)
         case .success(let b): return space.kernel.coaccept(call, by: t, cookiep: call.args[0], b, space)
         }

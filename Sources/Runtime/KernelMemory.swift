@@ -4,6 +4,7 @@ import ColoABI
 import Errors
 import Glibc
 import GuestAPI
+import Switcher
 
 /// What the kernel calls need beyond reading: copies between two guest
 /// buffers, stores, and CheriBSD's copyinstr.  Every member shares one mm, so
@@ -30,6 +31,33 @@ extension GuestMemory {
         return withUnsafePointer(to: &l) { lp in
             withUnsafePointer(to: &r) { rp in colo_syscall(number, Int(pid), Int(bitPattern: lp), 1, Int(bitPattern: rp), 1, 0) }
         }
+    }
+
+    /// One end of a slow-path copy: a guest buffer, or a thread's staging area (its SCB's
+    /// `stage`, which the runtime maps: see struct colo_scb), at most COLO_STAGE_SIZE bytes.
+    enum CopyEnd { case guest(UInt64), stage(OpaquePointer) }
+
+    /// Copy `count` bytes between two ends; a staging area that receives bytes records
+    /// their number for its thread's library.  Only guest buffers fault.
+    func copy(to dst: CopyEnd, from src: CopyEnd, count: UInt64) -> Fault? {
+        guard count > 0 else { return nil }
+        switch (dst, src) {
+        case (.guest(let d), .guest(let s)):
+            return copy(to: d, from: s, count: count)
+        case (.guest(let d), .stage(let b)):
+            guard Self.inRange(d, count) else { return .destination }
+            let local = UInt64(UInt(bitPattern: colo_scb_stage(b)))
+            return transfer(Self.processVMWritev, local: local, remote: d, Int(count)) == Int(count) ? nil : .destination
+        case (.stage(let b), .guest(let s)):
+            guard Self.inRange(s, count) else { return .source }
+            let local = UInt64(UInt(bitPattern: colo_scb_stage(b)))
+            guard transfer(Self.processVMReadv, local: local, remote: s, Int(count)) == Int(count) else { return .source }
+            colo_scb_stage_got(b, Int64(count))
+        case (.stage(let d), .stage(let s)):
+            colo_scb_stage(d).copyMemory(from: colo_scb_stage(s), byteCount: Int(count))
+            colo_scb_stage_got(d, Int64(count))
+        }
+        return nil
     }
 
     /// Copy `count` bytes from guest buffer `src` to guest buffer `dst` through a buffer of

@@ -49,9 +49,24 @@ final class ThreadContext {
     var cookie: UInt64 { scb & ~UInt64(COLO_CAP_TAG) }
 }
 
-/// The buffers of a cocall or coaccept (validated: aligned, in range).
+/// The buffers of a cocall or coaccept (validated: aligned, in range), and whether the
+/// thread's library staged them in its SCB (the output's bytes are in its staging area; what
+/// the call receives goes there).
 struct CallBuffers {
     var out: UInt64, outLength: UInt64, input: UInt64, inLength: UInt64
+    var outStaged = false, inStaged = false
+
+    /// Where the call's output is read from, for thread `t`.
+    func source(_ t: ThreadContext) -> GuestMemory.CopyEnd {
+        if outStaged, let b = t.block { return .stage(b) }
+        return .guest(out)
+    }
+
+    /// Where what the call receives is written, for thread `t`.
+    func destination(_ t: ThreadContext) -> GuestMemory.CopyEnd {
+        if inStaged, let b = t.block { return .stage(b) }
+        return .guest(input)
+    }
 }
 
 /// A cocall_slow waiting in a callee's queue or being served.
@@ -271,7 +286,7 @@ final class Kernel {
         if let s = callee.serving {
             callee.serving = nil
             let n = min(b.outLength, s.buffers.inLength)
-            switch space.memory.copy(to: s.buffers.input, from: b.out, count: n) {
+            switch space.memory.copy(to: s.buffers.destination(s.caller), from: b.source(callee), count: n) {
             case nil: finish(s, .value(Int64(n)), space)
             case .destination: finish(s, .error(.EFAULT), space)
             case .source: finish(s, .error(.EFAULT), space); return .error(.EFAULT)
@@ -302,7 +317,7 @@ final class Kernel {
                 return
             }
             let n = min(c.buffers.outLength, acc.buffers.inLength)
-            switch space.memory.copy(to: acc.buffers.input, from: c.buffers.out, count: n) {
+            switch space.memory.copy(to: acc.buffers.destination(callee), from: c.buffers.source(c.caller), count: n) {
             case .source:
                 finish(c, .error(.EFAULT), space)
             case .destination:

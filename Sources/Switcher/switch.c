@@ -664,6 +664,7 @@ void colo_switcher_entries(uint64_t out[8])
     out[COLO_SWITCHER_COCALL] = (uint64_t)colo_switch_cocall;
     out[COLO_SWITCHER_COACCEPT] = (uint64_t)colo_switch_coaccept;
     out[COLO_SWITCHER_SELF] = (uint64_t)colo_switch_self;
+    out[COLO_SWITCHER_COPY] = (uint64_t)colo_copy_user;
 }
 
 void colo_scb_init(struct colo_scb *scb, int32_t pid, int32_t tid, uint64_t cookie, uint64_t slot, char *wchan)
@@ -674,12 +675,35 @@ void colo_scb_init(struct colo_scb *scb, int32_t pid, int32_t tid, uint64_t cook
     scb->cookie = cookie;
     scb->slot = slot;
     scb->wchan = wchan;
+    scb->stage_out = scb->stage_in = 0;     /* a block used before may hold a record */
+    scb->stage_got = -1;
     __atomic_store_n(&scb->magic, COLO_SCB_MAGIC, __ATOMIC_RELEASE);
 }
 
 uint32_t colo_scb_state(const struct colo_scb *scb)
 {
     return __atomic_load_n(&scb->state, __ATOMIC_ACQUIRE);
+}
+
+int colo_scb_take_stage(struct colo_scb *scb, uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen)
+{
+    int staged = 0;
+    if (out != 0 && __atomic_load_n(&scb->stage_out, __ATOMIC_ACQUIRE) == out &&
+        scb->stage_outlen == outlen && outlen <= COLO_STAGE_SIZE)
+        staged |= COLO_STAGED_OUT;
+    if (in != 0 && __atomic_load_n(&scb->stage_in, __ATOMIC_ACQUIRE) == in &&
+        scb->stage_inlen == inlen && inlen <= COLO_STAGE_SIZE)
+        staged |= COLO_STAGED_IN;
+    __atomic_store_n(&scb->stage_out, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&scb->stage_in, 0, __ATOMIC_RELAXED);
+    return staged;
+}
+
+void *colo_scb_stage(struct colo_scb *scb) { return scb->stage; }
+
+void colo_scb_stage_got(struct colo_scb *scb, int64_t n)
+{
+    __atomic_store_n(&scb->stage_got, n, __ATOMIC_RELEASE);
 }
 
 void colo_scb_set_slow(struct colo_scb *scb)

@@ -30,6 +30,14 @@
 #include <unistd.h>
 #include <colo.h>
 
+/* Linux 6.6's <linux/seccomp.h> names these; older headers do not. */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 #define MAXSIZE (64 * 1024)
 
 static uint64_t now_ns(void)
@@ -129,6 +137,9 @@ static int relay_bench(long n, int rounds)
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     int fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (fd < 0) { perror("seccomp"); return 1; }
+    /* Synchronous wake-ups (Linux 6.6), as the runtime's listener has them: the woken side
+     * runs on the waker's CPU.  Older kernels refuse (EINVAL) and wake as before. */
+    ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     pid_t callee = fork();
     if (callee == 0)
         for (;;) syscall(1501);

@@ -173,9 +173,10 @@ import Testing
         } else {
             #expect(r.status == 0 && r.stderr.isEmpty, "tracefs is mounted here: \(r.stderr)")
         }
-        // With tracefs (mounted in a mount namespace of our own): a start and a stop marker per run.
+        // With tracefs (mounted in a mount namespace of our own, unless the machine has it
+        // mounted already: perf does that): a start and a stop marker per run.
         let u = try Tools.run(["unshare", "-m", "sh", "-c", """
-            mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || exit 77
+            [ -e /sys/kernel/tracing/trace_marker ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || exit 77
             syscall_timing -t -i 10 -l 2 getppid >/dev/null & pid=$!
             wait $pid || exit 1
             # Only this run's markers: the buffer is the machine's, and other tests write to it.

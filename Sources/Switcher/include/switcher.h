@@ -21,6 +21,16 @@ void colo_scb_init(struct colo_scb *scb, int32_t pid, int32_t tid, uint64_t cook
 /* enum colo_scb_state of an SCB. */
 uint32_t colo_scb_state(const struct colo_scb *scb);
 
+/* The slow path's staging (struct colo_scb's stage): take the record of the thread's call
+ * with buffers out/outlen and in/inlen, which its library left there; COLO_STAGED_OUT if
+ * `stage` holds the output, COLO_STAGED_IN if what the call receives goes into `stage`. */
+enum { COLO_STAGED_OUT = 1, COLO_STAGED_IN = 2 };
+int colo_scb_take_stage(struct colo_scb *scb, uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen);
+/* The staging area's bytes (COLO_STAGE_SIZE). */
+void *colo_scb_stage(struct colo_scb *scb);
+/* `n` bytes were put in the staging area for the call's input buffer. */
+void colo_scb_stage_got(struct colo_scb *scb, int64_t n);
+
 /* The thread accepts with coaccept_slow: fast callers get EPROTOTYPE. */
 void colo_scb_set_slow(struct colo_scb *scb);
 
