@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "Errors", path: "Sources/Errors"),
         /// Byte strings: paths, argv and envp as the kernel sees them, never decoded as text.
         .target(name: "Bytes", path: "Sources/Bytes"),
-        .target(name: "Loader", dependencies: ["Bytes", "CElf", "ColoABI", "Errors", "GuestShim"], path: "Sources/Loader"),
+        .target(name: "Loader", dependencies: ["Bytes", "CElf", "CLinux", "ColoABI", "Errors", "GuestShim"], path: "Sources/Loader"),
         .target(name: "Runtime", dependencies: ["Bytes", "CLinux", "Errors", "Loader", "Switcher", "GuestShim", "ColoABI", "GuestAPI", "CSeccomp"],
                 path: "Sources/Runtime"),
         /// What shows an address space from outside: the tracers (ptrace and in-process),

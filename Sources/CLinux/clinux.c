@@ -16,6 +16,7 @@
 
 const int clinux_at_fdcwd = AT_FDCWD;
 const int clinux_at_empty_path = AT_EMPTY_PATH;
+const int clinux_o_path = O_PATH;
 const int clinux_at_symlink_nofollow = AT_SYMLINK_NOFOLLOW;
 
 #ifdef PIDFD_THREAD

@@ -176,10 +176,11 @@ struct ElfObject: Sendable {
         guard alignment <= maxAlignment else { return native("\(path): PT_LOAD alignment \(alignment)") }
         var low = UInt64.max, high: UInt64 = 0
         for (index, ph) in loads.enumerated() {
-            let what = "\(path): PT_LOAD \(index)"
-            guard ph.p_filesz <= ph.p_memsz else { return native("\(what) has p_filesz > p_memsz") }
+            // Text only for a refusal: formatting the path costs more than checking the segment.
+            func what() -> String { "\(path): PT_LOAD \(index)" }
+            guard ph.p_filesz <= ph.p_memsz else { return native("\(what()) has p_filesz > p_memsz") }
             guard ph.p_vaddr < addressLimit, ph.p_memsz <= addressLimit - ph.p_vaddr else {
-                return native("\(what) ends at or above \(hex(addressLimit))")
+                return native("\(what()) ends at or above \(hex(addressLimit))")
             }
             if ph.p_memsz > 0 {
                 low = min(low, Page.floor(ph.p_vaddr))
@@ -187,19 +188,19 @@ struct ElfObject: Sendable {
             }
             guard ph.p_filesz > 0 else { continue }
             guard ph.p_offset % Page.size == ph.p_vaddr % Page.size else {
-                return native("\(what): p_offset and p_vaddr differ in their page offset")
+                return native("\(what()): p_offset and p_vaddr differ in their page offset")
             }
             // elf_map maps the first segment's file pages with the whole image's size.
             let fileLength = Page.ceil(ph.p_filesz + ph.p_vaddr % Page.size)
             guard ph.p_offset <= UInt64(Int64.max) - (index == 0 ? Page.ceil(total) : fileLength) else {
-                return native("\(what): p_offset \(ph.p_offset) is too large to map")
+                return native("\(what()): p_offset \(ph.p_offset) is too large to map")
             }
             // padzero: zeroing the rest of the last file page faults beyond the end of the file,
             // which kills the process when the segment is writable.
             let tail = ph.p_offset + ph.p_filesz
             if ph.p_memsz > ph.p_filesz, tail % Page.size != 0, ph.p_flags & UInt32(PF_W) != 0,
                Page.floor(tail) >= Page.ceil(fileSize) {
-                return native("\(what): its bss starts in a page beyond the end of the file")
+                return native("\(what()): its bss starts in a page beyond the end of the file")
             }
         }
         guard high - low <= maxSpan else { return native("\(path): PT_LOAD segments span more than \(maxSpan) bytes") }

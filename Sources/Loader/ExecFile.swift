@@ -1,5 +1,6 @@
 // ExecFile: a file opened for execution with execve's checks.
 import Bytes
+import CLinux
 import Glibc
 
 /// A file opened for execution with execve's permission checks; closes its descriptor on deinit.
@@ -21,10 +22,20 @@ final class ExecFile: Sendable {
 
     /// Opens `path` and checks it as execve does: path errors (ENOENT, ENOTDIR, ENAMETOOLONG,
     /// ELOOP, EACCES) come from open(2); a non-regular file or one without execute permission
-    /// for the effective credentials (noexec mounts included) is EACCES.
-    static func open(_ path: ByteString) throws(LoadError) -> ExecFile {
+    /// for the effective credentials (noexec mounts included) is EACCES.  A relative path is
+    /// looked up from `directory` (a process's cwd, as /proc/PID/cwd), else from ours; a
+    /// directory that cannot be opened is ESRCH (the process is gone).
+    static func open(_ path: ByteString, from directory: ByteString? = nil) throws(LoadError) -> ExecFile {
+        var dirfd = AT_FDCWD
+        if let directory, !path.isEmpty, !path.hasPrefix("/") {
+            dirfd = directory.withCString { Glibc.open($0, clinux_o_path | O_DIRECTORY | O_CLOEXEC) }
+            guard dirfd >= 0 else { throw LoadError(errno: .ESRCH, message: "the process is gone") }
+        }
         // O_NONBLOCK: opening a FIFO must not wait for a writer (execve refuses it anyway).
-        let fd = path.withCString { Glibc.open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+        let fd = path.withCString { openat(dirfd, $0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+        let openError = Glibc.errno
+        if dirfd != AT_FDCWD { close(dirfd) }
+        Glibc.errno = openError
         guard fd >= 0 else { throw .system("cannot open \(path)") }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -36,7 +47,7 @@ final class ExecFile: Sendable {
         guard st.st_mode & S_IFMT == S_IFREG else {
             throw LoadError(errno: .EACCES, message: "\(path) is not a regular file")
         }
-        guard faccessat(fd, "", X_OK, AT_EACCESS | LibC.atEmptyPath) == 0 else {
+        guard faccessat(fd, "", X_OK, AT_EACCESS | clinux_at_empty_path) == 0 else {
             throw .system("\(path) is not executable")
         }
         return file

@@ -3,9 +3,6 @@ import Glibc
 
 /// What the Glibc module leaves out (GNU extensions, <sys/auxv.h>, <sys/random.h>), looked up once.
 enum LibC {
-    /// faccessat's flag to check the file an fd refers to (Linux UAPI value).
-    static let atEmptyPath: Int32 = 0x1000
-
     /// getauxval(3) of the current process.
     static let getauxval = symbol("getauxval", as: (@convention(c) (UInt) -> UInt).self)
 

@@ -84,10 +84,11 @@ public enum Loader {
 
     /// Resolve #! scripts, open and validate everything WITHOUT mapping anything. With the
     /// `stackSize` map() will be given, the arguments' E2BIG is found here, before an exec
-    /// passes its point of no return.
+    /// passes its point of no return.  Relative paths (the program's, a #! interpreter's, a
+    /// PT_INTERP) are looked up from `directory` (the exec'ing process's cwd), else from ours.
     public static func plan(path: ByteString, argv: [ByteString], envp: [ByteString],
-                            stackSize: Int? = nil) throws(LoadError) -> ExecPlan {
-        var file = try ExecFile.open(path)
+                            stackSize: Int? = nil, directory: ByteString? = nil) throws(LoadError) -> ExecPlan {
+        var file = try ExecFile.open(path, from: directory)
         var arguments = argv.isEmpty ? [""] : argv   // Linux runs an empty argv as [""]
         try checkArguments(arguments + envp, totalLimit: nil)
         for depth in 0... {
@@ -98,11 +99,11 @@ public enum Loader {
             }
             arguments = [script.interpreter] + (script.argument.map { [$0] } ?? []) + [file.path]
                 + arguments.dropFirst()
-            file = try ExecFile.open(script.interpreter)
+            file = try ExecFile.open(script.interpreter, from: directory)
         }
         let program = try ElfObject(file: file)
         guard program.nativeExecReason == nil else { return .nativeExec(path: path, argv: argv) }
-        let interpreter = try program.interpreterPath.map(loadInterpreter)
+        let interpreter = try program.interpreterPath.map { (p) throws(LoadError) in try loadInterpreter(p, from: directory) }
         guard interpreter?.nativeExecReason == nil else { return .nativeExec(path: path, argv: argv) }
         if let stackSize { try checkArguments(arguments + envp + [path], totalLimit: stackSize / 4) }
         return .colocate(ProgramImage(program: program, interpreter: interpreter,
@@ -169,8 +170,8 @@ public enum Loader {
 
     /// Opens and validates a PT_INTERP interpreter; format errors are ELIBBAD as in Linux (its
     /// own PT_INTERP is ignored, as Linux ignores it).
-    private static func loadInterpreter(_ path: ByteString) throws(LoadError) -> ElfObject {
-        let file = try ExecFile.open(path)
+    private static func loadInterpreter(_ path: ByteString, from directory: ByteString?) throws(LoadError) -> ElfObject {
+        let file = try ExecFile.open(path, from: directory)
         do throws(LoadError) {
             return try ElfObject(file: file, isInterpreter: true)
         } catch where error.errno == .ENOEXEC {

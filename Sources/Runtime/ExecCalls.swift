@@ -82,9 +82,8 @@ extension AddressSpace {
         catch { return .error(error.errno) }
         let plan: ExecPlan
         do throws(LoadError) {
-            plan = try inDirectory("/proc/\(tid)/cwd") { () throws(LoadError) in
-                try Loader.plan(path: path, argv: argv, envp: envp, stackSize: Self.stackSize)
-            }
+            plan = try Loader.plan(path: path, argv: argv, envp: envp, stackSize: Self.stackSize,
+                                   directory: ByteString("/proc/\(tid)/cwd"))
         }
         catch { return .error(error.errno) }
         guard case .colocate(let image) = plan else { return .value(Int64(COLO_EXEC_NATIVE.rawValue)) }
@@ -193,7 +192,10 @@ extension AddressSpace {
         guard let pending = pendingExecs.removeValue(forKey: tid), let tgid = threadGroup(of: tid) else {
             return .error(.EINVAL)
         }
-        let ppid = parent(of: tgid)
+        // One pidfd for the parent's PID and, for a vfork child, for tracking it as a member.
+        var pidfd = Int32(rawSyscall(Int(SYS_pidfd_open), Int(tgid), 0))
+        defer { if pidfd >= 0 { close(pidfd) } }
+        let ppid = parent(of: tgid, pidfd: pidfd)
         do throws(ColoError) {
             if let m = members[tgid], let index = m.slot {
                 // The process's own slot: everything but the slot header goes.
@@ -205,7 +207,8 @@ extension AddressSpace {
             }
             // A vfork child, still in its parent's slot: a slot of its own.
             let index = try loadInNewSlot(pending, owner: tgid, ppid: ppid)
-            adoptExternal(Member(pid: tgid, slot: index))
+            adoptExternal(Member(pid: tgid, slot: index), pidfd: pidfd >= 0 ? pidfd : nil)
+            pidfd = -1
             return .value(Int64(index))
         } catch {
             printError("colo: exec in place of process \(tgid) failed: \(error.message)")
@@ -227,15 +230,6 @@ extension AddressSpace {
             throw error
         }
         return index
-    }
-
-    /// Run `body` with the runtime's working directory set to `dir` (a guest's
-    /// cwd), so relative paths resolve as the guest would resolve them.
-    private func inDirectory<R>(_ dir: String, _ body: () throws(LoadError) -> R) throws(LoadError) -> R {
-        let saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        defer { if saved >= 0 { fchdir(saved); close(saved) } }
-        guard chdir(dir) == 0 else { throw LoadError(errno: .ESRCH, message: "the process is gone") }
-        return try body()
     }
 }
 
@@ -270,14 +264,25 @@ public func statFields(_ pid: pid_t) -> [Substring] {
     return tail.utf8.split(separator: UInt8(ascii: " ")).map { Substring($0) }
 }
 
-/// The number of threads of a process.
+/// The number of threads of a process (0 if it is gone): the link count of /proc/PID/task is
+/// its number of threads + 2 (proc_task_getattr); one stat, where reading /proc/PID/stat
+/// formats the whole line (8.4 us against 1.5 us here).
 func threadCount(_ pid: pid_t) -> Int {
-    let f = statFields(pid)
-    return f.count > 17 ? Int(f[17]) ?? 0 : 0
+    var st = stat()
+    guard stat("/proc/\(pid)/task", &st) == 0, st.st_nlink > 2 else { return 0 }
+    return Int(st.st_nlink) - 2
 }
 
 /// The parent of a process, as the kernel knows it.
 func parent(of pid: pid_t) -> pid_t {
     let f = statFields(pid)
     return f.count > 1 ? pid_t(f[1]) ?? 0 : 0
+}
+
+/// The parent of the process a pidfd refers to (PIDFD_GET_INFO, Linux 6.13), else as
+/// parent(of:) finds it.
+func parent(of pid: pid_t, pidfd: Int32) -> pid_t {
+    var info = clinux_pidfd_info()
+    if pidfd >= 0, ioctl(pidfd, clinux_pidfd_get_info, &info) == 0, info.ppid != 0 { return pid_t(bitPattern: info.ppid) }
+    return parent(of: pid)
 }

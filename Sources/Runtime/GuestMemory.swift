@@ -77,9 +77,7 @@ public struct GuestMemory {
     /// A NULL-terminated array of string pointers as execve reads argv and envp: EFAULT if
     /// any of it cannot be read, E2BIG for a string longer than MAX_ARG_STRLEN or more than
     /// `limit` pointers.
-    /// The pointers come in page-sized reads and the strings in one vectored
-    /// read of the rest of each string's page; only strings longer than that
-    /// (or unreadable there) are read again one by one.
+    /// The pointers come in page-sized reads and the strings' pages in vectored reads.
     func arguments(_ address: UInt64, limit: Int = 1 << 20) throws(GuestFault) -> [ByteString] {
         if address == 0 { return [] }
         var pointers = [UInt64]()
@@ -95,34 +93,42 @@ public struct GuestMemory {
             at += UInt64(raw.count)
         }
         guard pointers.count < limit else { throw GuestFault(errno: .E2BIG) }
-        var out = [ByteString]()
-        out.reserveCapacity(pointers.count)
-        for batch in stride(from: 0, to: pointers.count, by: 512) {
-            let group = Array(pointers[batch..<min(batch + 512, pointers.count)])
-            let sizes = group.map { Int(4096 - $0 % 4096) }
-            var buffer = [UInt8](repeating: 0, count: sizes.reduce(0, +))
-            let got: Int = buffer.withUnsafeMutableBytes { buf in
-                var offset = 0
-                let local = sizes.map { size -> iovec in
-                    defer { offset += size }
-                    return iovec(iov_base: buf.baseAddress! + offset, iov_len: size)
-                }
-                let remote = zip(group, sizes).map { iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt($0)), iov_len: $1) }
-                return local.withUnsafeBufferPointer { l in remote.withUnsafeBufferPointer { r in
+        // Every page that holds the start of a string, each read once: strings sit side by
+        // side, so a few pages hold them all (reading the rest of each string's page copied a
+        // page a string).  One vectored read per 512 pages; a read stops at a page it cannot
+        // read, and a string on a page not read, or running past the pages read, is read again
+        // by itself (which gives its errno).
+        let pages = Array(Set(pointers.map { $0 & ~4095 })).sorted()
+        var bytes = [UInt8](repeating: 0, count: pages.count * 4096)
+        var index = [UInt64: Int]()         // page -> its offset in `bytes`, for the pages read
+        bytes.withUnsafeMutableBytes { buf in
+            for batch in stride(from: 0, to: pages.count, by: 512) {
+                let group = pages[batch..<min(batch + 512, pages.count)]
+                let local = group.indices.map { iovec(iov_base: buf.baseAddress! + $0 * 4096, iov_len: 4096) }
+                let remote = group.map { iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt($0)), iov_len: 4096) }
+                let got = local.withUnsafeBufferPointer { l in remote.withUnsafeBufferPointer { r in
                     rawSyscall(Self.processVMReadv, Int(pid), Int(bitPattern: l.baseAddress!), group.count,
                                Int(bitPattern: r.baseAddress!), group.count, 0)
                 } }
+                for (i, page) in group.enumerated() where (i + 1) * 4096 <= got { index[page] = (batch + i) * 4096 }
             }
-            var offset = 0
-            for (p, size) in zip(group, sizes) {
-                let chunk = offset + size <= got ? buffer[offset..<offset + size] : []
-                if let nul = chunk.firstIndex(of: 0) {
-                    out.append(ByteString(chunk[chunk.startIndex..<nul]))
-                } else {
-                    out.append(try argument(p))
+        }
+        var out = [ByteString]()
+        out.reserveCapacity(pointers.count)
+        for p in pointers {
+            var piece = [UInt8]()
+            var at = p
+            var found: ByteString? = nil
+            while piece.count < 131072, let offset = index[at & ~4095] {
+                let start = offset + Int(at & 4095), end = offset + 4096
+                if let nul = bytes[start..<end].firstIndex(of: 0) {
+                    if piece.count + (nul - start) < 131072 { found = ByteString(piece + bytes[start..<nul]) }
+                    break
                 }
-                offset += size
+                piece += bytes[start..<end]
+                at = (at & ~4095) + 4096
             }
+            if let found { out.append(found) } else { out.append(try argument(p)) }
         }
         return out
     }

@@ -16,6 +16,8 @@
  * Glibc's): clinux.c takes their values from <fcntl.h>. */
 extern const int clinux_at_fdcwd;
 extern const int clinux_at_empty_path;
+/* open(2)'s O_PATH (a GNU extension the Glibc module leaves out). */
+extern const int clinux_o_path;
 extern const int clinux_at_symlink_nofollow;
 
 /* ioctl request numbers: <linux/seccomp.h> builds them with _IOWR/_IOW over the structs'
