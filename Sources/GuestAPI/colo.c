@@ -163,7 +163,8 @@ static struct colo_scb *stage_scb(void)
 
 /* Before each attempt of a slow call: the output in the staging area, if it fits and can be
  * read (else the runtime reads the buffer and gives its errno), and the input buffer named
- * if it fits.  Buffers the runtime refuses (unaligned) are left to it. */
+ * (what arrives goes through the staging area if it fits).  Buffers the runtime refuses
+ * (unaligned) are left to it. */
 static void stage(struct colo_scb *me, const void *out, size_t outlen, void *in, size_t inlen)
 {
     me->stage_got = -1;
@@ -173,7 +174,7 @@ static void stage(struct colo_scb *me, const void *out, size_t outlen, void *in,
         me->stage_outlen = outlen;
         me->stage_out = (uint64_t)out;
     }
-    if (in != NULL && inlen <= COLO_STAGE_SIZE && (((uintptr_t)in | inlen) & 7) == 0) {
+    if (in != NULL && (((uintptr_t)in | inlen) & 7) == 0) {
         me->stage_inlen = inlen;
         me->stage_in = (uint64_t)in;
     }

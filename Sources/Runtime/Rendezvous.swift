@@ -62,9 +62,9 @@ struct CallBuffers {
         return .guest(out)
     }
 
-    /// Where what the call receives is written, for thread `t`.
-    func destination(_ t: ThreadContext) -> GuestMemory.CopyEnd {
-        if inStaged, let b = t.block { return .stage(b) }
+    /// Where `count` bytes the call receives are written, for thread `t`.
+    func destination(_ t: ThreadContext, _ count: UInt64) -> GuestMemory.CopyEnd {
+        if inStaged, count <= UInt64(COLO_STAGE_SIZE), let b = t.block { return .stage(b) }
         return .guest(input)
     }
 }
@@ -286,7 +286,7 @@ final class Kernel {
         if let s = callee.serving {
             callee.serving = nil
             let n = min(b.outLength, s.buffers.inLength)
-            switch space.memory.copy(to: s.buffers.destination(s.caller), from: b.source(callee), count: n) {
+            switch space.memory.copy(to: s.buffers.destination(s.caller, n), from: b.source(callee), count: n) {
             case nil: finish(s, .value(Int64(n)), space)
             case .destination: finish(s, .error(.EFAULT), space)
             case .source: finish(s, .error(.EFAULT), space); return .error(.EFAULT)
@@ -317,7 +317,7 @@ final class Kernel {
                 return
             }
             let n = min(c.buffers.outLength, acc.buffers.inLength)
-            switch space.memory.copy(to: acc.buffers.destination(callee), from: c.buffers.source(c.caller), count: n) {
+            switch space.memory.copy(to: acc.buffers.destination(callee, n), from: c.buffers.source(c.caller), count: n) {
             case .source:
                 finish(c, .error(.EFAULT), space)
             case .destination:

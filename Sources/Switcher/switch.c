@@ -691,8 +691,7 @@ int colo_scb_take_stage(struct colo_scb *scb, uint64_t out, uint64_t outlen, uin
     if (out != 0 && __atomic_load_n(&scb->stage_out, __ATOMIC_ACQUIRE) == out &&
         scb->stage_outlen == outlen && outlen <= COLO_STAGE_SIZE)
         staged |= COLO_STAGED_OUT;
-    if (in != 0 && __atomic_load_n(&scb->stage_in, __ATOMIC_ACQUIRE) == in &&
-        scb->stage_inlen == inlen && inlen <= COLO_STAGE_SIZE)
+    if (in != 0 && __atomic_load_n(&scb->stage_in, __ATOMIC_ACQUIRE) == in && scb->stage_inlen == inlen)
         staged |= COLO_STAGED_IN;
     __atomic_store_n(&scb->stage_out, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&scb->stage_in, 0, __ATOMIC_RELAXED);

@@ -392,11 +392,12 @@ struct colo_scb {
      * too, then copies through it instead of between mms (process_vm_readv/writev: about
      * 1.5 us each on this VM, four a round trip).  The runtime takes the record when the
      * call arrives (stage_out/stage_in back to 0) and uses it only if it names the call's
-     * own buffers; what the call receives for a staged `stage_in` it puts in `stage`, with
-     * its length in stage_got (else -1), and the library copies it to the buffer.  A call
-     * made without the library finds no record and is served as before. */
+     * own buffers; what the call receives for a named `stage_in` it puts in `stage` when it
+     * fits (else in the buffer), with its length in stage_got (else -1), and the library
+     * copies it to the buffer.  A call made without the library finds no record and is
+     * served as before. */
     uint64_t stage_out, stage_outlen;     /* the output buffer whose bytes are in `stage` (0: none) */
-    uint64_t stage_in, stage_inlen;       /* the input buffer to receive into `stage` (0: none) */
+    uint64_t stage_in, stage_inlen;       /* the input buffer, which may receive through `stage` (0: none) */
     int64_t  stage_got;                   /* bytes put in `stage` for stage_in, or -1 */
     uint8_t  stage[COLO_STAGE_SIZE];
 };

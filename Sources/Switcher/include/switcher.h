@@ -23,7 +23,8 @@ uint32_t colo_scb_state(const struct colo_scb *scb);
 
 /* The slow path's staging (struct colo_scb's stage): take the record of the thread's call
  * with buffers out/outlen and in/inlen, which its library left there; COLO_STAGED_OUT if
- * `stage` holds the output, COLO_STAGED_IN if what the call receives goes into `stage`. */
+ * `stage` holds the output, COLO_STAGED_IN if what the call receives may go into `stage`
+ * (when it fits: else into the buffer). */
 enum { COLO_STAGED_OUT = 1, COLO_STAGED_IN = 2 };
 int colo_scb_take_stage(struct colo_scb *scb, uint64_t out, uint64_t outlen, uint64_t in, uint64_t inlen);
 /* The staging area's bytes (COLO_STAGE_SIZE). */
