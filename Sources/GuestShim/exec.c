@@ -77,13 +77,21 @@ static long do_fork(struct colo_slot *s, ucontext_t *uc, int nr)
      * sigreturn restores the guest's mask afterwards, in both processes. */
     uint64_t mask = ((uint64_t *)&uc->uc_sigmask)[0] & ~(1ULL << (SIGSYS - 1));
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
+    /* What the child makes its own, copied now: the parent goes on writing the originals. */
+    struct colo_fork_start start;
+    colo_fork_prepare(s, &start.copies);
+    long r;
     if (g[REG_RSI] && nr == SYS_clone) {     /* a new stack: the child continues the guest context on it */
-        struct colo_resume child;
-        colo_save_context(&child, uc, 0, (uint64_t)g[REG_RSI]);
-        return colo_clone_resume((unsigned long)g[REG_RDI], (uint32_t *)g[REG_R10], &child);
+        colo_save_context(&start.child, uc, 0, (uint64_t)g[REG_RSI]);
+        r = colo_clone_resume((unsigned long)g[REG_RDI], (uint32_t *)g[REG_R10], &start.child);
+    } else {
+        r = nr == SYS_fork ? sys0(SYS_fork) : sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
+        if (r == 0) {                        /* the child: not an address space until it needs one */
+            colo_fork_child(s, &start.copies);
+            return r;
+        }
     }
-    long r = nr == SYS_fork ? sys0(SYS_fork) : sys5(SYS_clone, g[REG_RDI], 0, g[REG_RDX], g[REG_R10], g[REG_R8]);
-    if (r == 0) colo_fork_child(s);          /* the child: not an address space until it needs one */
+    colo_fork_release(&start.copies);
     return r;
 }
 

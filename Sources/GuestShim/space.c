@@ -67,13 +67,20 @@ static void copy_resident(char *to, uint64_t from, uint64_t len)
     }
 }
 
-/* Replace [addr, addr+len) (page-aligned) with private anonymous memory holding the same bytes. */
-static void privatize(uint64_t addr, uint64_t len)
+/* Private anonymous memory holding the bytes of [addr, addr+len) (page-aligned), or 0. */
+static uint64_t snapshot(uint64_t addr, uint64_t len)
 {
     long tmp = sys6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (tmp < 0 && tmp > -4096) return;
+    if (tmp < 0 && tmp > -4096) return 0;
     copy_resident((char *)tmp, addr, len);
-    sys5(SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
+    return (uint64_t)tmp;
+}
+
+/* Replace [addr, addr+len) with `copy` (a snapshot of it), or with one made now. */
+static void privatize(uint64_t addr, uint64_t len, uint64_t copy)
+{
+    if (!copy) copy = snapshot(addr, len);
+    if (copy) sys5(SYS_mremap, copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
 }
 
 /* Fresh private zeros over [from, to). */
@@ -84,30 +91,59 @@ static void clear(uint64_t from, uint64_t to)
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 }
 
-void colo_fork_child(struct colo_slot *s)
+#define CAPS_WHOLE PAGE_UP(sizeof(struct colo_cap_table) + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry))
+
+/* The calling thread's SCB block (its GS base's), or 0. */
+static uint64_t own_scb_block(void)
 {
-    /* The structures a fork copies as shared memory: the runtime (and the parent's address
-     * space) must not see what the child writes into them, nor the child what they write. */
+    uint64_t gs = 0;
+    sys2(SYS_arch_prctl, ARCH_GET_GS, &gs);
+    if (gs < COLO_SCB_AREA_ADDR || gs >= COLO_SWITCH_LOG_ADDR) return 0;
+    return gs - (gs - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE;
+}
+
+void colo_fork_prepare(struct colo_slot *s, struct colo_fork_copies *c)
+{
     /* Only what is in use is copied (mincore looks a shared page up in the file's cache, and
      * a fork pays for each): the header's part the process and its runtime use (the rest,
      * start-up stack and vfork areas, is nobody's in the child), and the capability table's
      * entries up to the highest ever minted. */
-    uint64_t header = (uint64_t)s;
-    privatize(header, COLO_SLOT_HEADER_RUNTIME_PART);
-    clear(header + COLO_SLOT_HEADER_RUNTIME_PART, header + COLO_SLOT_HEADER_SIZE);
+    c->header = snapshot((uint64_t)s, COLO_SLOT_HEADER_RUNTIME_PART);
     const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
     uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
-    uint64_t whole = PAGE_UP(sizeof(struct colo_cap_table) + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry));
-    uint64_t copied = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
-    privatize(COLO_CAP_TABLE_ADDR, copied);
-    clear(COLO_CAP_TABLE_ADDR + copied, COLO_CAP_TABLE_ADDR + whole);
+    c->caps_len = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
+    c->caps = snapshot(COLO_CAP_TABLE_ADDR, c->caps_len);
+    c->scb_block = own_scb_block();
+    c->scb = c->scb_block ? snapshot(c->scb_block, COLO_SCB_SIZE) : 0;
+}
+
+void colo_fork_release(const struct colo_fork_copies *c)
+{
+    if (c->header) sys2(SYS_munmap, c->header, COLO_SLOT_HEADER_RUNTIME_PART);
+    if (c->caps) sys2(SYS_munmap, c->caps, c->caps_len);
+    if (c->scb) sys2(SYS_munmap, c->scb, COLO_SCB_SIZE);
+}
+
+void colo_fork_child(struct colo_slot *s, const struct colo_fork_copies *c)
+{
+    /* The structures a fork copies as shared memory: the runtime (and the parent's address
+     * space) must not see what the child writes into them, nor the child what they write. */
+    uint64_t header = (uint64_t)s;
+    privatize(header, COLO_SLOT_HEADER_RUNTIME_PART, c->header);
+    clear(header + COLO_SLOT_HEADER_RUNTIME_PART, header + COLO_SLOT_HEADER_SIZE);
+    uint64_t copied = c->caps ? c->caps_len : 0;
+    if (!copied) {
+        const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
+        uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
+        copied = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
+    }
+    privatize(COLO_CAP_TABLE_ADDR, copied, c->caps);
+    clear(COLO_CAP_TABLE_ADDR + copied, COLO_CAP_TABLE_ADDR + CAPS_WHOLE);
     /* The SCB area: the calling thread's own block is copied, every other one starts empty
      * (NEW: none of them is a thread of the child).  The event log's block stays. */
-    uint64_t gs = 0;
-    sys2(SYS_arch_prctl, ARCH_GET_GS, &gs);
-    uint64_t own = gs - (gs - COLO_SCB_AREA_ADDR) % COLO_SCB_SIZE;
-    if (gs >= COLO_SCB_AREA_ADDR && gs < COLO_SWITCH_LOG_ADDR) {
-        privatize(own, COLO_SCB_SIZE);
+    uint64_t own = own_scb_block();
+    if (own) {
+        privatize(own, COLO_SCB_SIZE, own == c->scb_block ? c->scb : 0);
         clear(COLO_SCB_AREA_ADDR, own);
         clear(own + COLO_SCB_SIZE, COLO_SWITCH_LOG_ADDR);
     } else {
@@ -118,8 +154,9 @@ void colo_fork_child(struct colo_slot *s)
 
 void colo_fork_child_resumed(const struct colo_resume *r)
 {
+    const struct colo_fork_start *f = (const struct colo_fork_start *)r;
     struct colo_slot *s = colo_slot_of(r->iret[0]);
-    if (s) colo_fork_child(s);
+    if (s) colo_fork_child(s, &f->copies);
 }
 
 struct ts { long sec, nsec; };

@@ -21,6 +21,16 @@ import Testing
         }
     }
 
+    /// A fork child's copies of its slot header (brk state), capability table and SCB are the
+    /// fork's, taken by the parent before it: a copy the child took after the fork raced with
+    /// the parent, whose brk right after the fork left the child believing in heap pages its
+    /// mm did not have (SIGSEGV in every child, pinned; syscall_timing pipeping_80000 died so).
+    @Test func aForkChildKeepsItsHeapWhenTheParentMovesItsOwnFirst() throws {
+        let guest = try Guests.build("fork_brk", .staticGlibc)
+        let r = try Run.colo([guest, "20"])
+        #expect(r.status == 0 && r.stdout == "forks=20\nchildren_ok=20\n", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test func theExecdChildIsBackInTheParentsAddressSpaceWithItsPID() throws {
         let probe = try Guests.probe()
         let bg = try Background([Run.colo, probe, "fork", try Guests.probe(.dynamicGlibc), "sleep", "30"])
