@@ -8,8 +8,8 @@
 #include <linux/sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <linux/ioctl.h>
 #include <linux/seccomp.h>
+#include "colo_linux_newer.h"
 #include <linux/filter.h>
 #include <asm/prctl.h>
 #include "colo_sys.h"
@@ -20,15 +20,6 @@
 #include "process.h"
 #include "start.h"
 #include "trace.h"
-
-/* Linux 6.6's synchronous wake-ups for a listener (<linux/seccomp.h> of 6.6 and later; the
- * build machine's headers may be older, so the values are named here as that header does). */
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 
 enum start_step { STEP_STDIO = 1, STEP_FDS, STEP_CWD, STEP_CREDS,

@@ -14,6 +14,7 @@
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/seccomp.h>
+#include "colo_linux_newer.h"      /* Sources/ABI/include */
 #include <poll.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
@@ -29,14 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <colo.h>
-
-/* Linux 6.6's <linux/seccomp.h> names these; older headers do not. */
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 #define MAXSIZE (64 * 1024)
 
