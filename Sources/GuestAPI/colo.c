@@ -186,9 +186,9 @@ static void stage(struct colo_scb *me, const void *out, size_t outlen, void *in,
 static long unstage(struct colo_scb *me, void *in, long r)
 {
     int64_t got = me->stage_got;
-    if (got < 0)
-        return r;
     me->stage_got = -1;
+    if (got < 0 || r < 0)       /* nothing arrived, or the call failed (EINTR: it comes again) */
+        return r;
     if (switch_copy(in, me->stage, (uint64_t)got, NULL) != 0)
         return (uintptr_t)in < COLO_UNTAGGED_LIMIT ? -EPROT : -EFAULT;
     return r;
