@@ -194,25 +194,28 @@ static long unstage(struct colo_scb *me, void *in, long r)
     return r;
 }
 
+/* One slow call (cocall_slow, coaccept_slow: `a0` the target or cookiep), through the staging
+ * area when this thread has one: the result, or -errno. */
+static long slow_call(long nr, long a0, const void *out, size_t outlen, void *in, size_t inlen)
+{
+    struct colo_scb *me = stage_scb();
+    if (me != NULL)
+        stage(me, out, outlen, in, inlen);
+    long r = colo_syscall(nr, a0, (long)out, (long)outlen, (long)in, (long)inlen, 0);
+    return me != NULL ? unstage(me, in, r) : r;
+}
+
 /* cocall_slow(2).  A callee waiting in the switcher's coaccept cannot be
  * reached through the runtime (EPROTOTYPE): the call goes through the
  * switcher instead, so that slow callers and fast services work together. */
 ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
     long r;
-    struct colo_scb *me = stage_scb();
     /* A callee that has not called coaccept yet: EAGAIN, after half a second of asking
      * again, as cocall() does. */
-    for (int tries = 0; ; tries++) {
-        if (me != NULL)
-            stage(me, outbuf, outlen, inbuf, inlen);
-        r = colo_syscall(COLO_SYS_cocall_slow, (long)target, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
-        if (r != -EAGAIN || tries >= EAGAIN_RETRIES)
-            break;
+    for (int tries = 0; (r = slow_call(COLO_SYS_cocall_slow, (long)target, outbuf, outlen, inbuf, inlen)) == -EAGAIN &&
+                        tries < EAGAIN_RETRIES; tries++)
         usleep(1000);
-    }
-    if (me != NULL)
-        r = unstage(me, inbuf, r);
     if (r == -EPROTOTYPE && fast_calls)
         return _cocall_fast(cocall_data, target, outbuf, outlen, inbuf, inlen);
     return result(r);
@@ -220,13 +223,7 @@ ssize_t cocall_slow(void *target, const void *outbuf, size_t outlen, void *inbuf
 
 ssize_t coaccept_slow(void **cookiep, const void *outbuf, size_t outlen, void *inbuf, size_t inlen)
 {
-    struct colo_scb *me = stage_scb();
-    if (me != NULL)
-        stage(me, outbuf, outlen, inbuf, inlen);
-    long r = colo_syscall(COLO_SYS_coaccept_slow, (long)cookiep, (long)outbuf, (long)outlen, (long)inbuf, (long)inlen, 0);
-    if (me != NULL)
-        r = unstage(me, inbuf, r);
-    return result(r);
+    return result(slow_call(COLO_SYS_coaccept_slow, (long)cookiep, outbuf, outlen, inbuf, inlen));
 }
 
 /* The switcher entry points: the fast path when this thread is attached,

@@ -93,6 +93,14 @@ static void clear(uint64_t from, uint64_t to)
 
 #define CAPS_WHOLE PAGE_UP(sizeof(struct colo_cap_table) + COLO_CAP_TABLE_CAPACITY * sizeof(struct colo_cap_entry))
 
+/* The capability table's part in use: its entries up to the highest ever minted, whole pages. */
+static uint64_t caps_in_use(void)
+{
+    const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
+    uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
+    return PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
+}
+
 /* The calling thread's SCB block (its GS base's), or 0. */
 static uint64_t own_scb_block(void)
 {
@@ -109,9 +117,7 @@ void colo_fork_prepare(struct colo_slot *s, struct colo_fork_copies *c)
      * start-up stack and vfork areas, is nobody's in the child), and the capability table's
      * entries up to the highest ever minted. */
     c->header = snapshot((uint64_t)s, COLO_SLOT_HEADER_RUNTIME_PART);
-    const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
-    uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
-    c->caps_len = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
+    c->caps_len = caps_in_use();
     c->caps = snapshot(COLO_CAP_TABLE_ADDR, c->caps_len);
     c->scb_block = own_scb_block();
     c->scb = c->scb_block ? snapshot(c->scb_block, COLO_SCB_SIZE) : 0;
@@ -131,12 +137,7 @@ void colo_fork_child(struct colo_slot *s, const struct colo_fork_copies *c)
     uint64_t header = (uint64_t)s;
     privatize(header, COLO_SLOT_HEADER_RUNTIME_PART, c->header);
     clear(header + COLO_SLOT_HEADER_RUNTIME_PART, header + COLO_SLOT_HEADER_SIZE);
-    uint64_t copied = c->caps ? c->caps_len : 0;
-    if (!copied) {
-        const struct colo_cap_table *caps = (const struct colo_cap_table *)COLO_CAP_TABLE_ADDR;
-        uint64_t used = caps->used < COLO_CAP_TABLE_CAPACITY ? caps->used : COLO_CAP_TABLE_CAPACITY;
-        copied = PAGE_UP(sizeof(struct colo_cap_table) + used * sizeof(struct colo_cap_entry));
-    }
+    uint64_t copied = c->caps ? c->caps_len : caps_in_use();
     privatize(COLO_CAP_TABLE_ADDR, copied, c->caps);
     clear(COLO_CAP_TABLE_ADDR + copied, COLO_CAP_TABLE_ADDR + CAPS_WHOLE);
     /* The SCB area: the calling thread's own block is copied, every other one starts empty

@@ -3,6 +3,7 @@ import Bytes
 import CLinux
 import Errors
 import Glibc
+import Loader
 
 /// Reading (and writing) a guest's memory from the runtime with process_vm_readv, so that a
 /// bad pointer is an EFAULT for the guest rather than a crash of the runtime.
@@ -47,13 +48,13 @@ public struct GuestMemory {
 
     /// The NUL-terminated string at `address` (at most `limit` bytes), or nil
     /// if unreadable or unterminated.
-    public func string(_ address: UInt64, limit: Int = 131072) -> ByteString? {
+    public func string(_ address: UInt64, limit: Int = Loader.maxArgumentLength) -> ByteString? {
         try? argument(address, limit: limit)
     }
 
     /// The NUL-terminated string at `address` as execve reads an argument: EFAULT if it
     /// cannot be read, E2BIG if it is longer than `limit` bytes (MAX_ARG_STRLEN).
-    func argument(_ address: UInt64, limit: Int = 131072) throws(GuestFault) -> ByteString {
+    func argument(_ address: UInt64, limit: Int = Loader.maxArgumentLength) throws(GuestFault) -> ByteString {
         var bytes = [UInt8]()
         var at = address
         while bytes.count < limit {
@@ -119,10 +120,10 @@ public struct GuestMemory {
             var piece = [UInt8]()
             var at = p
             var found: ByteString? = nil
-            while piece.count < 131072, let offset = index[at & ~4095] {
+            while piece.count < Loader.maxArgumentLength, let offset = index[at & ~4095] {
                 let start = offset + Int(at & 4095), end = offset + 4096
                 if let nul = bytes[start..<end].firstIndex(of: 0) {
-                    if piece.count + (nul - start) < 131072 { found = ByteString(piece + bytes[start..<nul]) }
+                    if piece.count + (nul - start) < Loader.maxArgumentLength { found = ByteString(piece + bytes[start..<nul]) }
                     break
                 }
                 piece += bytes[start..<end]
